@@ -1,0 +1,200 @@
+//! Storage benchmark: appends N records of S bytes to a partition log in batches of 16 KiB and
+//! 1 MiB under each flush policy, reads them back, and prints MB/s and records/s beside the raw
+//! sequential write bandwidth of the same disk measured in the same run (plain `std::fs` write +
+//! one `fdatasync` of the same bytes). The ratio is the figure that matters on a noisy machine.
+//!
+//! `cargo bench -p broker --bench log_storage` (env: `BENCH_RECORDS`, default 1000000;
+//! `BENCH_RECORD_BYTES`, default 100; `BENCH_DIR`, default `target/bench-data`;
+//! `BENCH_IN_FLIGHT`, appends awaiting durability at once under `fsync`, default 8).
+
+use std::collections::VecDeque;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use broker::clock::SystemClock;
+use broker::log::{BatchBuilder, FlushPolicy, LogConfig, PartitionLog};
+
+fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Producer-identical batches of ~`batch_bytes` holding `records` records in all.
+fn make_batches(records: usize, record_bytes: usize, batch_bytes: usize) -> Vec<Vec<u8>> {
+    // Each record costs its value plus ~8 bytes of framing (length, attributes, deltas, key).
+    let per_batch = (batch_bytes.saturating_sub(61) / (record_bytes + 8)).max(1);
+    let value = vec![b'x'; record_bytes];
+    let mut out = Vec::new();
+    let mut left = records;
+    let ts = 1_700_000_000_000;
+    while left > 0 {
+        let n = per_batch.min(left);
+        let mut b = BatchBuilder::new();
+        for _ in 0..n {
+            b.push_value(ts, &value);
+        }
+        out.push(b.build());
+        left -= n;
+    }
+    out
+}
+
+fn fresh_dir(root: &Path, name: &str) -> PathBuf {
+    let dir = root.join(name);
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("create bench dir");
+    dir
+}
+
+/// The ceiling: the same bytes written with plain std::fs in the same chunks, one fdatasync.
+fn raw_write(dir: &Path, batches: &[Vec<u8>]) -> Duration {
+    let path = dir.join("raw.bin");
+    let start = Instant::now();
+    let mut f = File::create(&path).expect("create raw file");
+    for b in batches {
+        f.write_all(b).expect("raw write");
+    }
+    f.sync_data().expect("raw fdatasync");
+    let took = start.elapsed();
+    drop(f);
+    let _ = fs::remove_file(&path);
+    took
+}
+
+struct Run {
+    append: Duration,
+    read: Duration,
+    read_bytes: u64,
+}
+
+fn run_policy(
+    rt: &tokio::runtime::Runtime,
+    dir: &Path,
+    batches: &[Vec<u8>],
+    policy: FlushPolicy,
+    in_flight: usize,
+) -> Run {
+    let config = LogConfig {
+        flush: policy,
+        ..LogConfig::default()
+    };
+    let (log, _) = PartitionLog::open(dir, config, Arc::new(SystemClock)).expect("open log");
+    let mut input: Vec<Vec<u8>> = batches.to_vec();
+
+    let start = Instant::now();
+    rt.block_on(async {
+        // Like a producer with a bounded number of unacknowledged requests: appends go on while
+        // earlier ones wait for their sync, so one fdatasync covers several appends.
+        let mut pending = VecDeque::with_capacity(in_flight + 1);
+        for b in input.iter_mut() {
+            let info = log.append(b).expect("append");
+            pending.push_back(info.last_offset + 1);
+            if pending.len() > in_flight {
+                let end = pending.pop_front().unwrap_or_default();
+                log.wait_durable(end).await.expect("durable");
+            }
+        }
+        if let Some(end) = pending.pop_back() {
+            log.wait_durable(end).await.expect("durable");
+        }
+    });
+    // Every policy ends with the bytes on disk, so all compare with the raw write + fdatasync.
+    log.flush().expect("flush");
+    let append = start.elapsed();
+
+    let start = Instant::now();
+    let mut offset = 0;
+    let mut read_bytes = 0u64;
+    let end = log.high_watermark();
+    while offset < end {
+        let r = log.read(offset, 1 << 20).expect("read");
+        let mut rest = &r.bytes[..];
+        while !rest.is_empty() {
+            let h = broker::log::BatchHeader::parse(rest).expect("header");
+            offset = h.next_offset();
+            rest = &rest[h.total_len()..];
+        }
+        read_bytes += r.bytes.len() as u64;
+    }
+    let read = start.elapsed();
+    log.close().expect("close");
+    Run {
+        append,
+        read,
+        read_bytes,
+    }
+}
+
+fn mbps(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 / d.as_secs_f64() / 1e6
+}
+
+fn main() {
+    // `cargo test --benches` runs bench binaries with no work to do.
+    if std::env::args().any(|a| a == "--test" || a == "--list") {
+        return;
+    }
+    let records: usize = env_or("BENCH_RECORDS", 1_000_000);
+    let record_bytes: usize = env_or("BENCH_RECORD_BYTES", 100);
+    let in_flight: usize = env_or("BENCH_IN_FLIGHT", 8);
+    let root = PathBuf::from(env_or("BENCH_DIR", "target/bench-data".to_string()));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+
+    println!(
+        "storage benchmark: {records} records of {record_bytes} B, dir {} (fsync window {in_flight})",
+        root.display()
+    );
+    println!(
+        "{:>8} {:>12} {:>10} {:>12} {:>9} {:>10} {:>12} {:>10}",
+        "batch",
+        "policy",
+        "append MB/s",
+        "records/s",
+        "vs raw",
+        "read MB/s",
+        "records/s",
+        "raw MB/s"
+    );
+    for batch_bytes in [16 * 1024, 1024 * 1024] {
+        let batches = make_batches(records, record_bytes, batch_bytes);
+        let total: u64 = batches.iter().map(|b| b.len() as u64).sum();
+        for policy in [
+            FlushPolicy::Fsync,
+            FlushPolicy::Interval(100),
+            FlushPolicy::Never,
+        ] {
+            let dir = fresh_dir(&root, "run");
+            // Ceiling measured right before each run, on the same disk, same bytes and chunks.
+            let raw = raw_write(&dir, &batches);
+            let run = run_policy(&rt, &dir, &batches, policy, in_flight);
+            assert_eq!(run.read_bytes, total, "read back a different volume");
+            let raw_mbps = mbps(total, raw);
+            let append_mbps = mbps(total, run.append);
+            println!(
+                "{:>8} {:>12} {:>10.1} {:>12.0} {:>8.0}% {:>10.1} {:>12.0} {:>10.1}",
+                if batch_bytes >= 1 << 20 {
+                    "1MiB"
+                } else {
+                    "16KiB"
+                },
+                policy.to_string(),
+                append_mbps,
+                records as f64 / run.append.as_secs_f64(),
+                100.0 * append_mbps / raw_mbps,
+                mbps(total, run.read),
+                records as f64 / run.read.as_secs_f64(),
+                raw_mbps,
+            );
+            let _ = fs::remove_dir_all(&dir);
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! A single-node log broker that speaks the Apache Kafka wire protocol.
+//!
+//! Map of the crate:
+//! - [`log`]: the storage engine (segments, indexes, flush policy, recovery, retention).
+//! - [`topics`]: the registry of topics and their partition logs, persisted in the data dir.
+//! - [`clock`]: wall-clock time behind a trait, so tests can move time.
+
+// Library code never unwraps: anything from outside gets a typed error instead.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod clock;
+pub mod log;
+pub mod topics;

@@ -1,0 +1,22 @@
+//! The storage engine: per-partition segmented logs of Kafka record batches.
+//!
+//! - [`batch`]: the v2 record batch header, validation (CRC-32C) and the broker-owned fields.
+//! - [`partition_log`]: one partition's log: append, read, time lookup, flush, retention.
+//! - `segment`: one `.log` file with its indexes; recovery of the active segment on open.
+//! - `offset_index` / `time_index`: sparse, memory-mapped indexes over `index_file`.
+//! - [`config`]: segment, retention and flush settings.
+
+pub mod batch;
+pub mod config;
+pub mod error;
+mod index_file;
+mod offset_index;
+pub mod partition_log;
+mod segment;
+mod time_index;
+
+pub use batch::{BatchBuilder, BatchError, BatchHeader, Record};
+pub use config::{FlushPolicy, LogConfig, TimestampType};
+pub use error::LogError;
+pub use partition_log::{AppendInfo, OpenReport, PartitionLog, ReadResult, RetentionReport};
+pub use segment::Recovery;

@@ -1,0 +1,795 @@
+//! The log of one topic partition: an ordered list of segments of which the last is active.
+//!
+//! Invariants:
+//! - Segments are sorted by base offset and contiguous: each segment's base offset is the
+//!   previous one's next offset (a corrupt sealed segment found at open may leave a gap).
+//! - `log_start_offset <= high_watermark <= log_end_offset`. The log end offset is the offset the
+//!   next appended record gets. The high watermark is what readers may see: with the `fsync`
+//!   policy only what a completed fdatasync covers, otherwise everything appended.
+//! - Appends are serialised by `state`; the lock is held while bytes go to the page cache, never
+//!   across an fsync. Readers hold it only to find the segment and index position, then read the
+//!   file with `pread` on their own `Arc<File>`, so they never block the writer on I/O. Deleted
+//!   segments stay readable through such handles until the last reader drops them.
+//! - One flusher thread per log does every fsync. Under `fsync` it syncs as soon as there is
+//!   something to sync; appends that arrive meanwhile share the next sync (group commit).
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::batch::{self, BatchError, BatchHeader, HEADER_LEN};
+use super::config::{FlushPolicy, LogConfig, TimestampType};
+use super::error::LogError;
+use super::segment::{self, Recovery, Segment};
+use crate::clock::Clock;
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// The time stamped into the batches for `LogAppendTime` topics, else -1.
+    pub log_append_time_ms: i64,
+    pub log_start_offset: i64,
+    pub bytes: usize,
+}
+
+/// Whole batches read from the log.
+#[derive(Debug, Clone, Default)]
+pub struct ReadResult {
+    /// Stored batches back to back, starting with the one that contains the requested offset.
+    pub bytes: Vec<u8>,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+}
+
+/// What retention removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionReport {
+    pub deleted_segments: usize,
+    pub deleted_bytes: u64,
+    pub log_start_offset: i64,
+}
+
+/// What opening the log found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpenReport {
+    pub segments: usize,
+    /// Sealed segments whose indexes had to be rebuilt from the log.
+    pub rebuilt_indexes: usize,
+    pub active: Recovery,
+}
+
+/// Progress of the flusher, published to waiters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Durable {
+    offset: i64,
+    failure: Option<String>,
+}
+
+#[derive(Debug)]
+struct State {
+    segments: Vec<Segment>,
+    log_start_offset: i64,
+    log_end_offset: i64,
+    flushed_offset: i64,
+    /// Files of segments sealed since the last flush; the next flush syncs them.
+    unflushed: Vec<Arc<File>>,
+    /// A segment file was created or deleted since the last flush: the directory needs a sync.
+    dir_dirty: bool,
+    failure: Option<String>,
+    closed: bool,
+}
+
+impl State {
+    fn active(&mut self) -> &mut Segment {
+        // `open` and every roll leave at least one segment.
+        let last = self.segments.len() - 1;
+        &mut self.segments[last]
+    }
+
+    /// Index of the segment that may contain `offset` (the last with base <= offset).
+    fn segment_for(&self, offset: i64) -> usize {
+        self.segments
+            .partition_point(|s| s.base_offset() <= offset)
+            .saturating_sub(1)
+    }
+
+    fn high_watermark(&self, policy: FlushPolicy) -> i64 {
+        match policy {
+            FlushPolicy::Fsync => self.flushed_offset,
+            _ => self.log_end_offset,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    dir: PathBuf,
+    config: LogConfig,
+    clock: Arc<dyn Clock>,
+    state: Mutex<State>,
+    wake_flusher: Condvar,
+    durable: watch::Sender<Durable>,
+    high_watermark: watch::Sender<i64>,
+    /// Completed flushes (fdatasync rounds), for metrics and to observe group commit.
+    flushes: AtomicU64,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the on-disk log inconsistent (recovery
+        // handles any tail), so keep serving rather than cascade the panic.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn failed(&self, reason: &str) -> LogError {
+        LogError::Failed {
+            dir: self.dir.clone(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// A partition's log. Cheap to share behind an `Arc`; dropping it stops its flusher after a
+/// final flush.
+#[derive(Debug)]
+pub struct PartitionLog {
+    shared: Arc<Shared>,
+    flusher: Option<JoinHandle<()>>,
+}
+
+impl PartitionLog {
+    /// Opens (or creates) the log in `dir`, recovering the active segment and checking the
+    /// indexes of the sealed ones.
+    pub fn open(
+        dir: &Path,
+        config: LogConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(Self, OpenReport), LogError> {
+        config.validate()?;
+        fs::create_dir_all(dir).map_err(LogError::io(format!("create {}", dir.display())))?;
+        let bases = list_segments(dir)?;
+        let mut report = OpenReport::default();
+        let mut segments = Vec::with_capacity(bases.len().max(1));
+        if bases.is_empty() {
+            segments.push(
+                Segment::create(dir, 0, &config).map_err(LogError::io(format!(
+                    "create first segment in {}",
+                    dir.display()
+                )))?,
+            );
+        } else {
+            for (i, &base) in bases.iter().enumerate() {
+                if let Some(&next) = bases.get(i + 1) {
+                    let (seg, rebuilt) = Segment::open_sealed(dir, base, next, &config).map_err(
+                        LogError::io(format!("open {}", segment::log_path(dir, base).display())),
+                    )?;
+                    if rebuilt {
+                        tracing::warn!(dir = %dir.display(), base, "rebuilt segment indexes");
+                        report.rebuilt_indexes += 1;
+                    }
+                    if seg.next_offset() != next {
+                        tracing::error!(
+                            dir = %dir.display(),
+                            base,
+                            ends_at = seg.next_offset(),
+                            next_segment = next,
+                            "offset gap between segments"
+                        );
+                    }
+                    segments.push(seg);
+                } else {
+                    let (seg, recovery) =
+                        Segment::open_active(dir, base, &config).map_err(LogError::io(format!(
+                            "recover {}",
+                            segment::log_path(dir, base).display()
+                        )))?;
+                    if recovery.truncated_bytes > 0 {
+                        tracing::warn!(
+                            dir = %dir.display(),
+                            kept_batches = recovery.batches,
+                            truncated_bytes = recovery.truncated_bytes,
+                            "truncated a torn or corrupt tail of the active segment"
+                        );
+                    }
+                    report.active = recovery;
+                    segments.push(seg);
+                }
+            }
+        }
+        report.segments = segments.len();
+        // What recovery kept is what the disk holds now; make sure of it before calling it durable.
+        if let Some(active) = segments.last() {
+            active
+                .log_file()
+                .sync_all()
+                .map_err(LogError::io("sync recovered segment"))?;
+        }
+        sync_dir(dir).map_err(LogError::io(format!("sync {}", dir.display())))?;
+
+        let log_start_offset = segments.first().map_or(0, |s| s.base_offset());
+        let log_end_offset = segments.last().map_or(0, |s| s.next_offset());
+        let state = State {
+            segments,
+            log_start_offset,
+            log_end_offset,
+            flushed_offset: log_end_offset,
+            unflushed: Vec::new(),
+            dir_dirty: false,
+            failure: None,
+            closed: false,
+        };
+        let shared = Arc::new(Shared {
+            dir: dir.to_path_buf(),
+            config,
+            clock,
+            state: Mutex::new(state),
+            wake_flusher: Condvar::new(),
+            durable: watch::Sender::new(Durable {
+                offset: log_end_offset,
+                failure: None,
+            }),
+            high_watermark: watch::Sender::new(log_end_offset),
+            flushes: AtomicU64::new(0),
+        });
+        let flusher = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("log-flusher".into())
+                .spawn(move || flusher_loop(&shared))
+                .map_err(LogError::io("start flusher thread"))?
+        };
+        Ok((
+            PartitionLog {
+                shared,
+                flusher: Some(flusher),
+            },
+            report,
+        ))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.shared.config
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.shared.lock().log_start_offset
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.shared.lock().log_end_offset
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        self.shared.lock().high_watermark(self.shared.config.flush)
+    }
+
+    /// Total bytes of all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.shared.lock().segments.iter().map(Segment::size).sum()
+    }
+
+    /// Flushes completed since open. Under `fsync`, far fewer than appends when they overlap.
+    pub fn flush_count(&self) -> u64 {
+        self.shared.flushes.load(Ordering::Relaxed)
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.shared.lock().segments.len()
+    }
+
+    /// Follows the high watermark, for readers waiting on new data (Fetch long polls).
+    pub fn watch_high_watermark(&self) -> watch::Receiver<i64> {
+        self.shared.high_watermark.subscribe()
+    }
+
+    /// Validates and appends a record set (one or more v2 batches back to back), assigning
+    /// offsets in place. Returns once the bytes are in the page cache; await
+    /// [`PartitionLog::wait_durable`] before acknowledging.
+    pub fn append(&self, records: &mut [u8]) -> Result<AppendInfo, LogError> {
+        let headers = batch::validate_record_set(records)?;
+        let limit = self.shared.config.max_message_bytes;
+        if let Some(h) = headers.iter().find(|h| h.total_len() > limit) {
+            return Err(BatchError::TooLarge {
+                size: h.total_len(),
+                limit,
+            }
+            .into());
+        }
+        let config = &self.shared.config;
+        let mut st = self.shared.lock();
+        if let Some(reason) = &st.failure {
+            return Err(self.shared.failed(reason));
+        }
+        if st.closed {
+            return Err(LogError::Closed);
+        }
+        let now = self.shared.clock.now_ms();
+        if st.active().should_roll(records.len() as u64, now, config) {
+            self.roll(&mut st)?;
+        }
+
+        let base_offset = st.log_end_offset;
+        let log_append_time = match config.timestamp_type {
+            TimestampType::LogAppendTime => now,
+            TimestampType::CreateTime => -1,
+        };
+        let mut stamped = Vec::with_capacity(headers.len());
+        let (mut pos, mut next) = (0usize, base_offset);
+        for h in &headers {
+            let end = pos + h.total_len();
+            let bytes = &mut records[pos..end];
+            batch::assign_offset(bytes, next);
+            if log_append_time >= 0 {
+                batch::set_log_append_time(bytes, log_append_time);
+            }
+            let h = BatchHeader::parse(bytes)?;
+            next = h.next_offset();
+            stamped.push(h);
+            pos = end;
+        }
+
+        let active = st.active();
+        let (old_size, old_next) = (active.size(), active.next_offset());
+        if let Err(e) = active.append(records, &stamped, now) {
+            // Take back a partial write so the segment keeps only whole batches.
+            if let Err(e2) = active.truncate_to(old_size, old_next) {
+                let reason = format!("append failed ({e}) and could not be undone ({e2})");
+                st.failure = Some(reason.clone());
+                return Err(self.shared.failed(&reason));
+            }
+            return Err(LogError::Io {
+                context: format!("append to {}", self.shared.dir.display()),
+                source: e,
+            });
+        }
+        st.log_end_offset = next;
+        let info = AppendInfo {
+            base_offset,
+            last_offset: next - 1,
+            log_append_time_ms: log_append_time,
+            log_start_offset: st.log_start_offset,
+            bytes: records.len(),
+        };
+        drop(st);
+        match config.flush {
+            FlushPolicy::Fsync => self.shared.wake_flusher.notify_one(),
+            _ => {
+                self.shared.high_watermark.send_replace(next);
+            }
+        }
+        Ok(info)
+    }
+
+    /// Seals the active segment and starts a new one at the log end offset.
+    fn roll(&self, st: &mut State) -> Result<(), LogError> {
+        let dir = &self.shared.dir;
+        let leo = st.log_end_offset;
+        let active = st.active();
+        active
+            .seal()
+            .map_err(LogError::io(format!("seal segment in {}", dir.display())))?;
+        let files = active
+            .files_to_sync()
+            .map_err(LogError::io("open sealed segment files for sync"))?;
+        st.unflushed.extend(files);
+        let seg = Segment::create(dir, leo, &self.shared.config).map_err(LogError::io(format!(
+            "create segment {leo} in {}",
+            dir.display()
+        )))?;
+        st.segments.push(seg);
+        st.dir_dirty = true;
+        tracing::debug!(dir = %dir.display(), base_offset = leo, "rolled segment");
+        Ok(())
+    }
+
+    /// Resolves once everything before `end_offset` is durable under the flush policy: under
+    /// `fsync` after an fdatasync covered it, under the other policies at once (their promise is
+    /// the weaker one documented on [`FlushPolicy`]).
+    pub async fn wait_durable(&self, end_offset: i64) -> Result<(), LogError> {
+        if self.shared.config.flush != FlushPolicy::Fsync {
+            return Ok(());
+        }
+        let mut rx = self.shared.durable.subscribe();
+        let seen = rx
+            .wait_for(|d| d.offset >= end_offset || d.failure.is_some())
+            .await
+            .map_err(|_| LogError::Closed)?
+            .clone();
+        match seen.failure {
+            Some(reason) if seen.offset < end_offset => Err(self.shared.failed(&reason)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Flushes everything appended so far, now, on the calling thread.
+    pub fn flush(&self) -> Result<(), LogError> {
+        flush_once(&self.shared, self.shared.lock())
+    }
+
+    /// Reads whole batches starting with the one that contains `offset`, up to `max_bytes` (but
+    /// always at least one whole batch, so a reader can make progress past a large one). Only
+    /// batches below the high watermark are returned, from one segment at a time.
+    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, LogError> {
+        let mut cursor = offset;
+        loop {
+            let (file, pos, end, hwm, log_start, next_base) = {
+                let st = self.shared.lock();
+                let hwm = st.high_watermark(self.shared.config.flush);
+                if offset < st.log_start_offset || offset > st.log_end_offset {
+                    return Err(LogError::OffsetOutOfRange {
+                        requested: offset,
+                        log_start: st.log_start_offset,
+                        log_end: st.log_end_offset,
+                    });
+                }
+                let empty = ReadResult {
+                    bytes: Vec::new(),
+                    high_watermark: hwm,
+                    log_start_offset: st.log_start_offset,
+                };
+                if cursor >= hwm {
+                    return Ok(empty);
+                }
+                let i = st.segment_for(cursor);
+                let seg = &st.segments[i];
+                let next_base = st.segments.get(i + 1).map(Segment::base_offset);
+                (
+                    seg.log_file().clone(),
+                    seg.index_lookup(cursor),
+                    seg.size(),
+                    hwm,
+                    st.log_start_offset,
+                    next_base,
+                )
+            };
+            let found = read_batches(&file, pos, end, cursor, max_bytes, hwm)
+                .map_err(LogError::io(format!("read {}", self.shared.dir.display())))?;
+            match (found, next_base) {
+                (Some(bytes), _) => {
+                    return Ok(ReadResult {
+                        bytes,
+                        high_watermark: hwm,
+                        log_start_offset: log_start,
+                    })
+                }
+                // Not in this segment (a gap left by a damaged segment): go on in the next one.
+                (None, Some(next)) => cursor = next,
+                (None, None) => {
+                    return Ok(ReadResult {
+                        bytes: Vec::new(),
+                        high_watermark: hwm,
+                        log_start_offset: log_start,
+                    })
+                }
+            }
+        }
+    }
+
+    /// The first offset whose record timestamp is >= `ts`, with that timestamp; `None` if every
+    /// visible record is older. For compressed batches (whose records are not decoded here) the
+    /// answer is the batch's base offset and max timestamp, which never skips a matching record.
+    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
+        let (file, pos, end, hwm) = {
+            let st = self.shared.lock();
+            let hwm = st.high_watermark(self.shared.config.flush);
+            let Some(seg) = st.segments.iter().find(|s| s.max_timestamp() >= ts) else {
+                return Ok(None);
+            };
+            let start = seg.time_lookup(ts);
+            (
+                seg.log_file().clone(),
+                seg.index_lookup(start),
+                seg.size(),
+                hwm,
+            )
+        };
+        find_timestamp(&file, pos, end, ts, hwm)
+            .map_err(LogError::io(format!("scan {}", self.shared.dir.display())))
+    }
+
+    /// The record with the largest timestamp (ListOffsets -3): its offset and timestamp.
+    pub fn max_timestamp(&self) -> Result<Option<(i64, i64)>, LogError> {
+        let max = {
+            let st = self.shared.lock();
+            st.segments.iter().map(Segment::max_timestamp).max()
+        };
+        match max {
+            Some(ts) if ts >= 0 => self.offset_for_timestamp(ts),
+            _ => Ok(None),
+        }
+    }
+
+    /// Deletes whole sealed segments past `retention_ms` (by their newest timestamp) or beyond
+    /// `retention_bytes` (oldest first), and advances the log start offset. The active segment
+    /// is never deleted.
+    pub fn enforce_retention(&self) -> Result<RetentionReport, LogError> {
+        let config = &self.shared.config;
+        let now = self.shared.clock.now_ms();
+        let doomed: Vec<Segment> = {
+            let mut st = self.shared.lock();
+            let mut total: u64 = st.segments.iter().map(Segment::size).sum();
+            let mut n = 0;
+            for seg in &st.segments[..st.segments.len() - 1] {
+                let too_old = config.retention_ms >= 0
+                    && seg.max_timestamp() >= 0
+                    && now - seg.max_timestamp() > config.retention_ms;
+                let too_big = config.retention_bytes >= 0
+                    && total - seg.size() >= config.retention_bytes as u64;
+                if !(too_old || too_big) {
+                    break;
+                }
+                total -= seg.size();
+                n += 1;
+            }
+            if n == 0 {
+                return Ok(RetentionReport {
+                    log_start_offset: st.log_start_offset,
+                    ..RetentionReport::default()
+                });
+            }
+            let doomed: Vec<Segment> = st.segments.drain(..n).collect();
+            st.log_start_offset = st.segments[0].base_offset();
+            st.dir_dirty = true;
+            doomed
+        };
+        let mut report = RetentionReport {
+            deleted_segments: doomed.len(),
+            deleted_bytes: doomed.iter().map(Segment::size).sum(),
+            log_start_offset: self.log_start_offset(),
+        };
+        for seg in &doomed {
+            seg.delete_files().map_err(LogError::io(format!(
+                "delete segment in {}",
+                self.shared.dir.display()
+            )))?;
+        }
+        report.log_start_offset = self.log_start_offset();
+        tracing::info!(
+            dir = %self.shared.dir.display(),
+            segments = report.deleted_segments,
+            bytes = report.deleted_bytes,
+            log_start_offset = report.log_start_offset,
+            "retention deleted segments"
+        );
+        Ok(report)
+    }
+
+    /// Flushes and stops the flusher. Later appends fail with [`LogError::Closed`].
+    pub fn close(mut self) -> Result<(), LogError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), LogError> {
+        {
+            let mut st = self.shared.lock();
+            st.closed = true;
+        }
+        self.shared.wake_flusher.notify_all();
+        if let Some(handle) = self.flusher.take() {
+            let _ = handle.join();
+        }
+        let st = self.shared.lock();
+        match &st.failure {
+            Some(reason) => Err(self.shared.failed(reason)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for PartitionLog {
+    fn drop(&mut self) {
+        if self.flusher.is_some() {
+            if let Err(e) = self.shutdown() {
+                tracing::error!(error = %e, "log closed with an error");
+            }
+        }
+    }
+}
+
+/// Runs until the log closes, then does a final flush.
+fn flusher_loop(shared: &Shared) {
+    let policy = shared.config.flush;
+    let mut st = shared.lock();
+    loop {
+        if st.closed {
+            break;
+        }
+        st = match policy {
+            FlushPolicy::Fsync => {
+                if !needs_flush(&st) {
+                    shared
+                        .wake_flusher
+                        .wait(st)
+                        .unwrap_or_else(PoisonError::into_inner)
+                } else {
+                    st
+                }
+            }
+            FlushPolicy::Interval(ms) => {
+                shared
+                    .wake_flusher
+                    .wait_timeout(st, Duration::from_millis(ms))
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0
+            }
+            FlushPolicy::Never => shared
+                .wake_flusher
+                .wait(st)
+                .unwrap_or_else(PoisonError::into_inner),
+        };
+        if st.closed {
+            break;
+        }
+        if needs_flush(&st) && st.failure.is_none() {
+            // Errors are recorded in the state and published to waiters by flush_once.
+            let _ = flush_once(shared, st);
+            st = shared.lock();
+        }
+    }
+    if needs_flush(&st) && st.failure.is_none() {
+        if let Err(e) = flush_once(shared, st) {
+            tracing::error!(error = %e, "final flush failed");
+        }
+    }
+}
+
+fn needs_flush(st: &State) -> bool {
+    st.flushed_offset < st.log_end_offset || !st.unflushed.is_empty() || st.dir_dirty
+}
+
+/// Syncs everything appended before the call; releases the lock during the syncs.
+fn flush_once(shared: &Shared, mut st: MutexGuard<'_, State>) -> Result<(), LogError> {
+    if let Some(reason) = &st.failure {
+        return Err(shared.failed(reason));
+    }
+    let target = st.log_end_offset;
+    let mut files = std::mem::take(&mut st.unflushed);
+    files.push(st.active().log_file().clone());
+    let dir_dirty = std::mem::replace(&mut st.dir_dirty, false);
+    drop(st);
+
+    let mut result = files.iter().try_for_each(|f| f.sync_data());
+    if result.is_ok() && dir_dirty {
+        result = sync_dir(&shared.dir);
+    }
+
+    let mut st = shared.lock();
+    match result {
+        Ok(()) => {
+            shared.flushes.fetch_add(1, Ordering::Relaxed);
+            if target > st.flushed_offset {
+                st.flushed_offset = target;
+            }
+            let flushed = st.flushed_offset;
+            drop(st);
+            shared.durable.send_replace(Durable {
+                offset: flushed,
+                failure: None,
+            });
+            if shared.config.flush == FlushPolicy::Fsync {
+                shared.high_watermark.send_replace(flushed);
+            }
+            Ok(())
+        }
+        Err(e) => {
+            let reason = format!("fdatasync failed: {e}");
+            tracing::error!(dir = %shared.dir.display(), error = %e, "flush failed; log is now read-only");
+            st.failure = Some(reason.clone());
+            let flushed = st.flushed_offset;
+            drop(st);
+            shared.durable.send_replace(Durable {
+                offset: flushed,
+                failure: Some(reason.clone()),
+            });
+            Err(shared.failed(&reason))
+        }
+    }
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Base offsets of the `.log` files in `dir`, ascending. Other files are ignored.
+fn list_segments(dir: &Path) -> Result<Vec<i64>, LogError> {
+    let mut bases = Vec::new();
+    let entries = fs::read_dir(dir).map_err(LogError::io(format!("list {}", dir.display())))?;
+    for entry in entries {
+        let entry = entry.map_err(LogError::io(format!("list {}", dir.display())))?;
+        let name = entry.file_name();
+        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".log")) else {
+            continue;
+        };
+        match stem.parse::<i64>() {
+            Ok(base) if stem.len() == 20 && base >= 0 => bases.push(base),
+            _ => {
+                tracing::warn!(file = ?name, "ignoring a .log file whose name is not a base offset")
+            }
+        }
+    }
+    bases.sort_unstable();
+    Ok(bases)
+}
+
+/// From the indexed position `pos`, skips batches that end before `offset` and reads whole
+/// batches from the one containing it. `None` when the segment (up to `end`) has no such batch.
+fn read_batches(
+    file: &File,
+    mut pos: u64,
+    end: u64,
+    offset: i64,
+    max_bytes: usize,
+    hwm: i64,
+) -> std::io::Result<Option<Vec<u8>>> {
+    let first = loop {
+        let Some(h) = segment::read_header_at(file, pos, end)? else {
+            return Ok(None);
+        };
+        if h.last_offset() >= offset {
+            break h;
+        }
+        pos += h.total_len() as u64;
+    };
+    if first.base_offset >= hwm {
+        return Ok(Some(Vec::new()));
+    }
+    let available = (end - pos) as usize;
+    let want = first.total_len().max(max_bytes.min(available));
+    let mut buf = vec![0u8; want.min(available)];
+    use std::os::unix::fs::FileExt;
+    file.read_exact_at(&mut buf, pos)?;
+    // Keep whole batches below the high watermark.
+    let mut cut = 0;
+    while cut + HEADER_LEN <= buf.len() {
+        let Ok(h) = BatchHeader::parse(&buf[cut..]) else {
+            break;
+        };
+        if h.base_offset >= hwm || cut + h.total_len() > buf.len() {
+            break;
+        }
+        cut += h.total_len();
+    }
+    buf.truncate(cut);
+    Ok(Some(buf))
+}
+
+/// Scans batches from `pos` for the first record with timestamp >= `ts` below `hwm`.
+fn find_timestamp(
+    file: &File,
+    mut pos: u64,
+    end: u64,
+    ts: i64,
+    hwm: i64,
+) -> std::io::Result<Option<(i64, i64)>> {
+    use std::os::unix::fs::FileExt;
+    while let Some(h) = segment::read_header_at(file, pos, end)? {
+        if h.base_offset >= hwm {
+            return Ok(None);
+        }
+        if h.max_timestamp >= ts {
+            let mut buf = vec![0u8; h.total_len()];
+            file.read_exact_at(&mut buf, pos)?;
+            return Ok(Some(match batch::record_timestamps(&buf) {
+                Some(stamps) => stamps
+                    .iter()
+                    .position(|&t| t >= ts)
+                    .map(|i| (h.base_offset + i as i64, stamps[i]))
+                    .unwrap_or((h.base_offset, h.max_timestamp)),
+                None => (h.base_offset, h.max_timestamp),
+            }));
+        }
+        pos += h.total_len() as u64;
+    }
+    Ok(None)
+}

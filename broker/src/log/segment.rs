@@ -1,0 +1,362 @@
+//! One segment of a partition log: a `.log` file of record batches back to back, named by the
+//! segment's base offset, with its sparse `.index` and `.timeindex` beside it.
+//!
+//! Invariants:
+//! - The `.log` holds whole, CRC-valid v2 batches from position 0 to `size`, with contiguous
+//!   offsets: the first batch's base offset is `base_offset`, each next batch starts at the
+//!   previous batch's last offset + 1, and the last ends at `next_offset - 1`.
+//! - Only the active (last) segment of a log is appended to. Sealing trims its index files and
+//!   writes the time index's final entry; a sealed segment never changes again until deleted.
+//! - Bytes are written to the file before `size` moves past them, and readers never look past a
+//!   `size` they observed, so a reader sees whole batches only.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::batch::{self, BatchHeader, HEADER_LEN, LEADER_EPOCH};
+use super::config::LogConfig;
+use super::offset_index::OffsetIndex;
+use super::time_index::TimeIndex;
+
+/// File name stem of a segment: its base offset as 20 zero-padded digits, as Kafka names them.
+pub(crate) fn file_stem(base_offset: i64) -> String {
+    format!("{base_offset:020}")
+}
+
+pub(crate) fn log_path(dir: &Path, base_offset: i64) -> PathBuf {
+    dir.join(format!("{}.log", file_stem(base_offset)))
+}
+
+fn index_path(dir: &Path, base_offset: i64) -> PathBuf {
+    dir.join(format!("{}.index", file_stem(base_offset)))
+}
+
+fn time_index_path(dir: &Path, base_offset: i64) -> PathBuf {
+    dir.join(format!("{}.timeindex", file_stem(base_offset)))
+}
+
+/// What opening the active segment found and repaired.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Valid batches kept.
+    pub batches: u64,
+    /// Bytes cut off the end (a torn or corrupt tail).
+    pub truncated_bytes: u64,
+}
+
+#[derive(Debug)]
+pub(crate) struct Segment {
+    base_offset: i64,
+    log: Arc<File>,
+    dir: PathBuf,
+    size: u64,
+    next_offset: i64,
+    max_timestamp: i64,
+    /// Clock time (ms) from which `segment_ms` is counted: the first append, or the first
+    /// batch's timestamp for a segment reopened after a restart.
+    rolling_base_ms: Option<i64>,
+    index: OffsetIndex,
+    time_index: TimeIndex,
+    bytes_since_index_entry: u64,
+    index_interval: u64,
+    sealed: bool,
+}
+
+impl Segment {
+    /// A new, empty active segment.
+    pub(crate) fn create(dir: &Path, base_offset: i64, config: &LogConfig) -> io::Result<Self> {
+        let log = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(log_path(dir, base_offset))?;
+        Self::with_fresh_indexes(dir, base_offset, log, config)
+    }
+
+    fn with_fresh_indexes(
+        dir: &Path,
+        base_offset: i64,
+        log: File,
+        config: &LogConfig,
+    ) -> io::Result<Self> {
+        let capacity = config.max_index_entries();
+        Ok(Segment {
+            base_offset,
+            log: Arc::new(log),
+            dir: dir.to_path_buf(),
+            size: 0,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            rolling_base_ms: None,
+            index: OffsetIndex::create(&index_path(dir, base_offset), base_offset, capacity)?,
+            time_index: TimeIndex::create(
+                &time_index_path(dir, base_offset),
+                base_offset,
+                capacity,
+            )?,
+            bytes_since_index_entry: 0,
+            index_interval: config.index_interval_bytes as u64,
+            sealed: false,
+        })
+    }
+
+    /// Opens the last segment of a log for appending: scans every batch, cuts the file at the
+    /// first torn or corrupt one, and rebuilds both indexes from what is left.
+    pub(crate) fn open_active(
+        dir: &Path,
+        base_offset: i64,
+        config: &LogConfig,
+    ) -> io::Result<(Self, Recovery)> {
+        let log = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(log_path(dir, base_offset))?;
+        let mut seg = Self::with_fresh_indexes(dir, base_offset, log, config)?;
+        let file_len = seg.log.metadata()?.len();
+        let batches = seg.rebuild_from_scan(file_len)?;
+        let truncated = file_len - seg.size;
+        if truncated > 0 {
+            seg.log.set_len(seg.size)?;
+            seg.log.sync_all()?;
+        }
+        Ok((
+            seg,
+            Recovery {
+                batches,
+                truncated_bytes: truncated,
+            },
+        ))
+    }
+
+    /// Opens a sealed segment. `next_offset` is the next segment's base offset. Its indexes are
+    /// checked and rebuilt from the log when missing or inconsistent; returns whether they were.
+    pub(crate) fn open_sealed(
+        dir: &Path,
+        base_offset: i64,
+        next_offset: i64,
+        config: &LogConfig,
+    ) -> io::Result<(Self, bool)> {
+        let log = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(log_path(dir, base_offset))?;
+        let size = log.metadata()?.len();
+        let index = OffsetIndex::open_checked(&index_path(dir, base_offset), base_offset, size)?;
+        let time_index =
+            TimeIndex::open_checked(&time_index_path(dir, base_offset), base_offset, next_offset)?;
+        if let (Some(index), Some(time_index)) = (index, time_index) {
+            let max_timestamp = time_index.last_timestamp().unwrap_or(-1);
+            let seg = Segment {
+                base_offset,
+                log: Arc::new(log),
+                dir: dir.to_path_buf(),
+                size,
+                next_offset,
+                max_timestamp,
+                rolling_base_ms: None,
+                index,
+                time_index,
+                bytes_since_index_entry: 0,
+                index_interval: config.index_interval_bytes as u64,
+                sealed: true,
+            };
+            return Ok((seg, false));
+        }
+        let mut seg = Self::with_fresh_indexes(dir, base_offset, log, config)?;
+        seg.rebuild_from_scan(size)?;
+        if seg.size < size {
+            tracing::error!(
+                segment = %log_path(dir, base_offset).display(),
+                valid_bytes = seg.size,
+                file_bytes = size,
+                "corrupt batch inside a sealed segment; truncating it there"
+            );
+            seg.log.set_len(seg.size)?;
+        }
+        seg.seal()?;
+        Ok((seg, true))
+    }
+
+    /// Reads batches from position 0 up to `file_len`, validating each (framing, magic, CRC,
+    /// leader epoch, offset continuity), and re-adds index entries. Stops at the first bad one;
+    /// `size` and `next_offset` end at the last good batch. Returns the number of good batches.
+    fn rebuild_from_scan(&mut self, file_len: u64) -> io::Result<u64> {
+        let file = self.log.clone();
+        let mut reader = BufReader::with_capacity(1 << 20, &*file);
+        let mut buf = vec![0u8; HEADER_LEN];
+        let mut batches = 0;
+        loop {
+            let remaining = file_len - self.size;
+            if remaining < HEADER_LEN as u64 {
+                break;
+            }
+            buf.resize(HEADER_LEN, 0);
+            reader.read_exact(&mut buf)?;
+            let Ok(header) = BatchHeader::parse(&buf) else {
+                break;
+            };
+            let total = header.total_len() as u64;
+            if total > remaining {
+                break;
+            }
+            buf.resize(total as usize, 0);
+            reader.read_exact(&mut buf[HEADER_LEN..])?;
+            match batch::validate_batch(&buf) {
+                Ok(h)
+                    if h.base_offset == self.next_offset
+                        && h.partition_leader_epoch == LEADER_EPOCH => {}
+                _ => break,
+            }
+            if self.rolling_base_ms.is_none() {
+                self.rolling_base_ms = Some(header.max_timestamp);
+            }
+            self.note_appended(&header, total);
+            batches += 1;
+        }
+        Ok(batches)
+    }
+
+    pub(crate) fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+
+    pub(crate) fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub(crate) fn max_timestamp(&self) -> i64 {
+        self.max_timestamp
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+
+    pub(crate) fn log_file(&self) -> &Arc<File> {
+        &self.log
+    }
+
+    /// Whether `incoming` more bytes (or one more index entry) would overflow this segment, or it
+    /// has been open longer than `segment_ms`. An empty segment never needs to roll.
+    pub(crate) fn should_roll(&self, incoming: u64, now_ms: i64, config: &LogConfig) -> bool {
+        if self.is_empty() {
+            return false;
+        }
+        self.size + incoming > config.segment_bytes
+            || self.index.is_full()
+            || self.time_index.is_full()
+            || self
+                .rolling_base_ms
+                .is_some_and(|base| now_ms - base >= config.segment_ms)
+    }
+
+    /// Appends a record set whose batches already carry their final offsets. `headers` are the
+    /// headers of the batches in `bytes`, in order, and must continue at `next_offset`.
+    pub(crate) fn append(
+        &mut self,
+        bytes: &[u8],
+        headers: &[BatchHeader],
+        now_ms: i64,
+    ) -> io::Result<()> {
+        debug_assert!(!self.sealed, "append to a sealed segment");
+        self.log.write_all_at(bytes, self.size)?;
+        if self.rolling_base_ms.is_none() {
+            self.rolling_base_ms = Some(now_ms);
+        }
+        for h in headers {
+            self.note_appended(h, h.total_len() as u64);
+        }
+        Ok(())
+    }
+
+    /// Index bookkeeping for a batch just written at `self.size`.
+    fn note_appended(&mut self, h: &BatchHeader, len: u64) {
+        if self.size > 0 && self.bytes_since_index_entry >= self.index_interval {
+            // Capacity is sized for the segment, and `should_roll` rolls before it runs out.
+            let _ = self.index.append(h.base_offset, self.size);
+            let _ = self
+                .time_index
+                .maybe_append(self.max_timestamp, h.base_offset);
+            self.bytes_since_index_entry = 0;
+        }
+        self.bytes_since_index_entry += len;
+        self.max_timestamp = self.max_timestamp.max(h.max_timestamp);
+        self.size += len;
+        self.next_offset = h.next_offset();
+    }
+
+    /// Makes this segment read-only: final time-index entry, index files cut to size.
+    pub(crate) fn seal(&mut self) -> io::Result<()> {
+        if self.sealed {
+            return Ok(());
+        }
+        self.time_index
+            .append_seal(self.max_timestamp, self.next_offset);
+        self.index.trim()?;
+        self.time_index.trim()?;
+        self.sealed = true;
+        Ok(())
+    }
+
+    /// Files an fsync must cover to make this (sealed) segment durable.
+    pub(crate) fn files_to_sync(&self) -> io::Result<Vec<Arc<File>>> {
+        Ok(vec![
+            self.log.clone(),
+            Arc::new(self.index.file().try_clone_file()?),
+            Arc::new(self.time_index.file().try_clone_file()?),
+        ])
+    }
+
+    /// Position of the indexed batch at or before `offset`.
+    pub(crate) fn index_lookup(&self, offset: i64) -> u64 {
+        self.index.lookup(offset).1
+    }
+
+    /// Offset to start a timestamp scan from.
+    pub(crate) fn time_lookup(&self, ts: i64) -> i64 {
+        self.time_index.lookup(ts)
+    }
+
+    /// Deletes the segment's files (the segment must no longer be in the log).
+    pub(crate) fn delete_files(&self) -> io::Result<()> {
+        for p in [
+            log_path(&self.dir, self.base_offset),
+            self.index.file().path().to_path_buf(),
+            self.time_index.file().path().to_path_buf(),
+        ] {
+            match fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Cuts the active segment back to `position` (used when an append failed half-way).
+    pub(crate) fn truncate_to(&mut self, position: u64, next_offset: i64) -> io::Result<()> {
+        self.log.set_len(position)?;
+        self.size = position;
+        self.next_offset = next_offset;
+        self.index.truncate_to_position(position);
+        self.time_index.truncate_to_offset(next_offset);
+        Ok(())
+    }
+}
+
+/// Reads the batch header at `pos` of a segment file; `None` past `end` or on a short read.
+pub(crate) fn read_header_at(file: &File, pos: u64, end: u64) -> io::Result<Option<BatchHeader>> {
+    if pos + HEADER_LEN as u64 > end {
+        return Ok(None);
+    }
+    let mut buf = [0u8; HEADER_LEN];
+    file.read_exact_at(&mut buf, pos)?;
+    Ok(BatchHeader::parse(&buf).ok())
+}

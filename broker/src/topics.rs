@@ -1,0 +1,378 @@
+//! The topics the broker holds: their partition logs and their metadata, persisted so that a
+//! restart brings every topic back with its partition count, id and configs.
+//!
+//! On-disk layout under the data directory:
+//!
+//! ```text
+//! topics/<name>/topic.json        name, id, partition count, log config
+//! topics/<name>/<partition>/      that partition's segments
+//! trash/<name>-<uuid>/            a deleted topic, removed in the background and at next start
+//! ```
+//!
+//! Invariant: a topic exists exactly when its `topic.json` exists. It is written last on create
+//! (tmp file, fsync, rename, fsync dir) and the directory is moved to `trash/` first on delete, so
+//! a crash in between leaves either the whole topic or none of it. A topic directory without
+//! `topic.json` is an interrupted create and is moved to `trash/` at open.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use uuid::Uuid;
+
+use crate::clock::Clock;
+use crate::log::config::InvalidConfig;
+use crate::log::{LogConfig, LogError, PartitionLog};
+
+/// Kafka's limit on topic name length.
+pub const MAX_TOPIC_NAME_LEN: usize = 249;
+/// Upper bound on partitions per topic: each is a directory, a flusher thread and open files.
+pub const MAX_PARTITIONS: i32 = 1024;
+const META_FILE: &str = "topic.json";
+const META_VERSION: u32 = 1;
+
+#[derive(Debug, Error)]
+pub enum TopicError {
+    #[error("invalid topic name {0:?}: use 1-249 characters of [a-zA-Z0-9._-], not . or ..")]
+    InvalidName(String),
+    #[error("topic {0} already exists")]
+    AlreadyExists(String),
+    #[error("unknown topic {0}")]
+    Unknown(String),
+    #[error("invalid partition count {0}: must be within 1..={MAX_PARTITIONS}")]
+    InvalidPartitions(i32),
+    #[error(transparent)]
+    Config(#[from] InvalidConfig),
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("corrupt topic metadata {path}: {reason}")]
+    CorruptMetadata { path: PathBuf, reason: String },
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> TopicError {
+    let context = context.into();
+    move |source| TopicError::Io { context, source }
+}
+
+/// Checks a topic name against Kafka's rules.
+pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
+    let legal = !name.is_empty()
+        && name.len() <= MAX_TOPIC_NAME_LEN
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+    if legal {
+        Ok(())
+    } else {
+        Err(TopicError::InvalidName(name.to_string()))
+    }
+}
+
+/// What `topic.json` holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TopicMeta {
+    version: u32,
+    name: String,
+    id: Uuid,
+    partitions: i32,
+    config: LogConfig,
+}
+
+/// A topic and its open partition logs.
+#[derive(Debug)]
+pub struct Topic {
+    pub name: String,
+    pub id: Uuid,
+    pub config: LogConfig,
+    partitions: Vec<Arc<PartitionLog>>,
+}
+
+impl Topic {
+    pub fn partition(&self, index: i32) -> Option<&Arc<PartitionLog>> {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.partitions.get(i))
+    }
+
+    pub fn partitions(&self) -> &[Arc<PartitionLog>] {
+        &self.partitions
+    }
+
+    pub fn partition_count(&self) -> i32 {
+        self.partitions.len() as i32
+    }
+}
+
+/// All topics of the broker.
+#[derive(Debug)]
+pub struct TopicRegistry {
+    data_dir: PathBuf,
+    defaults: LogConfig,
+    clock: Arc<dyn Clock>,
+    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+}
+
+impl TopicRegistry {
+    /// Opens every topic found under `data_dir`. A topic whose metadata cannot be read is logged
+    /// and left untouched on disk (never deleted), and the others still open.
+    pub fn open(
+        data_dir: &Path,
+        defaults: LogConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, TopicError> {
+        defaults.validate()?;
+        let topics_dir = data_dir.join("topics");
+        fs::create_dir_all(&topics_dir)
+            .map_err(io_err(format!("create {}", topics_dir.display())))?;
+        let trash = data_dir.join("trash");
+        if trash.exists() {
+            fs::remove_dir_all(&trash).map_err(io_err(format!("empty {}", trash.display())))?;
+        }
+        let registry = TopicRegistry {
+            data_dir: data_dir.to_path_buf(),
+            defaults,
+            clock,
+            topics: RwLock::new(BTreeMap::new()),
+        };
+        let entries =
+            fs::read_dir(&topics_dir).map_err(io_err(format!("list {}", topics_dir.display())))?;
+        let mut loaded = BTreeMap::new();
+        for entry in entries {
+            let entry = entry.map_err(io_err(format!("list {}", topics_dir.display())))?;
+            let dir = entry.path();
+            if !dir.is_dir() {
+                continue;
+            }
+            if !dir.join(META_FILE).exists() {
+                tracing::warn!(dir = %dir.display(), "topic directory without metadata (interrupted create); moving it to trash");
+                registry.move_to_trash(&dir)?;
+                continue;
+            }
+            match registry.load_topic(&dir) {
+                Ok(topic) => {
+                    loaded.insert(topic.name.clone(), Arc::new(topic));
+                }
+                Err(e) => {
+                    tracing::error!(dir = %dir.display(), error = %e, "cannot open topic; leaving its files untouched");
+                }
+            }
+        }
+        tracing::info!(topics = loaded.len(), dir = %data_dir.display(), "opened topics");
+        *registry.topics.write().unwrap_or_else(|e| e.into_inner()) = loaded;
+        Ok(registry)
+    }
+
+    fn load_topic(&self, dir: &Path) -> Result<Topic, TopicError> {
+        let path = dir.join(META_FILE);
+        let bytes = fs::read(&path).map_err(io_err(format!("read {}", path.display())))?;
+        let corrupt = |reason: String| TopicError::CorruptMetadata {
+            path: path.clone(),
+            reason,
+        };
+        let meta: TopicMeta = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        if meta.version != META_VERSION {
+            return Err(corrupt(format!("unsupported version {}", meta.version)));
+        }
+        validate_topic_name(&meta.name)?;
+        if dir.file_name().and_then(|n| n.to_str()) != Some(meta.name.as_str()) {
+            return Err(corrupt(format!("names topic {:?}", meta.name)));
+        }
+        if !(1..=MAX_PARTITIONS).contains(&meta.partitions) {
+            return Err(corrupt(format!("partition count {}", meta.partitions)));
+        }
+        meta.config.validate()?;
+        self.open_partitions(dir, meta)
+    }
+
+    fn open_partitions(&self, dir: &Path, meta: TopicMeta) -> Result<Topic, TopicError> {
+        let mut partitions = Vec::with_capacity(meta.partitions as usize);
+        for p in 0..meta.partitions {
+            let (log, _) = PartitionLog::open(
+                &dir.join(p.to_string()),
+                meta.config.clone(),
+                self.clock.clone(),
+            )?;
+            partitions.push(Arc::new(log));
+        }
+        Ok(Topic {
+            name: meta.name,
+            id: meta.id,
+            config: meta.config,
+            partitions,
+        })
+    }
+
+    /// The broker-wide default log config that topics start from.
+    pub fn defaults(&self) -> &LogConfig {
+        &self.defaults
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<Topic>> {
+        self.read_map().get(name).cloned()
+    }
+
+    /// All topics, by name.
+    pub fn list(&self) -> Vec<Arc<Topic>> {
+        self.read_map().values().cloned().collect()
+    }
+
+    fn read_map(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Topic>>> {
+        self.topics.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Creates a topic with `partitions` partitions and `config` (usually the defaults with the
+    /// request's overrides applied). Durable when it returns.
+    pub fn create(
+        &self,
+        name: &str,
+        partitions: i32,
+        config: LogConfig,
+    ) -> Result<Arc<Topic>, TopicError> {
+        validate_topic_name(name)?;
+        if !(1..=MAX_PARTITIONS).contains(&partitions) {
+            return Err(TopicError::InvalidPartitions(partitions));
+        }
+        config.validate()?;
+        // Holding the write lock across creation makes concurrent creates of one name race-free;
+        // creates are rare and take milliseconds.
+        let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
+        if topics.contains_key(name) {
+            return Err(TopicError::AlreadyExists(name.to_string()));
+        }
+        let dir = self.data_dir.join("topics").join(name);
+        if dir.exists() {
+            // Left over from an interrupted create in this run.
+            self.move_to_trash(&dir)?;
+        }
+        fs::create_dir_all(&dir).map_err(io_err(format!("create {}", dir.display())))?;
+        let meta = TopicMeta {
+            version: META_VERSION,
+            name: name.to_string(),
+            id: Uuid::new_v4(),
+            partitions,
+            config,
+        };
+        let topic = self.open_partitions(&dir, meta.clone())?;
+        write_atomically(
+            &dir.join(META_FILE),
+            &serde_json::to_vec_pretty(&meta).unwrap_or_default(),
+        )?;
+        let topic = Arc::new(topic);
+        topics.insert(name.to_string(), topic.clone());
+        tracing::info!(topic = name, partitions, "created topic");
+        Ok(topic)
+    }
+
+    /// Deletes a topic: it disappears at once, its files are removed in the background.
+    pub fn delete(&self, name: &str) -> Result<(), TopicError> {
+        let topic = {
+            let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
+            let topic = topics
+                .remove(name)
+                .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+            let dir = self.data_dir.join("topics").join(name);
+            if let Err(e) = self.move_to_trash(&dir) {
+                topics.insert(name.to_string(), topic);
+                return Err(e);
+            }
+            topic
+        };
+        tracing::info!(topic = name, "deleted topic");
+        let trash = self.data_dir.join("trash");
+        std::thread::spawn(move || {
+            // Close the logs (stopping their flushers) before the files go.
+            drop(topic);
+            if let Ok(entries) = fs::read_dir(&trash) {
+                for e in entries.flatten() {
+                    let _ = fs::remove_dir_all(e.path());
+                }
+            }
+        });
+        Ok(())
+    }
+
+    fn move_to_trash(&self, dir: &Path) -> Result<(), TopicError> {
+        let trash = self.data_dir.join("trash");
+        fs::create_dir_all(&trash).map_err(io_err(format!("create {}", trash.display())))?;
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let target = trash.join(format!("{name}-{}", Uuid::new_v4()));
+        fs::rename(dir, &target).map_err(io_err(format!("move {} to trash", dir.display())))?;
+        sync_dir(&self.data_dir.join("topics"))
+    }
+
+    /// Applies retention to every partition of every topic; returns the segments deleted.
+    pub fn enforce_retention(&self) -> usize {
+        let mut deleted = 0;
+        for topic in self.list() {
+            for (p, log) in topic.partitions().iter().enumerate() {
+                match log.enforce_retention() {
+                    Ok(r) => deleted += r.deleted_segments,
+                    Err(e) => {
+                        tracing::error!(topic = %topic.name, partition = p, error = %e, "retention failed")
+                    }
+                }
+            }
+        }
+        deleted
+    }
+
+    /// Flushes every partition (clean shutdown).
+    pub fn flush_all(&self) -> Result<(), TopicError> {
+        for topic in self.list() {
+            for log in topic.partitions() {
+                log.flush()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), TopicError> {
+    let tmp = path.with_extension("json.tmp");
+    let ctx = || format!("write {}", path.display());
+    let mut f = fs::File::create(&tmp).map_err(io_err(ctx()))?;
+    f.write_all(bytes).map_err(io_err(ctx()))?;
+    f.sync_all().map_err(io_err(ctx()))?;
+    fs::rename(&tmp, path).map_err(io_err(ctx()))?;
+    match path.parent() {
+        Some(dir) => sync_dir(dir),
+        None => Ok(()),
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), TopicError> {
+    fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(io_err(format!("sync {}", dir.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        for ok in ["seckill", "a.b_c-D9", &"x".repeat(249)] {
+            assert!(validate_topic_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".", "..", "a/b", "a b", "ü", &"x".repeat(250)] {
+            assert!(validate_topic_name(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! Message payloads, encoded as JSON on the wire.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use uuid::Uuid;
+
+/// Largest quantity one buy may ask for.
+pub const MAX_QTY: u32 = 10;
+
+/// A buy accepted by the ingest API, to be applied by an order worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderEvent {
+    /// Identifies the request end to end; the order row is keyed by it, so a redelivered event
+    /// is applied once.
+    pub request_id: Uuid,
+    pub user_id: i64,
+    pub item_id: i64,
+    pub qty: u32,
+    /// When the API accepted it, ms since the Unix epoch.
+    pub accepted_at_ms: i64,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum MessageError {
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    #[error("invalid field `{field}`: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+impl OrderEvent {
+    pub fn validate(&self) -> Result<(), MessageError> {
+        if self.user_id <= 0 {
+            return Err(MessageError::Invalid {
+                field: "user_id",
+                reason: "must be positive".into(),
+            });
+        }
+        if self.item_id <= 0 {
+            return Err(MessageError::Invalid {
+                field: "item_id",
+                reason: "must be positive".into(),
+            });
+        }
+        if self.qty == 0 || self.qty > MAX_QTY {
+            return Err(MessageError::Invalid {
+                field: "qty",
+                reason: format!("must be within 1..={MAX_QTY}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Decodes and validates a message body from the queue.
+    pub fn decode(bytes: &[u8]) -> Result<Self, MessageError> {
+        let event: OrderEvent =
+            serde_json::from_slice(bytes).map_err(|e| MessageError::Malformed(e.to_string()))?;
+        event.validate()?;
+        Ok(event)
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        // Serialising a struct of plain fields to a Vec cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event() -> OrderEvent {
+        OrderEvent {
+            request_id: Uuid::new_v4(),
+            user_id: 7,
+            item_id: 1,
+            qty: 1,
+            accepted_at_ms: 1,
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let e = event();
+        assert_eq!(OrderEvent::decode(&e.encode()).unwrap(), e);
+    }
+
+    #[test]
+    fn rejects_bad_messages_with_reason() {
+        assert!(matches!(
+            OrderEvent::decode(b"{not json"),
+            Err(MessageError::Malformed(_))
+        ));
+        let mut e = event();
+        e.qty = 0;
+        assert_eq!(
+            OrderEvent::decode(&e.encode()).unwrap_err(),
+            MessageError::Invalid {
+                field: "qty",
+                reason: format!("must be within 1..={MAX_QTY}")
+            }
+        );
+        let json = r#"{"request_id":"00000000-0000-0000-0000-000000000000","user_id":1,"item_id":1,"qty":1,"accepted_at_ms":0,"extra":1}"#;
+        assert!(OrderEvent::decode(json.as_bytes()).is_err());
+    }
+}

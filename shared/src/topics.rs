@@ -1,0 +1,8 @@
+//! Topic names. One place, so a producer and its consumers cannot drift apart.
+
+/// Buy requests accepted by the ingest API, keyed by item id.
+pub const SECKILL_ORDERS: &str = "seckill";
+/// Messages the order worker could not decode, with the reason.
+pub const SECKILL_DEAD_LETTER: &str = "seckill.dlq";
+/// Inference requests, keyed by request UUID.
+pub const INFERENCE_REQUESTS: &str = "inference.requests";
