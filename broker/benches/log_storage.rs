@@ -5,7 +5,8 @@
 //!
 //! `cargo bench -p broker --bench log_storage` (env: `BENCH_RECORDS`, default 1000000;
 //! `BENCH_RECORD_BYTES`, default 100; `BENCH_DIR`, default `target/bench-data`;
-//! `BENCH_IN_FLIGHT`, appends awaiting durability at once under `fsync`, default 8).
+//! `BENCH_IN_FLIGHT`, appends awaiting durability at once under `fsync`, default 8;
+//! `BENCH_REPEAT`, runs per row whose best is printed, default 3).
 
 use std::collections::VecDeque;
 use std::fs::{self, File};
@@ -26,9 +27,14 @@ fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
 
 /// Producer-identical batches of ~`batch_bytes` holding `records` records in all.
 fn make_batches(records: usize, record_bytes: usize, batch_bytes: usize) -> Vec<Vec<u8>> {
-    // Each record costs its value plus ~8 bytes of framing (length, attributes, deltas, key).
-    let per_batch = (batch_bytes.saturating_sub(61) / (record_bytes + 8)).max(1);
     let value = vec![b'x'; record_bytes];
+    // A record's encoded size, plus 2 bytes for its offset delta growing past one varint byte.
+    let record_cost = {
+        let mut one = BatchBuilder::new();
+        one.push_value(0, &value);
+        one.build().len() - 61 + 2
+    };
+    let per_batch = (batch_bytes.saturating_sub(61) / record_cost).max(1);
     let mut out = Vec::new();
     let mut left = records;
     let ts = 1_700_000_000_000;
@@ -81,6 +87,7 @@ fn run_policy(
 ) -> Run {
     let config = LogConfig {
         flush: policy,
+        max_message_bytes: 2 << 20,
         ..LogConfig::default()
     };
     let (log, _) = PartitionLog::open(dir, config, Arc::new(SystemClock)).expect("open log");
@@ -142,6 +149,7 @@ fn main() {
     let records: usize = env_or("BENCH_RECORDS", 1_000_000);
     let record_bytes: usize = env_or("BENCH_RECORD_BYTES", 100);
     let in_flight: usize = env_or("BENCH_IN_FLIGHT", 8);
+    let repeat: usize = env_or("BENCH_REPEAT", 3).max(1);
     let root = PathBuf::from(env_or("BENCH_DIR", "target/bench-data".to_string()));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -150,7 +158,7 @@ fn main() {
         .expect("runtime");
 
     println!(
-        "storage benchmark: {records} records of {record_bytes} B, dir {} (fsync window {in_flight})",
+        "storage benchmark: {records} records of {record_bytes} B, dir {}, fsync window {in_flight}, best of {repeat}",
         root.display()
     );
     println!(
@@ -172,11 +180,26 @@ fn main() {
             FlushPolicy::Interval(100),
             FlushPolicy::Never,
         ] {
-            let dir = fresh_dir(&root, "run");
-            // Ceiling measured right before each run, on the same disk, same bytes and chunks.
-            let raw = raw_write(&dir, &batches);
-            let run = run_policy(&rt, &dir, &batches, policy, in_flight);
-            assert_eq!(run.read_bytes, total, "read back a different volume");
+            // Best of `repeat` for both the ceiling and the log, interleaved so both see the
+            // same disk weather; the ceiling uses the same disk, bytes and chunks.
+            let mut raw = Duration::MAX;
+            let mut best: Option<Run> = None;
+            for _ in 0..repeat {
+                let dir = fresh_dir(&root, "run");
+                raw = raw.min(raw_write(&dir, &batches));
+                let run = run_policy(&rt, &dir, &batches, policy, in_flight);
+                assert_eq!(run.read_bytes, total, "read back a different volume");
+                let _ = fs::remove_dir_all(&dir);
+                best = Some(match best {
+                    Some(b) => Run {
+                        append: b.append.min(run.append),
+                        read: b.read.min(run.read),
+                        read_bytes: run.read_bytes,
+                    },
+                    None => run,
+                });
+            }
+            let Some(run) = best else { return };
             let raw_mbps = mbps(total, raw);
             let append_mbps = mbps(total, run.append);
             println!(
@@ -194,7 +217,6 @@ fn main() {
                 records as f64 / run.read.as_secs_f64(),
                 raw_mbps,
             );
-            let _ = fs::remove_dir_all(&dir);
         }
     }
 }

@@ -607,7 +607,8 @@ fn flusher_loop(shared: &Shared) {
         }
         st = match policy {
             FlushPolicy::Fsync => {
-                if !needs_flush(&st) {
+                // After a failure there is nothing more to sync until close: sleep, don't spin.
+                if !needs_flush(&st) || st.failure.is_some() {
                     shared
                         .wake_flusher
                         .wait(st)
