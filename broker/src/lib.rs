@@ -4,10 +4,14 @@
 //! - [`log`]: the storage engine (segments, indexes, flush policy, recovery, retention).
 //! - [`topics`]: the registry of topics and their partition logs, persisted in the data dir.
 //! - [`clock`]: wall-clock time behind a trait, so tests can move time.
+//! - [`protocol`]: Kafka request decoding, one handler per API, response encoding (no I/O).
+//! - [`server`]: the TCP server: listener, connections, shared broker state.
 
 // Library code never unwraps: anything from outside gets a typed error instead.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod clock;
 pub mod log;
+pub mod protocol;
+pub mod server;
 pub mod topics;

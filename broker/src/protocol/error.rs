@@ -1,0 +1,43 @@
+//! The one place where storage and topic errors become Kafka error codes.
+
+use kafka_protocol::ResponseError;
+
+use crate::log::{BatchError, LogError};
+use crate::topics::TopicError;
+
+pub(crate) const NONE: i16 = 0;
+
+pub(crate) fn log_error_code(e: &LogError) -> i16 {
+    match e {
+        LogError::InvalidBatch(BatchError::TooLarge { .. }) => {
+            ResponseError::MessageTooLarge.code()
+        }
+        LogError::InvalidBatch(BatchError::CrcMismatch { .. })
+        | LogError::InvalidBatch(BatchError::Truncated { .. })
+        | LogError::InvalidBatch(BatchError::BadLength(_)) => ResponseError::CorruptMessage.code(),
+        LogError::InvalidBatch(_) => ResponseError::InvalidRecord.code(),
+        LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
+        LogError::Io { .. } | LogError::Failed { .. } | LogError::Closed => {
+            ResponseError::KafkaStorageError.code()
+        }
+        LogError::Config(_) => ResponseError::InvalidConfig.code(),
+    }
+}
+
+pub(crate) fn topic_error_code(e: &TopicError) -> i16 {
+    match e {
+        TopicError::InvalidName(_) => ResponseError::InvalidTopicException.code(),
+        TopicError::AlreadyExists(_) => ResponseError::TopicAlreadyExists.code(),
+        TopicError::Unknown(_) => ResponseError::UnknownTopicOrPartition.code(),
+        TopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions.code(),
+        TopicError::Config(_) => ResponseError::InvalidConfig.code(),
+        TopicError::Log(e) => log_error_code(e),
+        TopicError::Io { .. } | TopicError::CorruptMetadata { .. } => {
+            ResponseError::KafkaStorageError.code()
+        }
+    }
+}
+
+pub(crate) fn unknown_topic() -> i16 {
+    ResponseError::UnknownTopicOrPartition.code()
+}

@@ -1,0 +1,69 @@
+//! ListOffsets: earliest (-2), latest (-1, the high watermark), max timestamp (-3), or the first
+//! offset whose timestamp is at or after a given time.
+
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use kafka_protocol::ResponseError;
+
+use super::error::{log_error_code, unknown_topic, NONE};
+use crate::log::batch::LEADER_EPOCH;
+use crate::server::Broker;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+
+pub(crate) fn handle(
+    broker: &Broker,
+    version: i16,
+    req: ListOffsetsRequest,
+) -> ListOffsetsResponse {
+    let mut resp = ListOffsetsResponse::default();
+    for t in req.topics {
+        let mut tr = ListOffsetsTopicResponse::default();
+        tr.name = t.name.clone();
+        let topic = broker.topics.get(t.name.0.as_str());
+        for p in t.partitions {
+            let mut pr = ListOffsetsPartitionResponse::default();
+            pr.partition_index = p.partition_index;
+            pr.timestamp = -1;
+            pr.offset = -1;
+            if version >= 4 {
+                pr.leader_epoch = LEADER_EPOCH;
+            }
+            match topic
+                .as_ref()
+                .and_then(|tp| tp.partition(p.partition_index))
+            {
+                None => pr.error_code = unknown_topic(),
+                Some(log) => {
+                    let found = match p.timestamp {
+                        EARLIEST => Ok(Some((log.log_start_offset(), -1))),
+                        LATEST => Ok(Some((log.high_watermark(), -1))),
+                        MAX_TIMESTAMP => log.max_timestamp(),
+                        ts if ts >= 0 => log.offset_for_timestamp(ts),
+                        _ => {
+                            pr.error_code = ResponseError::InvalidRequest.code();
+                            tr.partitions.push(pr);
+                            continue;
+                        }
+                    };
+                    match found {
+                        Ok(Some((offset, ts))) => {
+                            pr.error_code = NONE;
+                            pr.offset = offset;
+                            pr.timestamp = ts;
+                        }
+                        Ok(None) => pr.error_code = NONE,
+                        Err(e) => pr.error_code = log_error_code(&e),
+                    }
+                }
+            }
+            tr.partitions.push(pr);
+        }
+        resp.topics.push(tr);
+    }
+    resp
+}

@@ -1,0 +1,93 @@
+//! Produce: append each partition's record batch, then answer once every append is durable under
+//! the partition's flush policy (acks 1 and -1 are the same on a single node). acks=0 gets no
+//! answer at all (the connection layer drops the response).
+
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::ResponseError;
+
+use super::error::{log_error_code, unknown_topic, NONE};
+use crate::log::{batch, PartitionLog};
+use crate::server::Broker;
+use std::sync::Arc;
+
+pub(crate) async fn handle(broker: &Broker, _version: i16, req: ProduceRequest) -> ProduceResponse {
+    let refuse_all = if req.transactional_id.is_some() {
+        Some(ResponseError::TransactionalIdAuthorizationFailed.code())
+    } else if !matches!(req.acks, -1..=1) {
+        Some(ResponseError::InvalidRequiredAcks.code())
+    } else {
+        None
+    };
+    let mut resp = ProduceResponse::default();
+    // (topic index, partition index, log, end offset) of every append to wait for.
+    let mut waits: Vec<(usize, usize, Arc<PartitionLog>, i64)> = Vec::new();
+    for (ti, topic_data) in req.topic_data.into_iter().enumerate() {
+        let mut tr = TopicProduceResponse::default();
+        tr.name = topic_data.name.clone();
+        let topic = broker.topics.get(topic_data.name.0.as_str());
+        for (pi, part) in topic_data.partition_data.into_iter().enumerate() {
+            let mut pr = PartitionProduceResponse::default();
+            pr.index = part.index;
+            pr.base_offset = -1;
+            pr.log_append_time_ms = -1;
+            pr.log_start_offset = -1;
+            let log = topic
+                .as_ref()
+                .and_then(|t| t.partition(part.index))
+                .cloned();
+            match (refuse_all, log) {
+                (Some(code), _) => pr.error_code = code,
+                (None, None) => pr.error_code = unknown_topic(),
+                (None, Some(log)) => {
+                    let mut bytes = part.records.map(|b| b.to_vec()).unwrap_or_default();
+                    match append_one(&log, &mut bytes) {
+                        Ok(info) => {
+                            pr.error_code = NONE;
+                            pr.base_offset = info.base_offset;
+                            pr.log_append_time_ms = info.log_append_time_ms;
+                            pr.log_start_offset = info.log_start_offset;
+                            waits.push((ti, pi, log, info.last_offset + 1));
+                        }
+                        Err((code, msg)) => {
+                            tracing::debug!(topic = %tr.name.0.as_str(), partition = part.index, error = %msg, "produce refused");
+                            pr.error_code = code;
+                            pr.error_message = Some(msg.into());
+                        }
+                    }
+                }
+            }
+            tr.partition_responses.push(pr);
+        }
+        resp.responses.push(tr);
+    }
+    if req.acks != 0 {
+        for (ti, pi, log, end) in waits {
+            if let Err(e) = log.wait_durable(end).await {
+                tracing::error!(error = %e, "append not durable");
+                let pr = &mut resp.responses[ti].partition_responses[pi];
+                pr.error_code = log_error_code(&e);
+                pr.base_offset = -1;
+            }
+        }
+    }
+    resp
+}
+
+/// Produce v3+ carries exactly one batch per partition (Kafka refuses more with INVALID_RECORD).
+fn append_one(
+    log: &PartitionLog,
+    bytes: &mut [u8],
+) -> Result<crate::log::AppendInfo, (i16, String)> {
+    // Only the framing here; the log validates the batch itself (CRC included) once.
+    if let Ok(h) = batch::BatchHeader::parse(bytes) {
+        if h.total_len() < bytes.len() {
+            return Err((
+                ResponseError::InvalidRecord.code(),
+                "a produce request must carry exactly one record batch per partition".into(),
+            ));
+        }
+    }
+    log.append(bytes)
+        .map_err(|e| (log_error_code(&e), e.to_string()))
+}
