@@ -88,3 +88,42 @@ fn kcat_produce_consume_with_keys_and_headers_survives_restart() {
     );
     assert!(broker.stop().success());
 }
+
+/// A consumer parked in a long Fetch (max wait 10 s) is woken by the append, not by its timeout.
+#[test]
+fn a_parked_fetch_wakes_up_when_data_arrives() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), &[]);
+    kcat(&broker, &["-P", "-t", "lp"], "first\n");
+    let consumer = Command::new("kcat")
+        .args([
+            "-b",
+            &broker.addr(),
+            "-C",
+            "-t",
+            "lp",
+            "-o",
+            "1",
+            "-c",
+            "1",
+            "-q",
+        ])
+        .args(["-X", "fetch.wait.max.ms=10000", "-f", "%s@%o\n"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let the consumer connect and park its Fetch at offset 1.
+    std::thread::sleep(Duration::from_millis(1500));
+    let sent = Instant::now();
+    kcat(&broker, &["-P", "-t", "lp"], "second\n");
+    let out = consumer.wait_with_output().unwrap();
+    let waited = sent.elapsed();
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "second@1\n");
+    assert!(
+        waited < Duration::from_secs(5),
+        "consumer woke after {waited:?}: long poll not woken by the append"
+    );
+}
