@@ -45,9 +45,14 @@ impl IndexFile {
     }
 
     /// Maps an existing file; every whole entry in it counts as used. Returns `None` when the
-    /// length is not a whole number of entries (the caller then rebuilds the index).
+    /// file is missing or its length is not a whole number of entries (the caller then rebuilds
+    /// the index).
     pub(crate) fn open_existing(path: &Path, entry_size: usize) -> io::Result<Option<Self>> {
-        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        let file = match OpenOptions::new().read(true).write(true).open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
         let len = file.metadata()?.len() as usize;
         if len % entry_size != 0 {
             return Ok(None);

@@ -36,9 +36,6 @@ impl OffsetIndex {
         base_offset: i64,
         log_size: u64,
     ) -> io::Result<Option<Self>> {
-        if !path.exists() {
-            return Ok(None);
-        }
         let Some(file) = IndexFile::open_existing(path, ENTRY)? else {
             return Ok(None);
         };

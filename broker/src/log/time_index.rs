@@ -37,9 +37,6 @@ impl TimeIndex {
         base_offset: i64,
         next_offset: i64,
     ) -> io::Result<Option<Self>> {
-        if !path.exists() {
-            return Ok(None);
-        }
         let Some(file) = IndexFile::open_existing(path, ENTRY)? else {
             return Ok(None);
         };
