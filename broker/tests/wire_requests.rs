@@ -1,0 +1,183 @@
+//! Hand-made requests over TCP to the real broker binary, for answers that stock clients do not
+//! let a test provoke: corrupt batches, CreateTopics errors, auto-create switched off.
+
+mod harness;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use bytes::{Bytes, BytesMut};
+use harness::BrokerProcess;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, CreateTopicsRequest, CreateTopicsResponse, MetadataRequest, MetadataResponse,
+    ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+struct Client {
+    s: TcpStream,
+    next_id: i32,
+}
+
+impl Client {
+    fn connect(b: &BrokerProcess) -> Self {
+        Client {
+            s: TcpStream::connect(b.addr()).unwrap(),
+            next_id: 1,
+        }
+    }
+
+    fn call<Req: Encodable, Resp: Decodable>(
+        &mut self,
+        api: ApiKey,
+        version: i16,
+        req: &Req,
+    ) -> Resp {
+        let mut header = RequestHeader::default();
+        header.request_api_key = api as i16;
+        header.request_api_version = version;
+        header.correlation_id = self.next_id;
+        header.client_id = Some(StrBytes::from_static_str("wire-test"));
+        self.next_id += 1;
+        let mut buf = BytesMut::new();
+        header
+            .encode(&mut buf, api.request_header_version(version))
+            .unwrap();
+        req.encode(&mut buf, version).unwrap();
+        self.s.write_all(&(buf.len() as i32).to_be_bytes()).unwrap();
+        self.s.write_all(&buf).unwrap();
+        let mut len = [0u8; 4];
+        self.s.read_exact(&mut len).unwrap();
+        let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+        self.s.read_exact(&mut body).unwrap();
+        let mut body = Bytes::from(body);
+        let h = ResponseHeader::decode(&mut body, api.response_header_version(version)).unwrap();
+        assert_eq!(h.correlation_id, header.correlation_id);
+        Resp::decode(&mut body, version).unwrap()
+    }
+}
+
+fn topic(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_string()))
+}
+
+fn create(c: &mut Client, name: &str, partitions: i32, rf: i16, configs: &[(&str, &str)]) -> i16 {
+    let mut t = CreatableTopic::default();
+    t.name = topic(name);
+    t.num_partitions = partitions;
+    t.replication_factor = rf;
+    t.configs = configs
+        .iter()
+        .map(|(k, v)| {
+            let mut c = CreatableTopicConfig::default();
+            c.name = StrBytes::from_string(k.to_string());
+            c.value = Some(StrBytes::from_string(v.to_string()));
+            c
+        })
+        .collect();
+    let mut req = CreateTopicsRequest::default();
+    req.topics = vec![t];
+    req.timeout_ms = 5000;
+    let resp: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &req);
+    resp.topics[0].error_code
+}
+
+fn produce(c: &mut Client, name: &str, records: Vec<u8>) -> (i16, i64) {
+    let mut p = PartitionProduceData::default();
+    p.index = 0;
+    p.records = Some(Bytes::from(records));
+    let mut t = TopicProduceData::default();
+    t.name = topic(name);
+    t.partition_data = vec![p];
+    let mut req = ProduceRequest::default();
+    req.acks = -1;
+    req.timeout_ms = 5000;
+    req.topic_data = vec![t];
+    let resp: ProduceResponse = c.call(ApiKey::Produce, 9, &req);
+    let pr = &resp.responses[0].partition_responses[0];
+    (pr.error_code, pr.base_offset)
+}
+
+fn good_batch() -> Vec<u8> {
+    let mut b = broker::log::BatchBuilder::new();
+    b.push_value(1, b"hello").push_value(2, b"world");
+    b.build()
+}
+
+#[test]
+fn create_topics_validates_and_produce_refuses_bad_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), &[]);
+    let mut c = Client::connect(&broker);
+
+    assert_eq!(create(&mut c, "t", 2, 1, &[("retention.ms", "60000")]), 0);
+    assert_eq!(create(&mut c, "t", 2, 1, &[]), 36, "TOPIC_ALREADY_EXISTS");
+    assert_eq!(create(&mut c, "u", 0, 1, &[]), 37, "INVALID_PARTITIONS");
+    assert_eq!(
+        create(&mut c, "u", 1, 3, &[]),
+        38,
+        "INVALID_REPLICATION_FACTOR"
+    );
+    assert_eq!(
+        create(&mut c, "u", 1, 1, &[("retention.ms", "soon")]),
+        40,
+        "INVALID_CONFIG"
+    );
+    assert_eq!(
+        create(&mut c, "u", 1, 1, &[("no.such", "1")]),
+        40,
+        "INVALID_CONFIG"
+    );
+    assert_eq!(
+        create(&mut c, "bad/name", 1, 1, &[]),
+        17,
+        "INVALID_TOPIC_EXCEPTION"
+    );
+
+    assert_eq!(produce(&mut c, "t", good_batch()), (0, 0));
+    let mut corrupt = good_batch();
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 1;
+    assert_eq!(produce(&mut c, "t", corrupt).0, 2, "CORRUPT_MESSAGE");
+    let mut magic1 = good_batch();
+    magic1[16] = 1;
+    assert_eq!(produce(&mut c, "t", magic1).0, 87, "INVALID_RECORD");
+    let mut two = good_batch();
+    two.extend_from_slice(&good_batch());
+    assert_eq!(
+        produce(&mut c, "t", two).0,
+        87,
+        "INVALID_RECORD: one batch per partition"
+    );
+    assert_eq!(
+        produce(&mut c, "nope", good_batch()).0,
+        3,
+        "UNKNOWN_TOPIC_OR_PARTITION"
+    );
+    // Nothing refused was stored: the next good batch gets offset 2.
+    assert_eq!(produce(&mut c, "t", good_batch()), (0, 2));
+}
+
+#[test]
+fn metadata_does_not_create_topics_when_auto_create_is_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), &["--auto-create-topics", "false"]);
+    let mut c = Client::connect(&broker);
+    let mut t = MetadataRequestTopic::default();
+    t.name = Some(topic("ghost"));
+    let mut req = MetadataRequest::default();
+    req.topics = Some(vec![t]);
+    req.allow_auto_topic_creation = true;
+    let resp: MetadataResponse = c.call(ApiKey::Metadata, 12, &req);
+    assert_eq!(resp.topics[0].error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+    assert!(resp.topics[0].partitions.is_empty());
+    // Null topics = all topics.
+    let mut all = MetadataRequest::default();
+    all.topics = None;
+    let resp: MetadataResponse = c.call(ApiKey::Metadata, 12, &all);
+    assert!(resp.topics.is_empty(), "ghost must not have been created");
+    assert_eq!(resp.brokers[0].port as u16, broker.port);
+}
