@@ -3,6 +3,7 @@
 //! Map of the crate:
 //! - [`log`]: the storage engine (segments, indexes, flush policy, recovery, retention).
 //! - [`topics`]: the registry of topics and their partition logs, persisted in the data dir.
+//! - [`producer_ids`]: durable, never-reused ids for idempotent producers.
 //! - [`clock`]: wall-clock time behind a trait, so tests can move time.
 //! - [`protocol`]: Kafka request decoding, one handler per API, response encoding (no I/O).
 //! - [`server`]: the TCP server: listener, connections, shared broker state.
@@ -12,6 +13,7 @@
 
 pub mod clock;
 pub mod log;
+pub mod producer_ids;
 pub mod protocol;
 pub mod server;
 pub mod topics;

@@ -111,6 +111,8 @@ async fn main() -> anyhow::Result<()> {
     };
     let topics = TopicRegistry::open(&args.data_dir, defaults, Arc::new(SystemClock))
         .with_context(|| format!("open data dir {}", args.data_dir.display()))?;
+    let producer_ids = broker::producer_ids::ProducerIdAllocator::open(&args.data_dir)
+        .context("open producer id allocator")?;
     let broker = Arc::new(Broker {
         config: BrokerConfig {
             advertised_host: host,
@@ -121,6 +123,7 @@ async fn main() -> anyhow::Result<()> {
             ..BrokerConfig::default()
         },
         topics,
+        producer_ids,
     });
 
     let retention = {

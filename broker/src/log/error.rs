@@ -7,6 +7,7 @@ use thiserror::Error;
 
 use super::batch::BatchError;
 use super::config::InvalidConfig;
+use super::producer_state::ProducerError;
 
 #[derive(Debug, Error)]
 pub enum LogError {
@@ -34,6 +35,9 @@ pub enum LogError {
     Closed,
     #[error(transparent)]
     Config(#[from] InvalidConfig),
+    /// An idempotent producer's batch out of sequence or from a fenced epoch; not stored.
+    #[error(transparent)]
+    Producer(#[from] ProducerError),
 }
 
 impl LogError {

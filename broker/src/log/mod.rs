@@ -4,6 +4,7 @@
 //! - [`partition_log`]: one partition's log: append, read, time lookup, flush, retention.
 //! - `segment`: one `.log` file with its indexes; recovery of the active segment on open.
 //! - `offset_index` / `time_index`: sparse, memory-mapped indexes over `index_file`.
+//! - `producer_state`: idempotent-producer sequence checks, rebuilt from the log at open.
 //! - [`config`]: segment, retention and flush settings.
 
 pub mod batch;
@@ -12,6 +13,7 @@ pub mod error;
 mod index_file;
 mod offset_index;
 pub mod partition_log;
+mod producer_state;
 mod segment;
 mod time_index;
 
@@ -19,4 +21,5 @@ pub use batch::{BatchBuilder, BatchError, BatchHeader, Record};
 pub use config::{FlushPolicy, LogConfig, TimestampType};
 pub use error::LogError;
 pub use partition_log::{AppendInfo, OpenReport, PartitionLog, ReadResult, RetentionReport};
+pub use producer_state::ProducerError;
 pub use segment::Recovery;

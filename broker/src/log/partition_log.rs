@@ -25,6 +25,7 @@ use tokio::sync::watch;
 use super::batch::{self, BatchError, BatchHeader, HEADER_LEN};
 use super::config::{FlushPolicy, LogConfig, TimestampType};
 use super::error::LogError;
+use super::producer_state::{ProducerError, ProducerStateTable, SequenceCheck};
 use super::segment::{self, Recovery, Segment};
 use crate::clock::Clock;
 
@@ -37,6 +38,9 @@ pub struct AppendInfo {
     pub log_append_time_ms: i64,
     pub log_start_offset: i64,
     pub bytes: usize,
+    /// The batch was a retry of one already in the log (idempotent producer); nothing was
+    /// written and the offsets are the original ones.
+    pub duplicate: bool,
 }
 
 /// Whole batches read from the log.
@@ -84,6 +88,7 @@ struct State {
     dir_dirty: bool,
     failure: Option<String>,
     closed: bool,
+    producers: ProducerStateTable,
 }
 
 impl State {
@@ -215,6 +220,10 @@ impl PartitionLog {
 
         let log_start_offset = segments.first().map_or(0, |s| s.base_offset());
         let log_end_offset = segments.last().map_or(0, |s| s.next_offset());
+        let producers = rebuild_producer_state(&segments).map_err(LogError::io(format!(
+            "scan producer state in {}",
+            dir.display()
+        )))?;
         let state = State {
             segments,
             log_start_offset,
@@ -224,6 +233,7 @@ impl PartitionLog {
             dir_dirty: false,
             failure: None,
             closed: false,
+            producers,
         };
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
@@ -314,6 +324,35 @@ impl PartitionLog {
         if st.closed {
             return Err(LogError::Closed);
         }
+        // Idempotent producers: a retried batch is answered with its original offsets.
+        for h in &headers {
+            match st.producers.check(h)? {
+                SequenceCheck::Append => {}
+                SequenceCheck::Duplicate {
+                    base_offset,
+                    last_offset,
+                } if headers.len() == 1 => {
+                    return Ok(AppendInfo {
+                        base_offset,
+                        last_offset,
+                        log_append_time_ms: -1,
+                        log_start_offset: st.log_start_offset,
+                        bytes: 0,
+                        duplicate: true,
+                    });
+                }
+                // Record sets of several batches come only from the broker itself; a retried
+                // batch inside one cannot be answered with a single offset range.
+                SequenceCheck::Duplicate { .. } => {
+                    return Err(ProducerError::OutOfOrderSequence {
+                        producer_id: h.producer_id,
+                        expected: -1,
+                        got: h.base_sequence,
+                    }
+                    .into())
+                }
+            }
+        }
         let now = self.shared.clock.now_ms();
         if st.active().should_roll(records.len() as u64, now, config) {
             self.roll(&mut st)?;
@@ -354,12 +393,16 @@ impl PartitionLog {
             });
         }
         st.log_end_offset = next;
+        for h in &stamped {
+            st.producers.record(h);
+        }
         let info = AppendInfo {
             base_offset,
             last_offset: next - 1,
             log_append_time_ms: log_append_time,
             log_start_offset: st.log_start_offset,
             bytes: records.len(),
+            duplicate: false,
         };
         drop(st);
         match config.flush {
@@ -700,6 +743,26 @@ fn flush_once(shared: &Shared, mut st: MutexGuard<'_, State>) -> Result<(), LogE
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+/// Segments scanned for producer state at open: a retry only ever repeats a recent batch.
+const PRODUCER_STATE_SEGMENTS: usize = 2;
+
+/// Replays the batch headers of the newest segments into a fresh producer-state table.
+fn rebuild_producer_state(segments: &[Segment]) -> std::io::Result<ProducerStateTable> {
+    let mut table = ProducerStateTable::default();
+    let from = segments.len().saturating_sub(PRODUCER_STATE_SEGMENTS);
+    for seg in &segments[from..] {
+        let mut pos = 0;
+        while let Some(h) = segment::read_header_at(seg.log_file(), pos, seg.size())? {
+            table.record(&h);
+            pos += h.total_len() as u64;
+        }
+    }
+    if table.len() > 0 {
+        tracing::debug!(producers = table.len(), "rebuilt producer state");
+    }
+    Ok(table)
 }
 
 /// Base offsets of the `.log` files in `dir`, ascending. Other files are ignored.

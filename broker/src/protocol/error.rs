@@ -2,7 +2,7 @@
 
 use kafka_protocol::ResponseError;
 
-use crate::log::{BatchError, LogError};
+use crate::log::{BatchError, LogError, ProducerError};
 use crate::topics::TopicError;
 
 pub(crate) const NONE: i16 = 0;
@@ -21,6 +21,12 @@ pub(crate) fn log_error_code(e: &LogError) -> i16 {
             ResponseError::KafkaStorageError.code()
         }
         LogError::Config(_) => ResponseError::InvalidConfig.code(),
+        LogError::Producer(ProducerError::InvalidEpoch { .. }) => {
+            ResponseError::InvalidProducerEpoch.code()
+        }
+        LogError::Producer(ProducerError::OutOfOrderSequence { .. }) => {
+            ResponseError::OutOfOrderSequenceNumber.code()
+        }
     }
 }
 

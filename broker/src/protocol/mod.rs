@@ -4,10 +4,13 @@
 
 mod api_versions;
 mod create_topics;
+mod delete_topics;
 mod error;
 mod fetch;
+mod init_producer_id;
 mod list_offsets;
 mod metadata;
+mod offset_for_leader_epoch;
 mod produce;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -109,6 +112,15 @@ pub async fn handle(
         }
         RequestKind::CreateTopics(r) => {
             ResponseKind::CreateTopics(create_topics::handle(broker, version, r))
+        }
+        RequestKind::DeleteTopics(r) => {
+            ResponseKind::DeleteTopics(delete_topics::handle(broker, version, r))
+        }
+        RequestKind::InitProducerId(r) => {
+            ResponseKind::InitProducerId(init_producer_id::handle(broker, version, r))
+        }
+        RequestKind::OffsetForLeaderEpoch(r) => {
+            ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, version, r))
         }
         other => {
             // decode_request only lets through the APIs in the table, all matched above.

@@ -10,6 +10,7 @@ mod listener;
 
 pub use listener::serve;
 
+use crate::producer_ids::ProducerIdAllocator;
 use crate::topics::TopicRegistry;
 
 /// Identity and protocol settings of this broker.
@@ -48,4 +49,5 @@ impl Default for BrokerConfig {
 pub struct Broker {
     pub config: BrokerConfig,
     pub topics: TopicRegistry,
+    pub producer_ids: ProducerIdAllocator,
 }

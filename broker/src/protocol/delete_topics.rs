@@ -1,0 +1,61 @@
+//! DeleteTopics: by name (v1-5 `topic_names`, v6 `topics[]`) or by topic id (v6).
+
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use super::error::{topic_error_code, NONE};
+use crate::server::Broker;
+
+pub(crate) fn handle(
+    broker: &Broker,
+    version: i16,
+    req: DeleteTopicsRequest,
+) -> DeleteTopicsResponse {
+    let mut resp = DeleteTopicsResponse::default();
+    let targets: Vec<(Option<TopicName>, uuid::Uuid)> = if version >= 6 {
+        req.topics
+            .into_iter()
+            .map(|t| (t.name, t.topic_id))
+            .collect()
+    } else {
+        req.topic_names
+            .into_iter()
+            .map(|n| (Some(n), uuid::Uuid::nil()))
+            .collect()
+    };
+    for (name, id) in targets {
+        let mut r = DeletableTopicResult::default();
+        let resolved = match &name {
+            Some(n) => Some(n.0.as_str().to_string()),
+            None => broker
+                .topics
+                .list()
+                .into_iter()
+                .find(|t| t.id == id)
+                .map(|t| t.name.clone()),
+        };
+        r.topic_id = id;
+        match resolved {
+            None => r.error_code = ResponseError::UnknownTopicId.code(),
+            Some(n) => {
+                r.name = Some(TopicName(StrBytes::from_string(n.clone())));
+                match broker.topics.delete(&n) {
+                    Ok(()) => r.error_code = NONE,
+                    Err(e) => {
+                        r.error_code = topic_error_code(&e);
+                        if version >= 5 {
+                            r.error_message = Some(StrBytes::from_string(e.to_string()));
+                        }
+                    }
+                }
+            }
+        }
+        if version < 6 && r.name.is_none() {
+            r.name = name;
+        }
+        resp.responses.push(r);
+    }
+    resp
+}

@@ -1,0 +1,42 @@
+//! InitProducerId: a fresh producer id (epoch 0) for an idempotent producer, or, when a v3+
+//! client sends its current id and epoch after an error (KIP-360), the same id with the epoch
+//! bumped. Transactions are not supported, so a transactional id is refused, never faked.
+
+use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+use kafka_protocol::ResponseError;
+
+use crate::server::Broker;
+
+pub(crate) fn handle(
+    broker: &Broker,
+    version: i16,
+    req: InitProducerIdRequest,
+) -> InitProducerIdResponse {
+    let mut resp = InitProducerIdResponse::default();
+    resp.producer_id = ProducerId(-1);
+    resp.producer_epoch = -1;
+    if req.transactional_id.is_some() {
+        resp.error_code = ResponseError::CoordinatorNotAvailable.code();
+        return resp;
+    }
+    if version >= 3
+        && req.producer_id.0 >= 0
+        && req.producer_epoch >= 0
+        && req.producer_epoch < i16::MAX - 1
+    {
+        resp.producer_id = req.producer_id;
+        resp.producer_epoch = req.producer_epoch + 1;
+        return resp;
+    }
+    match broker.producer_ids.next() {
+        Ok(id) => {
+            resp.producer_id = ProducerId(id);
+            resp.producer_epoch = 0;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot allocate a producer id");
+            resp.error_code = ResponseError::KafkaStorageError.code();
+        }
+    }
+    resp
+}

@@ -1,0 +1,48 @@
+//! OffsetForLeaderEpoch: the leader epoch never changes on this single node (always 0), so any
+//! epoch up to 0 ends at the high watermark, and a larger one is unknown. Clients use this to
+//! validate their position after a seek or a metadata epoch change (KIP-320).
+
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
+use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
+use kafka_protocol::ResponseError;
+
+use super::error::{unknown_topic, NONE};
+use crate::log::batch::LEADER_EPOCH;
+use crate::server::Broker;
+
+pub(crate) fn handle(
+    broker: &Broker,
+    _version: i16,
+    req: OffsetForLeaderEpochRequest,
+) -> OffsetForLeaderEpochResponse {
+    let mut resp = OffsetForLeaderEpochResponse::default();
+    for t in req.topics {
+        let mut tr = OffsetForLeaderTopicResult::default();
+        tr.topic = t.topic.clone();
+        let topic = broker.topics.get(t.topic.0.as_str());
+        for p in t.partitions {
+            let mut e = EpochEndOffset::default();
+            e.partition = p.partition;
+            e.leader_epoch = -1;
+            e.end_offset = -1;
+            match topic.as_ref().and_then(|tp| tp.partition(p.partition)) {
+                None => e.error_code = unknown_topic(),
+                Some(_)
+                    if p.leader_epoch > LEADER_EPOCH || p.current_leader_epoch > LEADER_EPOCH =>
+                {
+                    e.error_code = ResponseError::UnknownLeaderEpoch.code()
+                }
+                Some(log) => {
+                    e.error_code = NONE;
+                    e.leader_epoch = LEADER_EPOCH;
+                    e.end_offset = log.high_watermark();
+                }
+            }
+            tr.partitions.push(e);
+        }
+        resp.topics.push(tr);
+    }
+    resp
+}
