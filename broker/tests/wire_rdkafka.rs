@@ -1,0 +1,140 @@
+//! The `rdkafka` crate (bundled librdkafka 2.12.1) against the real broker binary: admin
+//! create_topics, an idempotent acks=all producer, assign()-mode consumption from the beginning,
+//! watermarks and offsets by time.
+
+mod harness;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use harness::BrokerProcess;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+fn config(broker: &BrokerProcess) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", broker.addr());
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rdkafka_admin_idempotent_producer_and_assign_consumer() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), &[]);
+
+    let admin: AdminClient<DefaultClientContext> = config(&broker).create().unwrap();
+    let opts = AdminOptions::new().operation_timeout(Some(TIMEOUT));
+    let topic = NewTopic::new("rd", 3, TopicReplication::Fixed(1)).set("retention.ms", "3600000");
+    let res = admin.create_topics([&topic], &opts).await.unwrap();
+    assert!(res[0].is_ok(), "{res:?}");
+    let again = admin.create_topics([&topic], &opts).await.unwrap();
+    assert!(again[0].is_err(), "creating an existing topic must fail");
+
+    let producer: FutureProducer = config(&broker)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .create()
+        .unwrap();
+    let n = 300;
+    let sends = (0..n).map(|i| {
+        let producer = producer.clone();
+        async move {
+            let key = format!("k{}", i % 7);
+            let value = format!("v{i}");
+            let record = FutureRecord::to("rd")
+                .key(&key)
+                .payload(&value)
+                .partition(i % 3)
+                .headers(OwnedHeaders::new().insert(Header {
+                    key: "i",
+                    value: Some(&i.to_string()),
+                }));
+            producer.send(record, TIMEOUT).await.map_err(|(e, _)| e)
+        }
+    });
+    let delivered = futures_util::future::join_all(sends).await;
+    let mut per_partition: HashMap<i32, Vec<i64>> = HashMap::new();
+    for d in delivered {
+        let delivery = d.expect("delivered");
+        per_partition
+            .entry(delivery.partition)
+            .or_default()
+            .push(delivery.offset);
+    }
+    for p in 0..3 {
+        let mut offsets = per_partition.remove(&p).unwrap();
+        offsets.sort_unstable();
+        assert_eq!(
+            offsets,
+            (0..100).collect::<Vec<i64>>(),
+            "partition {p}: offsets dense, none twice"
+        );
+    }
+
+    let consumer: BaseConsumer = config(&broker)
+        .set("group.id", "rd-assign")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..3 {
+        tpl.add_partition_offset("rd", p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut seen: HashMap<i32, Vec<(i64, String, String, String)>> = HashMap::new();
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    let mut count = 0;
+    while count < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "consumed only {count} of {n}"
+        );
+        let Some(m) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let m = m.unwrap();
+        let header = m.headers().and_then(|h| h.iter().next()).map(|h| {
+            assert_eq!(h.key, "i");
+            String::from_utf8(h.value.unwrap().to_vec()).unwrap()
+        });
+        seen.entry(m.partition()).or_default().push((
+            m.offset(),
+            String::from_utf8(m.key().unwrap().to_vec()).unwrap(),
+            String::from_utf8(m.payload().unwrap().to_vec()).unwrap(),
+            header.unwrap(),
+        ));
+        count += 1;
+    }
+    for p in 0..3i32 {
+        let msgs = &seen[&p];
+        assert_eq!(msgs.len(), 100);
+        for (k, (offset, key, value, header)) in msgs.iter().enumerate() {
+            assert_eq!(*offset, k as i64, "partition {p} in order");
+            let i: i32 = header.parse().unwrap();
+            assert_eq!(i % 3, p);
+            assert_eq!(value, &format!("v{i}"));
+            assert_eq!(key, &format!("k{}", i % 7));
+        }
+    }
+
+    let (low, high) = consumer.fetch_watermarks("rd", 1, TIMEOUT).unwrap();
+    assert_eq!((low, high), (0, 100));
+    let mut times = TopicPartitionList::new();
+    times
+        .add_partition_offset("rd", 0, Offset::Offset(0))
+        .unwrap(); // timestamp 0: the first
+    let found = consumer.offsets_for_times(times, TIMEOUT).unwrap();
+    assert_eq!(
+        found.find_partition("rd", 0).unwrap().offset(),
+        Offset::Offset(0)
+    );
+}
