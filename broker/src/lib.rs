@@ -4,6 +4,7 @@
 //! - [`log`]: the storage engine (segments, indexes, flush policy, recovery, retention).
 //! - [`topics`]: the registry of topics and their partition logs, persisted in the data dir.
 //! - [`producer_ids`]: durable, never-reused ids for idempotent producers.
+//! - [`admin`], [`metrics`]: the HTTP admin port (`/healthz`, Prometheus `/metrics`).
 //! - [`clock`]: wall-clock time behind a trait, so tests can move time.
 //! - [`protocol`]: Kafka request decoding, one handler per API, response encoding (no I/O).
 //! - [`server`]: the TCP server: listener, connections, shared broker state.
@@ -11,8 +12,10 @@
 // Library code never unwraps: anything from outside gets a typed error instead.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod admin;
 pub mod clock;
 pub mod log;
+pub mod metrics;
 pub mod producer_ids;
 pub mod protocol;
 pub mod server;

@@ -53,6 +53,9 @@ struct Args {
     /// Largest request frame accepted.
     #[arg(long, env = "BROKER_MAX_FRAME_BYTES", default_value_t = 100 * 1024 * 1024)]
     max_frame_bytes: usize,
+    /// Address of the admin HTTP port (`/healthz`, `/metrics`).
+    #[arg(long, env = "BROKER_ADMIN_LISTEN", default_value = "127.0.0.1:9644")]
+    admin_listen: SocketAddr,
     /// How often retention runs.
     #[arg(long, env = "BROKER_RETENTION_CHECK_MS", default_value_t = 60_000)]
     retention_check_ms: u64,
@@ -124,6 +127,7 @@ async fn main() -> anyhow::Result<()> {
         },
         topics,
         producer_ids,
+        metrics: broker::metrics::Metrics::new(),
     });
 
     let retention = {
@@ -139,10 +143,38 @@ async fn main() -> anyhow::Result<()> {
         })
     };
 
+    let admin_listener = tokio::net::TcpListener::bind(args.admin_listen)
+        .await
+        .with_context(|| format!("bind admin port {}", args.admin_listen))?;
+    let admin_addr = admin_listener.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let admin = {
+        let router = broker::admin::router(broker.clone());
+        let stop = stopped(stop_rx.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(admin_listener, router)
+                .with_graceful_shutdown(stop)
+                .await
+            {
+                tracing::error!(error = %e, "admin server failed");
+            }
+        })
+    };
+    tracing::info!(admin = %admin_addr, "admin HTTP listening");
     tracing::info!(listen = %local, advertised = %format!("{}:{}", broker.config.advertised_host, broker.config.advertised_port), data_dir = %args.data_dir.display(), flush = %args.flush, "broker listening");
-    serve(listener, broker, shutdown_signal()).await;
+    serve(listener, broker, stopped(stop_rx)).await;
     retention.abort();
+    let _ = admin.await;
     Ok(())
+}
+
+/// Resolves once the stop flag is set (or its sender is gone).
+async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
 }
 
 async fn shutdown_signal() {

@@ -289,6 +289,11 @@ impl PartitionLog {
         self.shared.lock().segments.iter().map(Segment::size).sum()
     }
 
+    /// Whether the log stopped accepting writes after an I/O failure.
+    pub fn is_failed(&self) -> bool {
+        self.shared.lock().failure.is_some()
+    }
+
     /// Flushes completed since open. Under `fsync`, far fewer than appends when they overlap.
     pub fn flush_count(&self) -> u64 {
         self.shared.flushes.load(Ordering::Relaxed)

@@ -51,14 +51,25 @@ pub(crate) async fn handle(broker: &Broker, version: i16, req: FetchRequest) -> 
             || watchers.is_empty()
             || Instant::now() >= deadline
         {
-            return resp;
+            return count_out(broker, resp);
         }
         let changed = select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
         if tokio::time::timeout_at(deadline, changed).await.is_err() {
             // Deadline: answer with what there is now (possibly data that arrived meanwhile).
-            return build(broker, &req).0;
+            return count_out(broker, build(broker, &req).0);
         }
     }
+}
+
+fn count_out(broker: &Broker, resp: FetchResponse) -> FetchResponse {
+    for t in &resp.responses {
+        for p in &t.partitions {
+            if let Some(records) = &p.records {
+                broker.metrics.record_fetch(t.topic.0.as_str(), records);
+            }
+        }
+    }
+    resp
 }
 
 /// One pass over the requested partitions: (response, record bytes, any partition errored).

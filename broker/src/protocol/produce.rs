@@ -47,6 +47,13 @@ pub(crate) async fn handle(broker: &Broker, _version: i16, req: ProduceRequest) 
                             pr.base_offset = info.base_offset;
                             pr.log_append_time_ms = info.log_append_time_ms;
                             pr.log_start_offset = info.log_start_offset;
+                            if !info.duplicate {
+                                broker.metrics.record_append(
+                                    tr.name.0.as_str(),
+                                    info.bytes,
+                                    info.last_offset - info.base_offset + 1,
+                                );
+                            }
                             waits.push((ti, pi, log, info.last_offset + 1));
                         }
                         Err((code, msg)) => {

@@ -4,7 +4,10 @@
 
 use std::net::SocketAddr;
 
+use std::time::Instant;
+
 use bytes::BytesMut;
+use kafka_protocol::messages::ApiKey;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::broadcast;
@@ -38,19 +41,27 @@ pub(crate) async fn run(
             return;
         }
         // Once a request is read it is finished and answered even if shutdown starts meanwhile.
-        let answer = match protocol::decode_request(frame.freeze()) {
+        let started = Instant::now();
+        let (api, answer) = match protocol::decode_request(frame.freeze()) {
             Ok(Request::Known { header, api, body }) => {
                 let version = header.request_api_version;
                 match protocol::handle(broker, api, version, *body).await {
-                    Some(resp) => {
-                        protocol::encode_response(header.correlation_id, api, version, &resp)
+                    Some(resp) => (
+                        api,
+                        protocol::encode_response(header.correlation_id, api, version, &resp),
+                    ),
+                    None => {
+                        broker
+                            .metrics
+                            .record_request(api_name(api), started.elapsed());
+                        continue;
                     }
-                    None => continue,
                 }
             }
-            Ok(Request::ApiVersionsTooNew { header }) => {
-                protocol::encode_api_versions_too_new(header.correlation_id)
-            }
+            Ok(Request::ApiVersionsTooNew { header }) => (
+                ApiKey::ApiVersions,
+                protocol::encode_api_versions_too_new(header.correlation_id),
+            ),
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "bad request; closing connection");
                 return;
@@ -61,11 +72,39 @@ pub(crate) async fn run(
                 if socket.write_all(&bytes).await.is_err() {
                     return;
                 }
+                broker
+                    .metrics
+                    .record_request(api_name(api), started.elapsed());
             }
             Err(e) => {
                 tracing::error!(%peer, error = %e, "cannot encode response; closing connection");
                 return;
             }
         }
+    }
+}
+
+/// Metric label of an API: Kafka's own name for it.
+fn api_name(api: ApiKey) -> &'static str {
+    match api {
+        ApiKey::Produce => "Produce",
+        ApiKey::Fetch => "Fetch",
+        ApiKey::ListOffsets => "ListOffsets",
+        ApiKey::Metadata => "Metadata",
+        ApiKey::ApiVersions => "ApiVersions",
+        ApiKey::CreateTopics => "CreateTopics",
+        ApiKey::DeleteTopics => "DeleteTopics",
+        ApiKey::InitProducerId => "InitProducerId",
+        ApiKey::OffsetForLeaderEpoch => "OffsetForLeaderEpoch",
+        ApiKey::FindCoordinator => "FindCoordinator",
+        ApiKey::JoinGroup => "JoinGroup",
+        ApiKey::SyncGroup => "SyncGroup",
+        ApiKey::Heartbeat => "Heartbeat",
+        ApiKey::LeaveGroup => "LeaveGroup",
+        ApiKey::OffsetCommit => "OffsetCommit",
+        ApiKey::OffsetFetch => "OffsetFetch",
+        ApiKey::ListGroups => "ListGroups",
+        ApiKey::DescribeGroups => "DescribeGroups",
+        _ => "Other",
     }
 }

@@ -39,7 +39,9 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Fu
         let broker = broker.clone();
         let stop = stop_tx.subscribe();
         connections.spawn(async move {
+            broker.metrics.connection_opened();
             connection::run(&broker, socket, peer, stop).await;
+            broker.metrics.connection_closed();
             drop(permit);
         });
         // Reap finished connections so the set does not grow without bound.

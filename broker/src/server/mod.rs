@@ -10,6 +10,7 @@ mod listener;
 
 pub use listener::serve;
 
+use crate::metrics::Metrics;
 use crate::producer_ids::ProducerIdAllocator;
 use crate::topics::TopicRegistry;
 
@@ -50,4 +51,5 @@ pub struct Broker {
     pub config: BrokerConfig,
     pub topics: TopicRegistry,
     pub producer_ids: ProducerIdAllocator,
+    pub metrics: Metrics,
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 pub(crate) struct BrokerProcess {
     child: Option<Child>,
     pub(crate) port: u16,
+    pub(crate) admin_port: u16,
     pub(crate) data_dir: PathBuf,
     extra: Vec<String>,
 }
@@ -26,6 +27,7 @@ impl BrokerProcess {
         let mut b = BrokerProcess {
             child: None,
             port: free_port(),
+            admin_port: free_port(),
             data_dir: data_dir.to_path_buf(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
         };
@@ -37,6 +39,8 @@ impl BrokerProcess {
         let child = Command::new(env!("CARGO_BIN_EXE_broker"))
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", self.port))
+            .arg("--admin-listen")
+            .arg(format!("127.0.0.1:{}", self.admin_port))
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(&self.extra)
@@ -82,6 +86,25 @@ impl Drop for BrokerProcess {
             let _ = c.wait();
         }
     }
+}
+
+/// A plain HTTP/1.0 GET on the admin port: (status code, body).
+pub(crate) fn admin_get(broker: &BrokerProcess, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(("127.0.0.1", broker.admin_port)).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let status = raw
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
 }
 
 /// Runs kcat against the broker with `args`, feeding `stdin`.

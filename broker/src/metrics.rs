@@ -1,0 +1,238 @@
+//! The broker's Prometheus metrics: traffic per topic, request latency per API, connections, and
+//! per-partition log offsets and sizes (read from the logs at scrape time, so they are never
+//! stale and cost nothing on the hot path).
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::log::BatchHeader;
+use crate::topics::TopicRegistry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TopicLabel {
+    topic: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PartitionLabel {
+    topic: String,
+    partition: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ApiLabel {
+    api: String,
+}
+
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    bytes_in: Family<TopicLabel, Counter>,
+    messages_in: Family<TopicLabel, Counter>,
+    bytes_out: Family<TopicLabel, Counter>,
+    messages_out: Family<TopicLabel, Counter>,
+    request_seconds: Family<ApiLabel, Histogram>,
+    connections: Gauge,
+    connections_accepted: Counter,
+    log_end_offset: Family<PartitionLabel, Gauge>,
+    high_watermark: Family<PartitionLabel, Gauge>,
+    log_start_offset: Family<PartitionLabel, Gauge>,
+    log_size_bytes: Family<PartitionLabel, Gauge>,
+    log_segments: Family<PartitionLabel, Gauge>,
+    log_flushes: Family<PartitionLabel, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("broker");
+        let m = Metrics {
+            bytes_in: Family::default(),
+            messages_in: Family::default(),
+            bytes_out: Family::default(),
+            messages_out: Family::default(),
+            // 50 µs .. ~27 s: from a page-cache append to a long-poll Fetch.
+            request_seconds: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.00005, 2.0, 20))
+            }),
+            connections: Gauge::default(),
+            connections_accepted: Counter::default(),
+            log_end_offset: Family::default(),
+            high_watermark: Family::default(),
+            log_start_offset: Family::default(),
+            log_size_bytes: Family::default(),
+            log_segments: Family::default(),
+            log_flushes: Family::default(),
+            registry: Registry::default(),
+        };
+        let r = &mut registry;
+        r.register(
+            "bytes_in",
+            "Record batch bytes appended",
+            m.bytes_in.clone(),
+        );
+        r.register("messages_in", "Records appended", m.messages_in.clone());
+        r.register(
+            "bytes_out",
+            "Record batch bytes served by Fetch",
+            m.bytes_out.clone(),
+        );
+        r.register(
+            "messages_out",
+            "Records served by Fetch",
+            m.messages_out.clone(),
+        );
+        r.register(
+            "request_duration_seconds",
+            "Time from a request's arrival to its answer, per API",
+            m.request_seconds.clone(),
+        );
+        r.register(
+            "connections",
+            "Open client connections",
+            m.connections.clone(),
+        );
+        r.register(
+            "connections_accepted",
+            "Client connections accepted",
+            m.connections_accepted.clone(),
+        );
+        r.register(
+            "log_end_offset",
+            "Next offset to be written",
+            m.log_end_offset.clone(),
+        );
+        r.register(
+            "high_watermark",
+            "Offset below which records are visible to consumers",
+            m.high_watermark.clone(),
+        );
+        r.register(
+            "log_start_offset",
+            "First retained offset",
+            m.log_start_offset.clone(),
+        );
+        r.register(
+            "log_size_bytes",
+            "Bytes in all segments of the partition",
+            m.log_size_bytes.clone(),
+        );
+        r.register(
+            "log_segments",
+            "Segments of the partition",
+            m.log_segments.clone(),
+        );
+        r.register(
+            "log_flushes",
+            "Completed fdatasync rounds of the partition since start",
+            m.log_flushes.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    pub fn record_append(&self, topic: &str, bytes: usize, messages: i64) {
+        let l = TopicLabel {
+            topic: topic.to_string(),
+        };
+        self.bytes_in.get_or_create(&l).inc_by(bytes as u64);
+        self.messages_in
+            .get_or_create(&l)
+            .inc_by(messages.max(0) as u64);
+    }
+
+    /// Counts the batches served from `records` (headers only; no decoding).
+    pub fn record_fetch(&self, topic: &str, records: &[u8]) {
+        if records.is_empty() {
+            return;
+        }
+        let mut messages = 0u64;
+        let mut rest = records;
+        while let Ok(h) = BatchHeader::parse(rest) {
+            messages += h.records_count.max(0) as u64;
+            if h.total_len() >= rest.len() {
+                break;
+            }
+            rest = &rest[h.total_len()..];
+        }
+        let l = TopicLabel {
+            topic: topic.to_string(),
+        };
+        self.bytes_out
+            .get_or_create(&l)
+            .inc_by(records.len() as u64);
+        self.messages_out.get_or_create(&l).inc_by(messages);
+    }
+
+    pub fn record_request(&self, api: &str, took: Duration) {
+        self.request_seconds
+            .get_or_create(&ApiLabel {
+                api: api.to_string(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn connection_opened(&self) {
+        self.connections.inc();
+        self.connections_accepted.inc();
+    }
+
+    pub fn connection_closed(&self) {
+        self.connections.dec();
+    }
+
+    /// The exposition text, with the log gauges refreshed from `topics` first.
+    pub fn render(&self, topics: &TopicRegistry) -> String {
+        for family in [
+            &self.log_end_offset,
+            &self.high_watermark,
+            &self.log_start_offset,
+            &self.log_size_bytes,
+            &self.log_segments,
+            &self.log_flushes,
+        ] {
+            family.clear(); // deleted topics disappear
+        }
+        for topic in topics.list() {
+            for (p, log) in topic.partitions().iter().enumerate() {
+                let l = PartitionLabel {
+                    topic: topic.name.clone(),
+                    partition: p.to_string(),
+                };
+                self.log_end_offset
+                    .get_or_create(&l)
+                    .set(log.log_end_offset());
+                self.high_watermark
+                    .get_or_create(&l)
+                    .set(log.high_watermark());
+                self.log_start_offset
+                    .get_or_create(&l)
+                    .set(log.log_start_offset());
+                self.log_size_bytes
+                    .get_or_create(&l)
+                    .set(log.size_bytes() as i64);
+                self.log_segments
+                    .get_or_create(&l)
+                    .set(log.segment_count() as i64);
+                self.log_flushes
+                    .get_or_create(&l)
+                    .set(log.flush_count() as i64);
+            }
+        }
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "cannot encode metrics");
+        }
+        out
+    }
+}
