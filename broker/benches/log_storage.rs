@@ -8,7 +8,6 @@
 //! `BENCH_IN_FLIGHT`, appends awaiting durability at once under `fsync`, default 8;
 //! `BENCH_REPEAT`, runs per row whose best is printed, default 3).
 
-use std::collections::VecDeque;
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,38 +15,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use broker::clock::SystemClock;
-use broker::log::{BatchBuilder, FlushPolicy, LogConfig, PartitionLog};
+use broker::log::{FlushPolicy, LogConfig, PartitionLog};
 
 fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
     std::env::var(key)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// Producer-identical batches of ~`batch_bytes` holding `records` records in all.
-fn make_batches(records: usize, record_bytes: usize, batch_bytes: usize) -> Vec<Vec<u8>> {
-    let value = vec![b'x'; record_bytes];
-    // A record's encoded size, plus 2 bytes for its offset delta growing past one varint byte.
-    let record_cost = {
-        let mut one = BatchBuilder::new();
-        one.push_value(0, &value);
-        one.build().len() - 61 + 2
-    };
-    let per_batch = (batch_bytes.saturating_sub(61) / record_cost).max(1);
-    let mut out = Vec::new();
-    let mut left = records;
-    let ts = 1_700_000_000_000;
-    while left > 0 {
-        let n = per_batch.min(left);
-        let mut b = BatchBuilder::new();
-        for _ in 0..n {
-            b.push_value(ts, &value);
-        }
-        out.push(b.build());
-        left -= n;
-    }
-    out
 }
 
 fn fresh_dir(root: &Path, name: &str) -> PathBuf {
@@ -93,26 +67,9 @@ fn run_policy(
     let (log, _) = PartitionLog::open(dir, config, Arc::new(SystemClock)).expect("open log");
     let mut input: Vec<Vec<u8>> = batches.to_vec();
 
-    let start = Instant::now();
-    rt.block_on(async {
-        // Like a producer with a bounded number of unacknowledged requests: appends go on while
-        // earlier ones wait for their sync, so one fdatasync covers several appends.
-        let mut pending = VecDeque::with_capacity(in_flight + 1);
-        for b in input.iter_mut() {
-            let info = log.append(b).expect("append");
-            pending.push_back(info.last_offset + 1);
-            if pending.len() > in_flight {
-                let end = pending.pop_front().unwrap_or_default();
-                log.wait_durable(end).await.expect("durable");
-            }
-        }
-        if let Some(end) = pending.pop_back() {
-            log.wait_durable(end).await.expect("durable");
-        }
-    });
-    // Every policy ends with the bytes on disk, so all compare with the raw write + fdatasync.
-    log.flush().expect("flush");
-    let append = start.elapsed();
+    let append = rt
+        .block_on(broker::perf::append_all(&log, &mut input, in_flight))
+        .expect("append");
 
     let start = Instant::now();
     let mut offset = 0;
@@ -173,7 +130,7 @@ fn main() {
         "raw MB/s"
     );
     for batch_bytes in [16 * 1024, 1024 * 1024] {
-        let batches = make_batches(records, record_bytes, batch_bytes);
+        let batches = broker::perf::make_batches(records, record_bytes, batch_bytes);
         let total: u64 = batches.iter().map(|b| b.len() as u64).sum();
         for policy in [
             FlushPolicy::Fsync,

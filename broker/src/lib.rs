@@ -5,6 +5,7 @@
 //! - [`topics`]: the registry of topics and their partition logs, persisted in the data dir.
 //! - [`producer_ids`]: durable, never-reused ids for idempotent producers.
 //! - [`admin`], [`metrics`]: the HTTP admin port (`/healthz`, Prometheus `/metrics`).
+//! - [`perf`]: workload helpers for the storage benchmark and the perf tools.
 //! - [`clock`]: wall-clock time behind a trait, so tests can move time.
 //! - [`protocol`]: Kafka request decoding, one handler per API, response encoding (no I/O).
 //! - [`server`]: the TCP server: listener, connections, shared broker state.
@@ -16,6 +17,7 @@ pub mod admin;
 pub mod clock;
 pub mod log;
 pub mod metrics;
+pub mod perf;
 pub mod producer_ids;
 pub mod protocol;
 pub mod server;

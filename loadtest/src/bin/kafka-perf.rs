@@ -1,0 +1,286 @@
+//! `kafka-perf`: producer and consumer throughput through the Kafka protocol with `rdkafka`, like
+//! Kafka's own perf-test scripts, printed beside the storage engine's append rate measured in the
+//! same run on the same disk (the protocol's overhead is the ratio).
+//!
+//! ```text
+//! cargo run --release -p loadtest --bin kafka-perf -- --messages 1000000 --size 100 --flush fsync
+//! cargo run --release -p loadtest --bin kafka-perf -- --brokers 127.0.0.1:9092   # external
+//! ```
+//! Without `--brokers` it starts the broker in-process on a free loopback port with a temp data
+//! dir and the given flush policy.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use broker::clock::SystemClock;
+use broker::log::{FlushPolicy, LogConfig, PartitionLog};
+use clap::Parser;
+use loadtest::embedded_broker::EmbeddedBroker;
+use loadtest::latency::Latencies;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+#[derive(Debug, Parser)]
+#[command(
+    about = "Produce/consume throughput through the Kafka protocol, beside the storage engine"
+)]
+struct Args {
+    /// Bootstrap servers of a running broker or cluster; default: start one in-process.
+    #[arg(long)]
+    brokers: Option<String>,
+    #[arg(long, default_value_t = 1_000_000)]
+    messages: usize,
+    /// Bytes of each message value.
+    #[arg(long, default_value_t = 100)]
+    size: usize,
+    /// Flush policy of the in-process broker and of the storage ceiling.
+    #[arg(long, default_value = "fsync")]
+    flush: FlushPolicy,
+    #[arg(long, default_value = "perf")]
+    topic: String,
+    /// Producer acks: all, 1 or 0.
+    #[arg(long, default_value = "all")]
+    acks: String,
+    #[arg(long, default_value_t = false)]
+    idempotence: bool,
+    /// Where the in-process broker and the storage ceiling write (must be a real disk).
+    #[arg(long, default_value = "target/perf-data")]
+    dir: std::path::PathBuf,
+}
+
+/// Records each message's ack latency (send to delivery report).
+struct Acks {
+    latencies: Mutex<Latencies>,
+    failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+impl ClientContext for Acks {}
+
+impl ProducerContext for Acks {
+    type DeliveryOpaque = Box<Instant>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, sent: Box<Instant>) {
+        match result {
+            Ok(_) => {
+                if let Ok(mut l) = self.latencies.lock() {
+                    l.record(sent.elapsed());
+                }
+            }
+            Err((e, _)) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut first) = self.first_error.lock() {
+                    first.get_or_insert_with(|| e.to_string());
+                }
+            }
+        }
+    }
+}
+
+fn mb(bytes: f64, d: Duration) -> f64 {
+    bytes / d.as_secs_f64() / 1e6
+}
+
+/// The ceiling: the same records appended straight to a partition log (1 MiB batches, as
+/// librdkafka fills them under load, same flush policy, 8 appends in flight).
+fn storage_ceiling(args: &Args) -> anyhow::Result<Duration> {
+    let dir = args.dir.join("ceiling");
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = LogConfig {
+        flush: args.flush,
+        max_message_bytes: 2 << 20,
+        ..LogConfig::default()
+    };
+    let (log, _) = PartitionLog::open(&dir, config, Arc::new(SystemClock))?;
+    let mut batches = broker::perf::make_batches(args.messages, args.size, 1 << 20);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let took = rt.block_on(broker::perf::append_all(&log, &mut batches, 8))?;
+    log.close()?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(took)
+}
+
+fn produce(args: &Args, brokers: &str) -> anyhow::Result<(Duration, Latencies)> {
+    let ctx = Acks {
+        latencies: Mutex::new(Latencies::with_capacity(args.messages)),
+        failed: AtomicU64::new(0),
+        first_error: Mutex::new(None),
+    };
+    let producer: ThreadedProducer<Acks> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("acks", &args.acks)
+        .set("enable.idempotence", args.idempotence.to_string())
+        .set("linger.ms", "5")
+        .set("queue.buffering.max.messages", "1000000")
+        .create_with_context(ctx)
+        .context("create producer")?;
+    let payload = vec![b'x'; args.size];
+    let start = Instant::now();
+    for _ in 0..args.messages {
+        let mut record: BaseRecord<'_, (), [u8], Box<Instant>> =
+            BaseRecord::with_opaque_to(&args.topic, Box::new(Instant::now()))
+                .partition(0)
+                .payload(&payload);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    record = r;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err((e, _)) => bail!("produce failed: {e}"),
+            }
+        }
+    }
+    producer
+        .flush(Duration::from_secs(120))
+        .context("flush producer")?;
+    let took = start.elapsed();
+    let ctx = producer.context();
+    let failed = ctx.failed.load(Ordering::Relaxed);
+    if failed > 0 {
+        let first = ctx.first_error.lock().ok().and_then(|f| f.clone());
+        bail!("{failed} messages failed, first: {first:?}");
+    }
+    let latencies = ctx
+        .latencies
+        .lock()
+        .map(|mut l| std::mem::take(&mut *l))
+        .unwrap_or_default();
+    if latencies.len() != args.messages {
+        bail!("{} acks for {} messages", latencies.len(), args.messages);
+    }
+    Ok((took, latencies))
+}
+
+fn consume(args: &Args, brokers: &str) -> anyhow::Result<Duration> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "kafka-perf")
+        .set("enable.auto.commit", "false")
+        .create()
+        .context("create consumer")?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&args.topic, 0, Offset::Beginning)?;
+    consumer.assign(&tpl)?;
+    let start = Instant::now();
+    let mut count = 0usize;
+    let mut last_progress = Instant::now();
+    while count < args.messages {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                if m.payload().map_or(0, <[u8]>::len) != args.size {
+                    bail!("message at offset {} has the wrong size", m.offset());
+                }
+                count += 1;
+                last_progress = Instant::now();
+            }
+            Some(Err(e)) => bail!("consume failed: {e}"),
+            None if last_progress.elapsed() > Duration::from_secs(30) => {
+                bail!("consumer stalled at {count} of {} messages", args.messages)
+            }
+            None => {}
+        }
+    }
+    Ok(start.elapsed())
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let args = Args::parse();
+    if args.messages == 0 || args.size == 0 {
+        bail!("--messages and --size must be positive");
+    }
+    std::fs::create_dir_all(&args.dir).with_context(|| format!("create {}", args.dir.display()))?;
+    let bytes = (args.messages * args.size) as f64;
+
+    let ceiling = storage_ceiling(&args)?;
+    let broker_dir = args.dir.join("broker");
+    let _ = std::fs::remove_dir_all(&broker_dir);
+    let embedded = match &args.brokers {
+        Some(_) => None,
+        None => Some(EmbeddedBroker::start(
+            &broker_dir,
+            LogConfig {
+                flush: args.flush,
+                ..LogConfig::default()
+            },
+        )?),
+    };
+    let brokers = match (&args.brokers, &embedded) {
+        (Some(b), _) => b.clone(),
+        (None, Some(e)) => e.addr.clone(),
+        (None, None) => unreachable!("an embedded broker is started when --brokers is absent"),
+    };
+    println!(
+        "kafka-perf: {} messages x {} B, acks={}, idempotence={}, broker {} ({})",
+        args.messages,
+        args.size,
+        args.acks,
+        args.idempotence,
+        brokers,
+        if embedded.is_some() {
+            format!("in-process, flush {}", args.flush)
+        } else {
+            "external".to_string()
+        }
+    );
+    let ceiling_rate = args.messages as f64 / ceiling.as_secs_f64();
+    println!(
+        "storage ceiling (same run, PartitionLog append, 1 MiB batches, flush {}): {:>10.0} msgs/s {:>8.1} MB/s",
+        args.flush,
+        ceiling_rate,
+        mb(bytes, ceiling)
+    );
+
+    let (took, mut latencies) = produce(&args, &brokers)?;
+    let rate = args.messages as f64 / took.as_secs_f64();
+    let (p50, p99, max) = latencies.summary_ms();
+    println!(
+        "produce:  {:>10.0} msgs/s {:>8.1} MB/s  ack latency p50 {:.1} ms p99 {:.1} ms max {:.1} ms  = {:.0}% of storage",
+        rate,
+        mb(bytes, took),
+        p50,
+        p99,
+        max,
+        100.0 * rate / ceiling_rate
+    );
+
+    let took = consume(&args, &brokers)?;
+    let rate = args.messages as f64 / took.as_secs_f64();
+    println!(
+        "consume:  {:>10.0} msgs/s {:>8.1} MB/s  = {:.0}% of storage append",
+        rate,
+        mb(bytes, took),
+        100.0 * rate / ceiling_rate
+    );
+    // The clients share the machine; the broker's own time per API says what the protocol layer
+    // costs on the server side, apart from librdkafka's per-message work.
+    if let Some(e) = &embedded {
+        for api in ["Produce", "Fetch"] {
+            let busy = e.busy_seconds(api);
+            if busy > 0.0 {
+                let rate = args.messages as f64 / busy;
+                println!(
+                    "broker time in {api:<8} {busy:>6.3} s = {rate:>10.0} msgs/s of broker time = {:.0}% of storage append",
+                    100.0 * rate / ceiling_rate
+                );
+            }
+        }
+    }
+    drop(embedded);
+    let _ = std::fs::remove_dir_all(&broker_dir);
+    Ok(())
+}
