@@ -337,4 +337,15 @@ fn delete_topics_by_name_and_id_and_offset_for_leader_epoch() {
     // A deleted topic can be created again, empty.
     assert_eq!(create(&mut c, "a", 1, 1, &[]), 0);
     assert_eq!(produce(&mut c, "a", good_batch()), (0, 0));
+    // v6 by name: the answer carries the topic's id too.
+    let meta: MetadataResponse = c.call(ApiKey::Metadata, 12, &all);
+    let mut state = DeleteTopicState::default();
+    state.name = Some(topic("a"));
+    let mut req = DeleteTopicsRequest::default();
+    req.topics = vec![state];
+    req.timeout_ms = 5000;
+    let resp: DeleteTopicsResponse = c.call(ApiKey::DeleteTopics, 6, &req);
+    assert_eq!(resp.responses[0].error_code, 0);
+    assert_eq!(resp.responses[0].topic_id, meta.topics[0].topic_id);
+    assert!(!resp.responses[0].topic_id.is_nil());
 }

@@ -41,6 +41,9 @@ pub(crate) fn handle(
             None => r.error_code = ResponseError::UnknownTopicId.code(),
             Some(n) => {
                 r.name = Some(TopicName(StrBytes::from_string(n.clone())));
+                if let Some(t) = broker.topics.get(&n) {
+                    r.topic_id = t.id; // v6 answers carry the id even when asked by name
+                }
                 match broker.topics.delete(&n) {
                     Ok(()) => r.error_code = NONE,
                     Err(e) => {
