@@ -6,6 +6,7 @@
 //! - [`producer_ids`]: durable, never-reused ids for idempotent producers.
 //! - [`admin`], [`metrics`]: the HTTP admin port (`/healthz`, Prometheus `/metrics`).
 //! - [`perf`]: workload helpers for the storage benchmark and the perf tools.
+//! - [`alloc`]: the global allocator that keeps a hostile array count from aborting the process.
 //! - [`clock`]: wall-clock time behind a trait, so tests can move time.
 //! - [`protocol`]: Kafka request decoding, one handler per API, response encoding (no I/O).
 //! - [`server`]: the TCP server: listener, connections, shared broker state.
@@ -14,6 +15,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod admin;
+pub mod alloc;
 pub mod clock;
 pub mod log;
 pub mod metrics;

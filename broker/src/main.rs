@@ -14,6 +14,10 @@ use broker::server::{serve, Broker, BrokerConfig};
 use broker::topics::TopicRegistry;
 use clap::{ArgAction, Parser};
 
+/// See broker::alloc: a wire frame must not be able to abort the process through the decoder.
+#[global_allocator]
+static ALLOC: broker::alloc::NoReserveHugeAlloc = broker::alloc::NoReserveHugeAlloc;
+
 #[derive(Debug, Parser)]
 #[command(
     version,

@@ -60,6 +60,15 @@ fn garbage_oversized_and_truncated_frames_close_only_that_connection() {
         .unwrap();
     assert!(closed(s));
 
+    // Metadata v0 declaring 2^31-1 topics in a 17-byte frame: the decoder sizes a Vec from that
+    // count before reading; the broker must refuse the frame, not abort (found by fuzzing).
+    let mut s = connect(&broker);
+    s.write_all(&frame(&[
+        0, 3, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff, 0,
+    ]))
+    .unwrap();
+    assert!(closed(s));
+
     // A client that hangs up mid-frame.
     let mut s = connect(&broker);
     s.write_all(&(100i32).to_be_bytes()).unwrap();

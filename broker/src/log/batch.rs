@@ -398,15 +398,18 @@ pub fn record_timestamps(batch: &[u8]) -> Option<Vec<i64>> {
     if header.compression() != 0 || batch.len() < header.total_len() {
         return None;
     }
+    // The count comes from the batch; every record takes at least 7 bytes, so a count beyond
+    // what the bytes can hold is corrupt (and must not size an allocation: found by fuzzing).
+    let count = header.records_count.max(0) as usize;
+    if count > (header.total_len() - HEADER_LEN) / 7 {
+        return None;
+    }
     if header.is_log_append_time() {
-        return Some(vec![
-            header.max_timestamp;
-            header.records_count.max(0) as usize
-        ]);
+        return Some(vec![header.max_timestamp; count]);
     }
     let mut pos = HEADER_LEN;
     let end = header.total_len();
-    let mut out = Vec::with_capacity(header.records_count.max(0) as usize);
+    let mut out = Vec::with_capacity(count);
     for _ in 0..header.records_count {
         let (len, n) = get_varlong(&batch[pos..end])?;
         let rec_start = pos + n;
@@ -495,6 +498,18 @@ mod tests {
         assert!(h.is_log_append_time());
         assert_eq!(h.max_timestamp, 9999);
         assert_eq!(record_timestamps(&bytes).unwrap(), vec![9999; 3]);
+    }
+
+    /// Regression (fuzzing, record_batch target): a record count far beyond what the batch's
+    /// bytes can hold sized an allocation of gigabytes.
+    #[test]
+    fn an_impossible_record_count_is_refused_without_allocating() {
+        let mut bytes = sample();
+        bytes[OFF_RECORDS_COUNT..OFF_RECORDS_COUNT + 4]
+            .copy_from_slice(&0x0800_0000i32.to_be_bytes());
+        assert_eq!(record_timestamps(&bytes), None);
+        set_log_append_time(&mut bytes, 5);
+        assert_eq!(record_timestamps(&bytes), None);
     }
 
     #[test]

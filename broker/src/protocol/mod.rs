@@ -14,9 +14,11 @@ mod offset_for_leader_epoch;
 mod produce;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{decode_request_header_from_buffer, Encodable};
 use thiserror::Error;
+
+pub use kafka_protocol::messages::ApiKey;
 
 use crate::server::Broker;
 
