@@ -7,6 +7,7 @@
 //! - [`admin`], [`metrics`]: the HTTP admin port (`/healthz`, Prometheus `/metrics`).
 //! - [`perf`]: workload helpers for the storage benchmark and the perf tools.
 //! - [`alloc`]: the global allocator that keeps a hostile array count from aborting the process.
+//! - [`group`]: the group coordinator: consumer groups, rebalances, committed offsets.
 //! - [`clock`]: wall-clock time behind a trait, so tests can move time.
 //! - [`protocol`]: Kafka request decoding, one handler per API, response encoding (no I/O).
 //! - [`server`]: the TCP server: listener, connections, shared broker state.
@@ -17,6 +18,7 @@
 pub mod admin;
 pub mod alloc;
 pub mod clock;
+pub mod group;
 pub mod log;
 pub mod metrics;
 pub mod perf;

@@ -60,6 +60,13 @@ struct Args {
     /// Address of the admin HTTP port (`/healthz`, `/metrics`).
     #[arg(long, env = "BROKER_ADMIN_LISTEN", default_value = "127.0.0.1:9644")]
     admin_listen: SocketAddr,
+    /// How long an empty group waits for more members before its first rebalance completes.
+    #[arg(
+        long,
+        env = "BROKER_GROUP_INITIAL_REBALANCE_DELAY_MS",
+        default_value_t = 3000
+    )]
+    group_initial_rebalance_delay_ms: u64,
     /// How often retention runs.
     #[arg(long, env = "BROKER_RETENTION_CHECK_MS", default_value_t = 60_000)]
     retention_check_ms: u64,
@@ -103,6 +110,11 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("bind {}", args.listen))?;
     let local = listener.local_addr()?;
+    let admin_listener = tokio::net::TcpListener::bind(args.admin_listen)
+        .await
+        .with_context(|| format!("bind admin port {}", args.admin_listen))?;
+    let admin_addr = admin_listener.local_addr()?;
+
     let (host, port) = match &args.advertised {
         Some(a) => {
             let (h, p) = a
@@ -120,6 +132,16 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("open data dir {}", args.data_dir.display()))?;
     let producer_ids = broker::producer_ids::ProducerIdAllocator::open(&args.data_dir)
         .context("open producer id allocator")?;
+    let offsets =
+        broker::group::OffsetStore::open(&args.data_dir, args.flush, Arc::new(SystemClock))
+            .context("open committed offsets")?;
+    let groups = broker::group::GroupCoordinator::new(
+        broker::group::CoordinatorConfig {
+            initial_rebalance_delay: Duration::from_millis(args.group_initial_rebalance_delay_ms),
+            ..Default::default()
+        },
+        offsets,
+    );
     let broker = Arc::new(Broker {
         config: BrokerConfig {
             advertised_host: host,
@@ -132,6 +154,7 @@ async fn main() -> anyhow::Result<()> {
         topics,
         producer_ids,
         metrics: broker::metrics::Metrics::new(),
+        groups: groups.clone(),
     });
 
     let retention = {
@@ -147,10 +170,6 @@ async fn main() -> anyhow::Result<()> {
         })
     };
 
-    let admin_listener = tokio::net::TcpListener::bind(args.admin_listen)
-        .await
-        .with_context(|| format!("bind admin port {}", args.admin_listen))?;
-    let admin_addr = admin_listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -169,10 +188,13 @@ async fn main() -> anyhow::Result<()> {
         })
     };
     tracing::info!(admin = %admin_addr, "admin HTTP listening");
+    let expiry =
+        tokio::spawn(groups.run_expiry(Duration::from_millis(250), stopped(stop_rx.clone())));
     tracing::info!(listen = %local, advertised = %format!("{}:{}", broker.config.advertised_host, broker.config.advertised_port), data_dir = %args.data_dir.display(), flush = %args.flush, "broker listening");
     serve(listener, broker, stopped(stop_rx)).await;
     retention.abort();
     let _ = admin.await;
+    let _ = expiry.await;
     Ok(())
 }
 

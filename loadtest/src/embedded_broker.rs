@@ -25,9 +25,13 @@ pub struct EmbeddedBroker {
 
 impl EmbeddedBroker {
     pub fn start(data_dir: &Path, defaults: LogConfig) -> anyhow::Result<Self> {
+        let defaults_flush = defaults.flush;
         let topics = TopicRegistry::open(data_dir, defaults, Arc::new(SystemClock))
             .context("open broker data dir")?;
         let producer_ids = ProducerIdAllocator::open(data_dir)?;
+        let offsets =
+            broker::group::OffsetStore::open(data_dir, defaults_flush, Arc::new(SystemClock))?;
+        let groups = broker::group::GroupCoordinator::new(Default::default(), offsets);
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         std_listener.set_nonblocking(true)?;
         let local = std_listener.local_addr()?;
@@ -40,6 +44,7 @@ impl EmbeddedBroker {
             topics,
             producer_ids,
             metrics: Metrics::new(),
+            groups: groups.clone(),
         });
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let shared = broker.clone();
@@ -58,6 +63,13 @@ impl EmbeddedBroker {
                     }
                 };
                 rt.block_on(async move {
+                    let (expiry_stop, expiry_rx) = oneshot::channel::<()>();
+                    let expiry = tokio::spawn(groups.run_expiry(
+                        std::time::Duration::from_millis(250),
+                        async {
+                            let _ = expiry_rx.await;
+                        },
+                    ));
                     match tokio::net::TcpListener::from_std(std_listener) {
                         Ok(listener) => {
                             serve(listener, broker, async {
@@ -67,6 +79,8 @@ impl EmbeddedBroker {
                         }
                         Err(e) => tracing::error!(error = %e, "embedded broker listener"),
                     }
+                    let _ = expiry_stop.send(());
+                    let _ = expiry.await;
                 });
             })?;
         Ok(EmbeddedBroker {

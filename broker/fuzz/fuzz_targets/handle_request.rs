@@ -48,6 +48,15 @@ fn fixture() -> &'static Fixture {
             topics,
             producer_ids: ProducerIdAllocator::open(dir.path()).expect("ids"),
             metrics: Metrics::new(),
+            groups: broker::group::GroupCoordinator::new(
+                Default::default(),
+                broker::group::OffsetStore::open(
+                    dir.path(),
+                    FlushPolicy::Never,
+                    Arc::new(SystemClock),
+                )
+                .expect("offsets"),
+            ),
         };
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
@@ -73,8 +82,13 @@ fuzz_target!(|data: &[u8]| {
             return;
         }
         let version = header.request_api_version;
-        let resp =
-            f.rt.block_on(protocol::handle(&f.broker, api, version, *body));
+        let resp = f.rt.block_on(protocol::handle(
+            &f.broker,
+            &Default::default(),
+            api,
+            version,
+            *body,
+        ));
         if let Some(resp) = resp {
             protocol::encode_response(header.correlation_id, api, version, &resp)
                 .expect("a handler's answer must encode");

@@ -426,6 +426,78 @@ pub fn record_timestamps(batch: &[u8]) -> Option<Vec<i64>> {
     Some(out)
 }
 
+/// Decodes the records of an uncompressed batch the broker wrote itself (internal logs such as
+/// committed offsets); `None` for a compressed batch or one that does not parse.
+pub fn decode_records(batch: &[u8]) -> Option<Vec<Record>> {
+    let header = BatchHeader::parse(batch).ok()?;
+    let end = header.total_len();
+    let count = header.records_count.max(0) as usize;
+    if header.compression() != 0 || batch.len() < end || count > (end - HEADER_LEN) / 7 {
+        return None;
+    }
+    let mut cur = Cursor {
+        buf: &batch[..end],
+        pos: HEADER_LEN,
+    };
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        let len = usize::try_from(cur.varlong()?).ok()?;
+        let rec_end = cur.pos.checked_add(len)?;
+        if rec_end > end {
+            return None;
+        }
+        let mut r = Cursor {
+            buf: &batch[..rec_end],
+            pos: cur.pos,
+        };
+        r.pos += 1; // attributes
+        let timestamp = header.base_timestamp + r.varlong()?;
+        r.varlong()?; // offset delta
+        let key = r.bytes()?;
+        let value = r.bytes()?;
+        let n_headers = usize::try_from(r.varlong()?).ok()?;
+        let mut headers = Vec::with_capacity(n_headers.min(len));
+        for _ in 0..n_headers {
+            let k = String::from_utf8(r.bytes()??).ok()?;
+            headers.push((k, r.bytes()?));
+        }
+        out.push(Record {
+            timestamp,
+            key,
+            value,
+            headers,
+        });
+        cur.pos = rec_end;
+    }
+    Some(out)
+}
+
+/// Reads varints and length-prefixed bytes from a record.
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Cursor<'_> {
+    fn varlong(&mut self) -> Option<i64> {
+        let (v, n) = get_varlong(self.buf.get(self.pos..)?)?;
+        self.pos += n;
+        Some(v)
+    }
+
+    /// `Some(None)` for a null (-1 length) field.
+    fn bytes(&mut self) -> Option<Option<Vec<u8>>> {
+        let len = self.varlong()?;
+        if len < 0 {
+            return Some(None);
+        }
+        let end = self.pos.checked_add(usize::try_from(len).ok()?)?;
+        let b = self.buf.get(self.pos..end)?.to_vec();
+        self.pos = end;
+        Some(Some(b))
+    }
+}
+
 fn get_varlong(buf: &[u8]) -> Option<(i64, usize)> {
     let mut z: u64 = 0;
     for (i, b) in buf.iter().enumerate().take(10) {
@@ -510,6 +582,26 @@ mod tests {
         assert_eq!(record_timestamps(&bytes), None);
         set_log_append_time(&mut bytes, 5);
         assert_eq!(record_timestamps(&bytes), None);
+    }
+
+    #[test]
+    fn records_decode_back_to_what_was_built() {
+        let mut b = BatchBuilder::new();
+        let rec = Record {
+            timestamp: 1234,
+            key: Some(b"k".to_vec()),
+            value: None,
+            headers: vec![("h".into(), Some(b"v".to_vec())), ("n".into(), None)],
+        };
+        b.push(rec.clone()).push_value(1240, b"second");
+        let bytes = b.build();
+        let got = decode_records(&bytes).unwrap();
+        assert_eq!(got[0], rec);
+        assert_eq!(got[1].value.as_deref(), Some(&b"second"[..]));
+        assert_eq!(got[1].timestamp, 1240);
+        for cut in 0..bytes.len() {
+            let _ = decode_records(&bytes[..cut]);
+        }
     }
 
     #[test]

@@ -7,11 +7,18 @@ mod create_topics;
 mod delete_topics;
 mod error;
 mod fetch;
+mod find_coordinator;
+mod groups_admin;
+mod heartbeat;
 mod init_producer_id;
+mod join_group;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod sync_group;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseHeader, ResponseKind};
@@ -90,9 +97,17 @@ pub fn decode_request(mut frame: Bytes) -> Result<Request, ProtocolError> {
     })
 }
 
+/// Who sent a request (for JoinGroup's member ids and DescribeGroups).
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    pub client_id: String,
+    pub client_host: String,
+}
+
 /// Runs a request. `None` means "send nothing" (Produce with acks=0).
 pub async fn handle(
     broker: &Broker,
+    ctx: &RequestContext,
     api: ApiKey,
     version: i16,
     body: RequestKind,
@@ -123,6 +138,33 @@ pub async fn handle(
         }
         RequestKind::OffsetForLeaderEpoch(r) => {
             ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, version, r))
+        }
+        RequestKind::FindCoordinator(r) => {
+            ResponseKind::FindCoordinator(find_coordinator::handle(broker, version, r))
+        }
+        RequestKind::JoinGroup(r) => {
+            ResponseKind::JoinGroup(join_group::handle(broker, ctx, version, r).await)
+        }
+        RequestKind::SyncGroup(r) => {
+            ResponseKind::SyncGroup(sync_group::handle(broker, version, r).await)
+        }
+        RequestKind::Heartbeat(r) => {
+            ResponseKind::Heartbeat(heartbeat::heartbeat(broker, version, r))
+        }
+        RequestKind::LeaveGroup(r) => {
+            ResponseKind::LeaveGroup(heartbeat::leave(broker, version, r))
+        }
+        RequestKind::OffsetCommit(r) => {
+            ResponseKind::OffsetCommit(offset_commit::handle(broker, version, r).await)
+        }
+        RequestKind::OffsetFetch(r) => {
+            ResponseKind::OffsetFetch(offset_fetch::handle(broker, version, r))
+        }
+        RequestKind::ListGroups(r) => {
+            ResponseKind::ListGroups(groups_admin::list(broker, version, r))
+        }
+        RequestKind::DescribeGroups(r) => {
+            ResponseKind::DescribeGroups(groups_admin::describe(broker, version, r))
         }
         other => {
             // decode_request only lets through the APIs in the table, all matched above.

@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use tokio::sync::broadcast;
 
 use super::Broker;
-use crate::protocol::{self, Request};
+use crate::protocol::{self, Request, RequestContext};
 
 pub(crate) async fn run(
     broker: &Broker,
@@ -45,7 +45,15 @@ pub(crate) async fn run(
         let (api, answer) = match protocol::decode_request(frame.freeze()) {
             Ok(Request::Known { header, api, body }) => {
                 let version = header.request_api_version;
-                match protocol::handle(broker, api, version, *body).await {
+                let ctx = RequestContext {
+                    client_id: header
+                        .client_id
+                        .as_ref()
+                        .map(|c| c.to_string())
+                        .unwrap_or_default(),
+                    client_host: format!("/{}", peer.ip()),
+                };
+                match protocol::handle(broker, &ctx, api, version, *body).await {
                     Some(resp) => (
                         api,
                         protocol::encode_response(header.correlation_id, api, version, &resp),

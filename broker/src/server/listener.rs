@@ -54,5 +54,8 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Fu
     if let Err(e) = broker.topics.flush_all() {
         tracing::error!(error = %e, "final flush failed");
     }
+    if let Err(e) = broker.groups.offsets().flush() {
+        tracing::error!(error = %e, "final flush of committed offsets failed");
+    }
     tracing::info!("broker stopped");
 }

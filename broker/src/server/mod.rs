@@ -10,6 +10,9 @@ mod listener;
 
 pub use listener::serve;
 
+use std::sync::Arc;
+
+use crate::group::GroupCoordinator;
 use crate::metrics::Metrics;
 use crate::producer_ids::ProducerIdAllocator;
 use crate::topics::TopicRegistry;
@@ -52,4 +55,5 @@ pub struct Broker {
     pub topics: TopicRegistry,
     pub producer_ids: ProducerIdAllocator,
     pub metrics: Metrics,
+    pub groups: Arc<GroupCoordinator>,
 }

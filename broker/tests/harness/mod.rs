@@ -51,7 +51,9 @@ impl BrokerProcess {
             .expect("start broker binary");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(self.addr()).is_err() {
+        while TcpStream::connect(self.addr()).is_err()
+            || TcpStream::connect(("127.0.0.1", self.admin_port)).is_err()
+        {
             assert!(Instant::now() < deadline, "broker did not start listening");
             std::thread::sleep(Duration::from_millis(20));
         }

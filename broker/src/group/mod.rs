@@ -1,0 +1,21 @@
+//! Consumer groups (Kafka's classic protocol) and committed offsets.
+//!
+//! - [`coordinator`]: all groups, rebalance completion, session expiry.
+//! - [`state`]: one group and its members; the answers parked requests get.
+//! - `join` / `sync` / `heartbeat` (with LeaveGroup) / `offset_commit`: the rules per request.
+//! - [`offset_store`]: committed offsets in an internal log, replayed at start.
+
+pub mod coordinator;
+mod heartbeat;
+mod join;
+mod offset_commit;
+pub mod offset_store;
+pub mod state;
+mod sync;
+
+pub use coordinator::{CoordinatorConfig, GroupCoordinator, GroupSummary, MemberSummary};
+pub use join::JoinRequest;
+pub use offset_commit::CommitRequest;
+pub use offset_store::{Committed, OffsetStore};
+pub use state::{GroupState, JoinOutcome, SyncOutcome};
+pub use sync::SyncRequest;

@@ -1,0 +1,92 @@
+//! OffsetCommit and OffsetFetch rules: who may commit for a group (members of the current
+//! generation, or assign()-mode consumers of an empty group with generation -1), and the
+//! "no commit" answer (-1) that makes a client apply its auto.offset.reset.
+
+use std::sync::Arc;
+
+use kafka_protocol::ResponseError;
+use tokio::time::Instant;
+
+use super::coordinator::GroupCoordinator;
+use super::offset_store::MAX_METADATA_BYTES;
+use super::state::GroupState;
+
+#[derive(Debug, Clone)]
+pub struct CommitRequest {
+    pub group_id: String,
+    pub generation: i32,
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    /// (topic, partition, offset, leader epoch, metadata)
+    pub entries: Vec<(String, i32, i64, i32, Option<String>)>,
+}
+
+impl GroupCoordinator {
+    /// Commits what may be committed; one error code per entry, in order. `known` says whether
+    /// a topic partition exists.
+    pub async fn commit_offsets(
+        self: &Arc<Self>,
+        req: CommitRequest,
+        known: impl Fn(&str, i32) -> bool,
+    ) -> Vec<i16> {
+        if let Err(code) = self.check_committer(&req) {
+            return vec![code; req.entries.len()];
+        }
+        let mut codes = Vec::with_capacity(req.entries.len());
+        let mut store = Vec::new();
+        for (t, p, o, e, m) in req.entries {
+            let m = m.unwrap_or_default();
+            let code = if m.len() > MAX_METADATA_BYTES {
+                ResponseError::OffsetMetadataTooLarge.code()
+            } else if !known(&t, p) {
+                ResponseError::UnknownTopicOrPartition.code()
+            } else {
+                store.push((t, p, o, e, m));
+                0
+            };
+            codes.push(code);
+        }
+        if let Err(e) = self.offsets.commit(&req.group_id, store).await {
+            tracing::error!(group = %req.group_id, error = %e, "offset commit not durable");
+            let failed = ResponseError::CoordinatorNotAvailable.code();
+            for c in codes.iter_mut().filter(|c| **c == 0) {
+                *c = failed;
+            }
+        }
+        codes
+    }
+
+    fn check_committer(self: &Arc<Self>, req: &CommitRequest) -> Result<(), i16> {
+        let mut groups = self.lock();
+        let simple =
+            req.generation < 0 && req.member_id.is_empty() && req.group_instance_id.is_none();
+        let Some(group) = groups.get_mut(&req.group_id) else {
+            // No live group: only an assign()-mode ("simple") committer may store offsets.
+            return if simple {
+                Ok(())
+            } else {
+                Err(ResponseError::IllegalGeneration.code())
+            };
+        };
+        if simple {
+            return if group.members.is_empty() {
+                Ok(())
+            } else {
+                Err(ResponseError::UnknownMemberId.code())
+            };
+        }
+        let generation = group.generation;
+        let state = group.state;
+        let Some(m) = group.members.get_mut(&req.member_id) else {
+            return Err(ResponseError::UnknownMemberId.code());
+        };
+        if req.generation != generation {
+            return Err(ResponseError::IllegalGeneration.code());
+        }
+        if state == GroupState::CompletingRebalance {
+            return Err(ResponseError::RebalanceInProgress.code());
+        }
+        m.last_seen = Instant::now();
+        Ok(())
+    }
+}

@@ -1,0 +1,70 @@
+//! OffsetCommit: wire shapes around [`crate::group::GroupCoordinator::commit_offsets`].
+
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+
+use crate::group::CommitRequest;
+use crate::server::Broker;
+
+pub(crate) async fn handle(
+    broker: &Broker,
+    version: i16,
+    req: OffsetCommitRequest,
+) -> OffsetCommitResponse {
+    let mut layout: Vec<(kafka_protocol::messages::TopicName, Vec<i32>)> = Vec::new();
+    let mut entries = Vec::new();
+    for t in &req.topics {
+        let name = t.name.0.to_string();
+        layout.push((
+            t.name.clone(),
+            t.partitions.iter().map(|p| p.partition_index).collect(),
+        ));
+        for p in &t.partitions {
+            let epoch = if version >= 6 {
+                p.committed_leader_epoch
+            } else {
+                -1
+            };
+            entries.push((
+                name.clone(),
+                p.partition_index,
+                p.committed_offset,
+                epoch,
+                p.committed_metadata.as_ref().map(|m| m.to_string()),
+            ));
+        }
+    }
+    let commit = CommitRequest {
+        group_id: req.group_id.0.to_string(),
+        generation: req.generation_id_or_member_epoch,
+        member_id: req.member_id.to_string(),
+        group_instance_id: req.group_instance_id.map(|g| g.to_string()),
+        entries,
+    };
+    let topics = &broker.topics;
+    let codes = broker
+        .groups
+        .commit_offsets(commit, |t, p| {
+            topics.get(t).is_some_and(|t| t.partition(p).is_some())
+        })
+        .await;
+    let mut codes = codes.into_iter();
+    let mut resp = OffsetCommitResponse::default();
+    for (name, parts) in layout {
+        let mut tr = OffsetCommitResponseTopic::default();
+        tr.name = name;
+        tr.partitions = parts
+            .into_iter()
+            .map(|p| {
+                let mut pr = OffsetCommitResponsePartition::default();
+                pr.partition_index = p;
+                pr.error_code = codes.next().unwrap_or_default();
+                pr
+            })
+            .collect();
+        resp.topics.push(tr);
+    }
+    resp
+}

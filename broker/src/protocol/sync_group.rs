@@ -1,0 +1,35 @@
+//! SyncGroup: wire shapes around [`crate::group::GroupCoordinator::sync`].
+
+use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::group::SyncRequest;
+use crate::server::Broker;
+
+pub(crate) async fn handle(
+    broker: &Broker,
+    version: i16,
+    req: SyncGroupRequest,
+) -> SyncGroupResponse {
+    let sync = SyncRequest {
+        group_id: req.group_id.0.to_string(),
+        generation: req.generation_id,
+        member_id: req.member_id.to_string(),
+        protocol_type: req.protocol_type.map(|p| p.to_string()),
+        protocol_name: req.protocol_name.map(|p| p.to_string()),
+        assignments: req
+            .assignments
+            .into_iter()
+            .map(|a| (a.member_id.to_string(), a.assignment))
+            .collect(),
+    };
+    let out = broker.groups.sync(sync).await;
+    let mut resp = SyncGroupResponse::default();
+    resp.error_code = out.error;
+    resp.assignment = out.assignment;
+    if version >= 5 {
+        resp.protocol_type = out.protocol_type.map(StrBytes::from_string);
+        resp.protocol_name = out.protocol_name.map(StrBytes::from_string);
+    }
+    resp
+}
