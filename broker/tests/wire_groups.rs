@@ -1,0 +1,321 @@
+//! Consumer groups against the real broker binary with real clients: rdkafka StreamConsumers
+//! (bundled librdkafka 2.12.1) and kcat (librdkafka 2.0.2) as a member that dies without leaving.
+
+mod harness;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use harness::BrokerProcess;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+fn start_broker(dir: &std::path::Path) -> BrokerProcess {
+    BrokerProcess::start(dir, &["--group-initial-rebalance-delay-ms", "500"])
+}
+
+async fn create_topic(broker: &BrokerProcess, name: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", broker.addr())
+        .create()
+        .unwrap();
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let res = admin
+        .create_topics(
+            [&topic],
+            &AdminOptions::new().operation_timeout(Some(TIMEOUT)),
+        )
+        .await
+        .unwrap();
+    assert!(res[0].is_ok(), "{res:?}");
+}
+
+/// Produces `per_partition` messages to each partition; values are "p<partition>-<i>".
+async fn produce(broker: &BrokerProcess, topic: &str, partitions: i32, per_partition: usize) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker.addr())
+        .set("linger.ms", "2")
+        .create()
+        .unwrap();
+    let mut sends = Vec::new();
+    for p in 0..partitions {
+        for i in 0..per_partition {
+            let value = format!("p{p}-{i}");
+            let producer = producer.clone();
+            let topic = topic.to_string();
+            sends.push(async move {
+                producer
+                    .send(
+                        FutureRecord::<(), _>::to(&topic)
+                            .payload(&value)
+                            .partition(p),
+                        TIMEOUT,
+                    )
+                    .await
+                    .map_err(|(e, _)| e)
+            });
+        }
+    }
+    for r in futures_util::future::join_all(sends).await {
+        r.expect("delivered");
+    }
+}
+
+fn consumer(broker: &BrokerProcess, group: &str, topic: &str) -> StreamConsumer {
+    let c: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.addr())
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "300")
+        .create()
+        .unwrap();
+    c.subscribe(&[topic]).unwrap();
+    c
+}
+
+fn assigned(c: &StreamConsumer) -> BTreeSet<i32> {
+    c.assignment()
+        .map(|tpl| tpl.elements().iter().map(|e| e.partition()).collect())
+        .unwrap_or_default()
+}
+
+/// Polls every consumer (which also drives its rebalances) until `done` holds for their
+/// assignments, or fails after the timeout.
+async fn wait_for_assignment(
+    consumers: &[&StreamConsumer],
+    what: &str,
+    done: impl Fn(&[BTreeSet<i32>]) -> bool,
+) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let sets: Vec<BTreeSet<i32>> = consumers.iter().map(|c| assigned(c)).collect();
+        if done(&sets) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: assignments stuck at {sets:?}"
+        );
+        for c in consumers {
+            let _ = tokio::time::timeout(Duration::from_millis(50), c.recv()).await;
+        }
+    }
+}
+
+fn disjoint_cover(sets: &[BTreeSet<i32>], partitions: i32) -> bool {
+    let total: usize = sets.iter().map(BTreeSet::len).sum();
+    let union: BTreeSet<i32> = sets.iter().flatten().copied().collect();
+    sets.iter().all(|s| !s.is_empty())
+        && total == partitions as usize
+        && union == (0..partitions).collect()
+}
+
+/// Receives from all consumers until `n` messages arrived in total; returns (consumer index,
+/// partition, offset, value) per message.
+async fn receive(consumers: &[&StreamConsumer], n: usize) -> Vec<(usize, i32, i64, String)> {
+    let mut got = Vec::new();
+    let deadline = Instant::now() + TIMEOUT;
+    while got.len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "received only {} of {n}",
+            got.len()
+        );
+        for (i, c) in consumers.iter().enumerate() {
+            if let Ok(Some(Ok(m))) =
+                tokio::time::timeout(Duration::from_millis(20), async { Some(c.recv().await) })
+                    .await
+            {
+                let v = String::from_utf8(m.payload().unwrap_or_default().to_vec()).unwrap();
+                got.push((i, m.partition(), m.offset(), v));
+            }
+        }
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_members_share_six_partitions_and_each_message_is_consumed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start_broker(dir.path());
+    create_topic(&broker, "six", 6).await;
+    let (a, b, c) = (
+        consumer(&broker, "g", "six"),
+        consumer(&broker, "g", "six"),
+        consumer(&broker, "g", "six"),
+    );
+    wait_for_assignment(&[&a, &b, &c], "3 members", |s| disjoint_cover(s, 6)).await;
+
+    produce(&broker, "six", 6, 50).await;
+    let got = receive(&[&a, &b, &c], 300).await;
+    let mut seen = HashSet::new();
+    let mut by_member: HashMap<usize, BTreeSet<i32>> = HashMap::new();
+    for (member, p, offset, value) in &got {
+        assert!(seen.insert((*p, *offset)), "p{p}@{offset} consumed twice");
+        assert_eq!(value, &format!("p{p}-{offset}"));
+        by_member.entry(*member).or_default().insert(*p);
+    }
+    assert_eq!(seen.len(), 300);
+    // Each member consumed exactly the partitions it was assigned.
+    let sets = [assigned(&a), assigned(&b), assigned(&c)];
+    for (i, set) in sets.iter().enumerate() {
+        assert_eq!(
+            by_member.get(&i).cloned().unwrap_or_default(),
+            *set,
+            "member {i}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_leaves_cleanly_hands_over_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start_broker(dir.path());
+    create_topic(&broker, "two", 2).await;
+    let a = consumer(&broker, "g", "two");
+    let b = consumer(&broker, "g", "two");
+    wait_for_assignment(&[&a, &b], "2 members", |s| disjoint_cover(s, 2)).await;
+    let left = Instant::now();
+    drop(b); // close(): LeaveGroup
+    wait_for_assignment(&[&a], "after leave", |s| s[0].len() == 2).await;
+    assert!(
+        left.elapsed() < Duration::from_secs(5),
+        "handover took {:?}",
+        left.elapsed()
+    );
+    produce(&broker, "two", 2, 10).await;
+    assert_eq!(receive(&[&a], 20).await.len(), 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_killed_without_leaving_is_replaced_within_its_session_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start_broker(dir.path());
+    create_topic(&broker, "kill", 2).await;
+    let a = consumer(&broker, "g", "kill");
+    // kcat as the second member: a separate process we can SIGKILL (no LeaveGroup is sent).
+    let mut victim = Command::new("kcat")
+        .args([
+            "-b",
+            &broker.addr(),
+            "-G",
+            "g",
+            "kill",
+            "-q",
+            "-o",
+            "beginning",
+        ])
+        .args([
+            "-X",
+            "enable.auto.commit=false",
+            "-X",
+            "session.timeout.ms=6000",
+        ])
+        .args(["-X", "heartbeat.interval.ms=300"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("kcat");
+    wait_for_assignment(&[&a], "kcat joined", |s| s[0].len() == 1).await;
+    // Messages on the victim's partition that it never commits.
+    produce(&broker, "kill", 2, 25).await;
+    let mine = assigned(&a);
+    let mut first = receive(&[&a], 25).await;
+    assert!(first.iter().all(|(_, p, _, _)| mine.contains(p)));
+    // The survivor commits what it processed; the victim commits nothing.
+    let mut tpl = TopicPartitionList::new();
+    for p in &mine {
+        tpl.add_partition_offset("kill", *p, Offset::Offset(25))
+            .unwrap();
+    }
+    a.commit(&tpl, CommitMode::Sync).unwrap();
+
+    victim.kill().unwrap(); // SIGKILL
+    let _ = victim.wait();
+    let killed = Instant::now();
+    wait_for_assignment(&[&a], "after kill", |s| s[0].len() == 2).await;
+    assert!(
+        killed.elapsed() < Duration::from_secs(6 + 5),
+        "takeover after {:?}, session timeout is 6 s",
+        killed.elapsed()
+    );
+    // The survivor consumes what the dead member had not committed: its whole partition.
+    let rest = receive(&[&a], 25).await;
+    assert!(
+        rest.iter().all(|(_, p, _, _)| !mine.contains(p)),
+        "{rest:?}"
+    );
+    first.extend(rest);
+    let distinct: HashSet<(i32, i64)> = first.iter().map(|(_, p, o, _)| (*p, *o)).collect();
+    assert_eq!(distinct.len(), 50);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_groups_each_get_everything_one_group_gets_each_message_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start_broker(dir.path());
+    create_topic(&broker, "fan", 2).await;
+    let g1a = consumer(&broker, "g1", "fan");
+    let g1b = consumer(&broker, "g1", "fan");
+    let g2 = consumer(&broker, "g2", "fan");
+    wait_for_assignment(&[&g1a, &g1b, &g2], "two groups", |s| {
+        disjoint_cover(&s[..2], 2) && s[2].len() == 2
+    })
+    .await;
+    produce(&broker, "fan", 2, 20).await;
+    let unicast = receive(&[&g1a, &g1b], 40).await;
+    let broadcast = receive(&[&g2], 40).await;
+    let set = |v: &[(usize, i32, i64, String)]| {
+        v.iter()
+            .map(|(_, p, o, _)| (*p, *o))
+            .collect::<HashSet<_>>()
+    };
+    assert_eq!(set(&unicast).len(), 40, "group g1 got each message once");
+    assert_eq!(
+        set(&broadcast),
+        set(&unicast),
+        "group g2 got every message too"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_offsets_survive_a_broker_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = start_broker(dir.path());
+    create_topic(&broker, "resume", 1).await;
+    produce(&broker, "resume", 1, 100).await;
+    {
+        let c = consumer(&broker, "g", "resume");
+        let got = receive(&[&c], 60).await;
+        let last = got.last().unwrap();
+        assert_eq!(last.2, 59);
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset("resume", 0, Offset::Offset(60))
+            .unwrap();
+        c.commit(&tpl, CommitMode::Sync).unwrap();
+        let committed = c.committed(TIMEOUT).unwrap();
+        assert_eq!(
+            committed.find_partition("resume", 0).unwrap().offset(),
+            Offset::Offset(60)
+        );
+    }
+    broker.restart();
+    let c = consumer(&broker, "g", "resume");
+    let got = receive(&[&c], 40).await;
+    assert_eq!(
+        got.first().unwrap().2,
+        60,
+        "resumed at the committed offset"
+    );
+    assert_eq!(got.last().unwrap().2, 99);
+}
