@@ -1,12 +1,14 @@
-//! The admin HTTP port: `/healthz` for liveness checks and `/metrics` for Prometheus.
+//! The admin HTTP port: `/healthz` for liveness checks, `/metrics` for Prometheus, and
+//! `/groups`, `/groups/{group}` (JSON: members, assignments, committed offsets, lag) for
+//! operators and the `broker groups` command.
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::Router;
+use axum::{Json, Router};
 
 use crate::server::Broker;
 
@@ -14,6 +16,8 @@ pub fn router(broker: Arc<Broker>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/groups", get(groups))
+        .route("/groups/{group}", get(group))
         .with_state(broker)
 }
 
@@ -44,7 +48,7 @@ async fn healthz(State(broker): State<Arc<Broker>>) -> impl IntoResponse {
 
 async fn metrics(State(broker): State<Arc<Broker>>) -> impl IntoResponse {
     let b = broker.clone();
-    let body = tokio::task::spawn_blocking(move || b.metrics.render(&b.topics))
+    let body = tokio::task::spawn_blocking(move || b.metrics.render(&b.topics, &b.groups))
         .await
         .unwrap_or_default();
     (
@@ -54,4 +58,19 @@ async fn metrics(State(broker): State<Arc<Broker>>) -> impl IntoResponse {
         )],
         body,
     )
+}
+
+/// Every consumer group with members, assignments, committed offsets and lag.
+async fn groups(State(broker): State<Arc<Broker>>) -> impl IntoResponse {
+    Json(broker.groups.reports(&broker.topics))
+}
+
+async fn group(
+    State(broker): State<Arc<Broker>>,
+    Path(group): Path<String>,
+) -> axum::response::Response {
+    match broker.groups.report(&group, &broker.topics) {
+        Some(r) => Json(r).into_response(),
+        None => (StatusCode::NOT_FOUND, format!("no group {group}\n")).into_response(),
+    }
 }

@@ -12,7 +12,9 @@ use broker::clock::SystemClock;
 use broker::log::{FlushPolicy, LogConfig};
 use broker::server::{serve, Broker, BrokerConfig};
 use broker::topics::TopicRegistry;
-use clap::{ArgAction, Parser};
+use clap::{ArgAction, Parser, Subcommand};
+
+mod groups_cli;
 
 /// See broker::alloc: a wire frame must not be able to abort the process through the decoder.
 #[global_allocator]
@@ -24,6 +26,9 @@ static ALLOC: broker::alloc::NoReserveHugeAlloc = broker::alloc::NoReserveHugeAl
     about = "Single-node log broker speaking the Apache Kafka wire protocol"
 )]
 struct Args {
+    /// Without a command the broker serves; with one it inspects a running broker.
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Address to listen on for Kafka clients.
     #[arg(long, env = "BROKER_LISTEN", default_value = "127.0.0.1:9092")]
     listen: SocketAddr,
@@ -72,6 +77,31 @@ struct Args {
     retention_check_ms: u64,
 }
 
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Consumer groups of a running broker, read from its admin port.
+    Groups {
+        /// The broker's admin address (its --admin-listen).
+        #[arg(
+            long,
+            env = "BROKER_ADMIN",
+            default_value = "127.0.0.1:9644",
+            global = true
+        )]
+        admin: String,
+        #[command(subcommand)]
+        action: GroupsAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum GroupsAction {
+    /// Every group with its state, members and total lag.
+    List,
+    /// Per partition: committed offset, log end offset, lag and owning member.
+    Describe { group: String },
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -81,6 +111,15 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    match &args.command {
+        Some(Command::Groups { admin, action }) => {
+            return match action {
+                GroupsAction::List => groups_cli::list(admin),
+                GroupsAction::Describe { group } => groups_cli::describe(admin, group),
+            };
+        }
+        None => {}
+    }
 
     let defaults = LogConfig {
         segment_bytes: args.segment_bytes,

@@ -11,6 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use crate::group::GroupCoordinator;
 use crate::log::BatchHeader;
 use crate::topics::TopicRegistry;
 
@@ -21,6 +22,18 @@ struct TopicLabel {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PartitionLabel {
+    topic: String,
+    partition: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GroupLabel {
+    group: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GroupPartitionLabel {
+    group: String,
     topic: String,
     partition: String,
 }
@@ -46,6 +59,10 @@ pub struct Metrics {
     log_size_bytes: Family<PartitionLabel, Gauge>,
     log_segments: Family<PartitionLabel, Gauge>,
     log_flushes: Family<PartitionLabel, Gauge>,
+    group_members: Family<GroupLabel, Gauge>,
+    group_generation: Family<GroupLabel, Gauge>,
+    group_committed_offset: Family<GroupPartitionLabel, Gauge>,
+    group_lag: Family<GroupPartitionLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -74,6 +91,10 @@ impl Metrics {
             log_size_bytes: Family::default(),
             log_segments: Family::default(),
             log_flushes: Family::default(),
+            group_members: Family::default(),
+            group_generation: Family::default(),
+            group_committed_offset: Family::default(),
+            group_lag: Family::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -138,6 +159,26 @@ impl Metrics {
             "Completed fdatasync rounds of the partition since start",
             m.log_flushes.clone(),
         );
+        r.register(
+            "group_members",
+            "Members of the consumer group",
+            m.group_members.clone(),
+        );
+        r.register(
+            "group_generation",
+            "Generation of the consumer group",
+            m.group_generation.clone(),
+        );
+        r.register(
+            "group_committed_offset",
+            "Offset committed by the group (-1: none yet)",
+            m.group_committed_offset.clone(),
+        );
+        r.register(
+            "group_lag",
+            "High watermark minus the group's committed offset",
+            m.group_lag.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -191,8 +232,8 @@ impl Metrics {
         self.connections.dec();
     }
 
-    /// The exposition text, with the log gauges refreshed from `topics` first.
-    pub fn render(&self, topics: &TopicRegistry) -> String {
+    /// The exposition text, with the log and group gauges refreshed first.
+    pub fn render(&self, topics: &TopicRegistry, groups: &GroupCoordinator) -> String {
         for family in [
             &self.log_end_offset,
             &self.high_watermark,
@@ -227,6 +268,32 @@ impl Metrics {
                 self.log_flushes
                     .get_or_create(&l)
                     .set(log.flush_count() as i64);
+            }
+        }
+        self.group_members.clear();
+        self.group_generation.clear();
+        self.group_committed_offset.clear();
+        self.group_lag.clear();
+        for g in groups.reports(topics) {
+            let l = GroupLabel {
+                group: g.group.clone(),
+            };
+            self.group_members
+                .get_or_create(&l)
+                .set(g.members.len() as i64);
+            self.group_generation
+                .get_or_create(&l)
+                .set(g.generation as i64);
+            for p in g.partitions {
+                let l = GroupPartitionLabel {
+                    group: g.group.clone(),
+                    topic: p.topic,
+                    partition: p.partition.to_string(),
+                };
+                self.group_committed_offset
+                    .get_or_create(&l)
+                    .set(p.committed);
+                self.group_lag.get_or_create(&l).set(p.lag);
             }
         }
         let mut out = String::new();

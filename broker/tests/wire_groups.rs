@@ -319,3 +319,92 @@ async fn committed_offsets_survive_a_broker_restart() {
     );
     assert_eq!(got.last().unwrap().2, 99);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lag_shows_on_metrics_json_and_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start_broker(dir.path());
+    create_topic(&broker, "lagged", 2).await;
+    produce(&broker, "lagged", 2, 30).await;
+    let c = consumer(&broker, "lg", "lagged");
+    wait_for_assignment(&[&c], "one member", |s| s[0].len() == 2).await;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("lagged", 0, Offset::Offset(10))
+        .unwrap();
+    tpl.add_partition_offset("lagged", 1, Offset::Offset(30))
+        .unwrap();
+    c.commit(&tpl, CommitMode::Sync).unwrap();
+
+    let (status, metrics) = harness::admin_get(&broker, "/metrics");
+    assert_eq!(status, 200);
+    for (line, want) in [
+        (
+            "broker_group_lag{group=\"lg\",topic=\"lagged\",partition=\"0\"}",
+            "20",
+        ),
+        (
+            "broker_group_lag{group=\"lg\",topic=\"lagged\",partition=\"1\"}",
+            "0",
+        ),
+        (
+            "broker_group_committed_offset{group=\"lg\",topic=\"lagged\",partition=\"0\"}",
+            "10",
+        ),
+        ("broker_group_members{group=\"lg\"}", "1"),
+    ] {
+        let got = metrics
+            .lines()
+            .find(|l| l.starts_with(line))
+            .unwrap_or_else(|| panic!("no {line}:\n{metrics}"));
+        assert_eq!(got.rsplit(' ').next(), Some(want), "{got}");
+    }
+
+    let (status, json) = harness::admin_get(&broker, "/groups/lg");
+    assert_eq!(status, 200);
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(report["state"], "Stable");
+    assert_eq!(report["partitions"][0]["lag"], 20);
+    assert_eq!(
+        report["members"][0]["assignment"]["lagged"],
+        serde_json::json!([0, 1])
+    );
+    assert_eq!(harness::admin_get(&broker, "/groups/nope").0, 404);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_broker"))
+        .args([
+            "groups",
+            "describe",
+            "lg",
+            "--admin",
+            &format!("127.0.0.1:{}", broker.admin_port),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8(out.stdout).unwrap();
+    let row0 = table
+        .lines()
+        .find(|l| l.starts_with("lagged") && l.split_whitespace().nth(1) == Some("0"))
+        .unwrap();
+    let cols: Vec<&str> = row0.split_whitespace().collect();
+    assert_eq!(&cols[..5], &["lagged", "0", "10", "30", "20"], "{table}");
+    let out = Command::new(env!("CARGO_BIN_EXE_broker"))
+        .args([
+            "groups",
+            "list",
+            "--admin",
+            &format!("127.0.0.1:{}", broker.admin_port),
+        ])
+        .output()
+        .unwrap();
+    let list = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        list.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["lg", "Stable", "1", "1", "20"]),
+        "{list}"
+    );
+}

@@ -99,7 +99,7 @@ impl EmbeddedBroker {
         let prefix = format!("broker_request_duration_seconds_sum{{api=\"{api}\"}} ");
         self.broker
             .metrics
-            .render(&self.broker.topics)
+            .render(&self.broker.topics, &self.broker.groups)
             .lines()
             .find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
             .unwrap_or(0.0)

@@ -4,12 +4,14 @@
 //! - [`state`]: one group and its members; the answers parked requests get.
 //! - `join` / `sync` / `heartbeat` (with LeaveGroup) / `offset_commit`: the rules per request.
 //! - [`offset_store`]: committed offsets in an internal log, replayed at start.
+//! - [`report`]: members, assignments, committed offsets and lag, for operators.
 
 pub mod coordinator;
 mod heartbeat;
 mod join;
 mod offset_commit;
 pub mod offset_store;
+pub mod report;
 pub mod state;
 mod sync;
 
@@ -17,5 +19,6 @@ pub use coordinator::{CoordinatorConfig, GroupCoordinator, GroupSummary, MemberS
 pub use join::JoinRequest;
 pub use offset_commit::CommitRequest;
 pub use offset_store::{Committed, OffsetStore};
+pub use report::{GroupReport, PartitionLag};
 pub use state::{GroupState, JoinOutcome, SyncOutcome};
 pub use sync::SyncRequest;
