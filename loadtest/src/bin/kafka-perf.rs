@@ -44,6 +44,12 @@ struct Args {
     flush: FlushPolicy,
     #[arg(long, default_value = "perf")]
     topic: String,
+    /// Partitions of the topic (created by the tool); messages are spread round-robin.
+    #[arg(long, default_value_t = 6)]
+    partitions: i32,
+    /// Group sizes for the consumer-group phase (manual commit per poll batch); empty skips it.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    groups: Vec<usize>,
     /// Producer acks: all, 1 or 0.
     #[arg(long, default_value = "all")]
     acks: String,
@@ -108,6 +114,27 @@ fn storage_ceiling(args: &Args) -> anyhow::Result<Duration> {
     Ok(took)
 }
 
+/// Creates the topic with `--partitions` partitions (an existing one is reused as it is).
+fn create_topic(args: &Args, brokers: &str) -> anyhow::Result<()> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::types::RDKafkaErrorCode;
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()?;
+    let topic = NewTopic::new(&args.topic, args.partitions, TopicReplication::Fixed(1));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let results = rt.block_on(admin.create_topics([&topic], &AdminOptions::new()))?;
+    for r in results {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((t, e)) => bail!("create topic {t}: {e}"),
+        }
+    }
+    Ok(())
+}
+
 fn produce(args: &Args, brokers: &str) -> anyhow::Result<(Duration, Latencies)> {
     let ctx = Acks {
         latencies: Mutex::new(Latencies::with_capacity(args.messages)),
@@ -124,10 +151,10 @@ fn produce(args: &Args, brokers: &str) -> anyhow::Result<(Duration, Latencies)> 
         .context("create producer")?;
     let payload = vec![b'x'; args.size];
     let start = Instant::now();
-    for _ in 0..args.messages {
+    for i in 0..args.messages {
         let mut record: BaseRecord<'_, (), [u8], Box<Instant>> =
             BaseRecord::with_opaque_to(&args.topic, Box::new(Instant::now()))
-                .partition(0)
+                .partition((i % args.partitions as usize) as i32)
                 .payload(&payload);
         loop {
             match producer.send(record) {
@@ -161,6 +188,69 @@ fn produce(args: &Args, brokers: &str) -> anyhow::Result<(Duration, Latencies)> 
     Ok((took, latencies))
 }
 
+/// Messages a group member handles between two commits, like a Java consumer's max.poll.records.
+const POLL_BATCH: usize = 500;
+
+/// A consumer group of `members` reads the whole topic, each member committing after every poll
+/// batch. Returns (time from the first message to the last, commits made).
+fn consume_group(args: &Args, brokers: &str, members: usize) -> anyhow::Result<(Duration, u64)> {
+    use std::sync::atomic::AtomicUsize;
+    let consumed = Arc::new(AtomicUsize::new(0));
+    let commits = Arc::new(AtomicU64::new(0));
+    let first = Arc::new(Mutex::new(None::<Instant>));
+    let group = format!("kafka-perf-{members}-{}", std::process::id());
+    let mut threads = Vec::new();
+    for _ in 0..members {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", &group)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .context("create group consumer")?;
+        consumer.subscribe(&[&args.topic])?;
+        let (consumed, commits, first) = (consumed.clone(), commits.clone(), first.clone());
+        let total = args.messages;
+        threads.push(std::thread::spawn(move || -> anyhow::Result<()> {
+            let mut batch = 0usize;
+            let mut idle_since = Instant::now();
+            while consumed.load(Ordering::Relaxed) < total {
+                match consumer.poll(Duration::from_millis(50)) {
+                    Some(Ok(_)) => {
+                        if let Ok(mut f) = first.lock() {
+                            f.get_or_insert_with(Instant::now);
+                        }
+                        batch += 1;
+                        consumed.fetch_add(1, Ordering::Relaxed);
+                        idle_since = Instant::now();
+                    }
+                    Some(Err(e)) => bail!("group consume failed: {e}"),
+                    None if idle_since.elapsed() > Duration::from_secs(60) => {
+                        bail!("group consumer stalled")
+                    }
+                    None => {}
+                }
+                if batch >= POLL_BATCH || (batch > 0 && consumed.load(Ordering::Relaxed) >= total) {
+                    consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Async)?;
+                    commits.fetch_add(1, Ordering::Relaxed);
+                    batch = 0;
+                }
+            }
+            Ok(())
+        }));
+    }
+    for t in threads {
+        t.join()
+            .map_err(|_| anyhow::anyhow!("group consumer thread panicked"))??;
+    }
+    let started = first
+        .lock()
+        .ok()
+        .and_then(|f| *f)
+        .unwrap_or_else(Instant::now);
+    Ok((started.elapsed(), commits.load(Ordering::Relaxed)))
+}
+
 fn consume(args: &Args, brokers: &str) -> anyhow::Result<Duration> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
@@ -169,7 +259,9 @@ fn consume(args: &Args, brokers: &str) -> anyhow::Result<Duration> {
         .create()
         .context("create consumer")?;
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(&args.topic, 0, Offset::Beginning)?;
+    for p in 0..args.partitions {
+        tpl.add_partition_offset(&args.topic, p, Offset::Beginning)?;
+    }
     consumer.assign(&tpl)?;
     let start = Instant::now();
     let mut count = 0usize;
@@ -200,8 +292,8 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
-    if args.messages == 0 || args.size == 0 {
-        bail!("--messages and --size must be positive");
+    if args.messages == 0 || args.size == 0 || args.partitions < 1 {
+        bail!("--messages, --size and --partitions must be positive");
     }
     std::fs::create_dir_all(&args.dir).with_context(|| format!("create {}", args.dir.display()))?;
     let bytes = (args.messages * args.size) as f64;
@@ -245,6 +337,7 @@ fn main() -> anyhow::Result<()> {
         mb(bytes, ceiling)
     );
 
+    create_topic(&args, &brokers)?;
     let (took, mut latencies) = produce(&args, &brokers)?;
     let rate = args.messages as f64 / took.as_secs_f64();
     let (p50, p99, max) = latencies.summary_ms();
@@ -266,6 +359,17 @@ fn main() -> anyhow::Result<()> {
         mb(bytes, took),
         100.0 * rate / ceiling_rate
     );
+    for &members in &args.groups {
+        let (took, commits) = consume_group(&args, &brokers, members)?;
+        let rate = args.messages as f64 / took.as_secs_f64();
+        println!(
+            "group of {members}: {:>10.0} msgs/s {:>8.1} MB/s  {:>8.0} commits/s  = {:.0}% of storage append",
+            rate,
+            mb(bytes, took),
+            commits as f64 / took.as_secs_f64(),
+            100.0 * rate / ceiling_rate
+        );
+    }
     // The clients share the machine; the broker's own time per API says what the protocol layer
     // costs on the server side, apart from librdkafka's per-message work.
     if let Some(e) = &embedded {
