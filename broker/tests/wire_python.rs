@@ -1,7 +1,10 @@
 //! Real Python clients against the real broker binary: kafka-python 3.0.12 (pure Python) and
 //! confluent-kafka 2.16.1 (librdkafka 2.16.0). Each runs one script from `tests/compat/`:
 //! admin CreateTopics (and its "already exists" error), idempotent and gzip producers with keys
-//! and headers, and group-less consumers reading everything back exactly once, in order.
+//! and headers, and group-less consumers reading everything back exactly once, in order
+//! (`*_compat.py`); consumer groups (`*_groups.py`): assign()-mode commits and resuming from
+//! them, subscribe() members splitting a topic through a rebalance, committed offsets read back
+//! by admin clients, ListGroups and DescribeGroups.
 //!
 //! The packages are pinned and must be installed (`.ci/run` does it); a missing one fails the
 //! test with the command to install it, it is never skipped.
@@ -142,5 +145,32 @@ fn confluent_kafka_admin_idempotent_gzip_produce_consume() {
         "confluent-kafka",
         "2.16.1",
         "confluent_kafka_compat.py",
+    );
+}
+
+/// A lone consumer's first JoinGroup waits out the initial rebalance delay (3 s by default);
+/// 300 ms keeps that short and still gathers members that start together into one generation.
+const GROUP_FLAGS: &[&str] = &["--group-initial-rebalance-delay-ms", "300"];
+
+fn check_groups(module: &str, dist: &str, version: &str, script: &str) {
+    require_python_package(module, dist, version);
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = BrokerProcess::start(&dir.path().join("data"), GROUP_FLAGS);
+    run_script(&broker, script, dir.path());
+    assert!(broker.stop().success(), "broker did not shut down cleanly");
+}
+
+#[test]
+fn kafka_python_assign_commits_and_subscribe_group() {
+    check_groups("kafka", "kafka-python", "3.0.12", "kafka_python_groups.py");
+}
+
+#[test]
+fn confluent_kafka_subscribe_commit_resume_and_admin_groups() {
+    check_groups(
+        "confluent_kafka",
+        "confluent-kafka",
+        "2.16.1",
+        "confluent_kafka_groups.py",
     );
 }
