@@ -1,4 +1,3 @@
-//! Shared pieces of the perf tools: latency summaries and an embedded broker to measure against.
+//! Shared pieces of the perf tools: latency summaries.
 
-pub mod embedded_broker;
 pub mod latency;

@@ -4,10 +4,13 @@
 //! - [`Broker`]: everything a request handler may touch, behind one `Arc`.
 //! - `listener`: accept loop, connection limit, graceful shutdown.
 //! - `connection`: one client: frames in, answers out, strictly in order.
+//! - [`embedded`]: the same server inside another process (perf tools, service tests, demo).
 
 mod connection;
+pub mod embedded;
 mod listener;
 
+pub use embedded::EmbeddedBroker;
 pub use listener::serve;
 
 use std::sync::Arc;

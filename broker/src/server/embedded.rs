@@ -1,18 +1,29 @@
-//! Runs the real broker (the same server code as the `broker` binary) inside the perf tool's
-//! process on a free loopback port, so a perf run needs no separate setup and can measure the
-//! storage engine on the same disk in the same run.
+//! Runs the broker (the same server code as the `broker` binary) inside another process on a
+//! free loopback port: the perf tools measure against it, and service tests and the demo use it
+//! so they need no separate broker process.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::Context;
-use broker::clock::SystemClock;
-use broker::log::LogConfig;
-use broker::metrics::Metrics;
-use broker::producer_ids::ProducerIdAllocator;
-use broker::server::{serve, Broker, BrokerConfig};
-use broker::topics::TopicRegistry;
 use tokio::sync::oneshot;
+
+use super::{serve, Broker, BrokerConfig};
+use crate::clock::SystemClock;
+use crate::group::{CoordinatorConfig, GroupCoordinator, OffsetStore};
+use crate::log::LogConfig;
+use crate::metrics::Metrics;
+use crate::producer_ids::ProducerIdAllocator;
+use crate::topics::{TopicError, TopicRegistry};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmbeddedError {
+    #[error(transparent)]
+    Topics(#[from] TopicError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Other(String),
+}
 
 /// A broker serving on its own runtime thread until dropped.
 #[derive(Debug)]
@@ -24,14 +35,22 @@ pub struct EmbeddedBroker {
 }
 
 impl EmbeddedBroker {
-    pub fn start(data_dir: &Path, defaults: LogConfig) -> anyhow::Result<Self> {
-        let defaults_flush = defaults.flush;
-        let topics = TopicRegistry::open(data_dir, defaults, Arc::new(SystemClock))
-            .context("open broker data dir")?;
-        let producer_ids = ProducerIdAllocator::open(data_dir)?;
-        let offsets =
-            broker::group::OffsetStore::open(data_dir, defaults_flush, Arc::new(SystemClock))?;
-        let groups = broker::group::GroupCoordinator::new(Default::default(), offsets);
+    pub fn start(data_dir: &Path, defaults: LogConfig) -> Result<Self, EmbeddedError> {
+        Self::start_with(data_dir, defaults, CoordinatorConfig::default())
+    }
+
+    pub fn start_with(
+        data_dir: &Path,
+        defaults: LogConfig,
+        groups: CoordinatorConfig,
+    ) -> Result<Self, EmbeddedError> {
+        let flush = defaults.flush;
+        let topics = TopicRegistry::open(data_dir, defaults, Arc::new(SystemClock))?;
+        let producer_ids =
+            ProducerIdAllocator::open(data_dir).map_err(|e| EmbeddedError::Other(e.to_string()))?;
+        let offsets = OffsetStore::open(data_dir, flush, Arc::new(SystemClock))
+            .map_err(|e| EmbeddedError::Other(e.to_string()))?;
+        let groups = GroupCoordinator::new(groups, offsets);
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         std_listener.set_nonblocking(true)?;
         let local = std_listener.local_addr()?;
@@ -93,6 +112,11 @@ impl EmbeddedBroker {
 }
 
 impl EmbeddedBroker {
+    /// The running broker's state (topics, groups, metrics).
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+
     /// Total seconds the broker spent answering requests of `api` (from its `/metrics`
     /// histogram sum): the broker's own share of a run's wall-clock time.
     pub fn busy_seconds(&self, api: &str) -> f64 {

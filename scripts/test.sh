@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Runs every test on a fresh machine: installs the real clients the tests talk to (kcat, the
+# Python Kafka clients), starts the local PostgreSQL cluster and its test role if needed, then
+# `cargo test --workspace`. Set TEST_DATABASE_URL to use another PostgreSQL instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! command -v kcat >/dev/null 2>&1; then
+  echo "== installing kcat (librdkafka 2.0.2, one of the clients the wire tests use)"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat
+fi
+
+if ! python3 -c 'import kafka, confluent_kafka' 2>/dev/null \
+  || [ "$(python3 -c 'import kafka, confluent_kafka as c; print(kafka.__version__, c.__version__)')" != "3.0.12 2.16.1" ]; then
+  echo "== installing the Python Kafka clients"
+  PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check \
+    kafka-python==3.0.12 confluent-kafka==2.16.1
+fi
+
+if [ -z "${TEST_DATABASE_URL:-}" ]; then
+  if ! command -v pg_ctlcluster >/dev/null 2>&1; then
+    echo "== installing PostgreSQL"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql
+  fi
+  cluster=$(pg_lsclusters -h | awk 'NR==1 {print $1" "$2}')
+  if [ -z "$cluster" ]; then
+    echo "no PostgreSQL cluster found (pg_lsclusters)" >&2
+    exit 1
+  fi
+  if ! pg_lsclusters -h | awk 'NR==1 {print $4}' | grep -q online; then
+    echo "== starting PostgreSQL $cluster"
+    as_root pg_ctlcluster $cluster start
+  fi
+  port=$(pg_lsclusters -h | awk 'NR==1 {print $3}')
+  # The tests create and drop a database each: a superuser role of their own.
+  as_root su postgres -c "psql -q -p $port -c \"DO \\\$\\\$ BEGIN
+      IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'seckill') THEN
+        CREATE ROLE seckill LOGIN SUPERUSER PASSWORD 'seckill';
+      END IF; END \\\$\\\$;\""
+  export TEST_DATABASE_URL="postgres://seckill:seckill@127.0.0.1:$port/postgres"
+fi
+
+cargo test --workspace

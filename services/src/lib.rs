@@ -1,0 +1,15 @@
+//! The seckill services.
+//!
+//! - [`db`]: the PostgreSQL pool and the migrations every service applies at start.
+//! - [`orders`]: turning a batch of buy events into orders: stock allocation in offset order
+//!   ([`orders::allocate`]) and the one transaction that applies it ([`orders::store`]).
+//! - [`telemetry`]: tracing, shutdown signal, `/healthz` and `/metrics`.
+//! - [`worker`]: the order worker: consumer group, batches, transaction, offset commit, DLQ.
+
+// Library code never unwraps: anything from outside gets a typed error instead.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod db;
+pub mod orders;
+pub mod telemetry;
+pub mod worker;

@@ -1,0 +1,140 @@
+//! Applies a batch of buys in one PostgreSQL transaction:
+//!
+//! 1. lock the batch's item rows (`FOR UPDATE`, in id order so two workers cannot deadlock);
+//! 2. drop buys whose request id already has an order (a redelivered event: applied once);
+//! 3. read the confirmed (user, item) pairs among the batch's users;
+//! 4. allocate in memory ([`super::allocate`]), in queue order;
+//! 5. insert every order with one `INSERT ... SELECT FROM UNNEST`, set each item's stock once.
+//!
+//! Steps 2 and 3 run after the lock, so they see everything a concurrent worker committed for
+//! these items. The caller commits the queue offsets only after this returns `Ok`.
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::allocate::{allocate, Buy, Outcome};
+
+/// What one batch did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchSummary {
+    pub confirmed: u64,
+    pub sold_out: u64,
+    pub duplicate: u64,
+    pub invalid: u64,
+    /// Events whose order already existed (redelivery after a crash or rebalance).
+    pub already_applied: u64,
+}
+
+pub async fn apply_batch(pool: &PgPool, buys: &[Buy]) -> Result<BatchSummary, sqlx::Error> {
+    let mut summary = BatchSummary::default();
+    if buys.is_empty() {
+        return Ok(summary);
+    }
+    // The same request id twice in one batch (cannot come from an idempotent producer, but the
+    // queue is an input like any other): the first occurrence counts.
+    let mut seen = HashSet::new();
+    let buys: Vec<&Buy> = buys.iter().filter(|b| seen.insert(b.request_id)).collect();
+
+    let mut tx = pool.begin().await?;
+    let mut item_ids: Vec<i64> = buys.iter().map(|b| b.item_id).collect();
+    item_ids.sort_unstable();
+    item_ids.dedup();
+    let rows: Vec<(i64, i32)> =
+        sqlx::query_as("SELECT id, stock FROM items WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+            .bind(&item_ids)
+            .fetch_all(&mut *tx)
+            .await?;
+    let mut stock: HashMap<i64, i32> = rows.into_iter().collect();
+    let before = stock.clone();
+
+    let ids: Vec<Uuid> = buys.iter().map(|b| b.request_id).collect();
+    let done: HashSet<Uuid> =
+        sqlx::query_scalar("SELECT request_id FROM orders WHERE request_id = ANY($1)")
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+    let fresh: Vec<Buy> = buys
+        .into_iter()
+        .filter(|b| !done.contains(&b.request_id))
+        .cloned()
+        .collect();
+    summary.already_applied = done.len() as u64;
+
+    let users: Vec<i64> = fresh.iter().map(|b| b.user_id).collect();
+    let items: Vec<i64> = fresh.iter().map(|b| b.item_id).collect();
+    let confirmed: HashSet<(i64, i64)> = sqlx::query_as(
+        "SELECT o.user_id, o.item_id FROM orders o \
+         JOIN UNNEST($1::bigint[], $2::bigint[]) AS b(user_id, item_id) \
+           ON o.user_id = b.user_id AND o.item_id = b.item_id \
+         WHERE o.status = 'confirmed'",
+    )
+    .bind(&users)
+    .bind(&items)
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+
+    let outcomes = allocate(&fresh, &mut stock, &confirmed);
+    for o in &outcomes {
+        match o {
+            Outcome::Confirmed => summary.confirmed += 1,
+            Outcome::RejectedSoldOut => summary.sold_out += 1,
+            Outcome::RejectedDuplicate => summary.duplicate += 1,
+            Outcome::RejectedInvalid => summary.invalid += 1,
+        }
+    }
+    if !fresh.is_empty() {
+        let statuses: Vec<&str> = outcomes.iter().map(Outcome::as_db).collect();
+        let qtys: Vec<i32> = fresh
+            .iter()
+            .map(|b| b.qty.min(i32::MAX as u32) as i32)
+            .collect();
+        let accepted: Vec<f64> = fresh
+            .iter()
+            .map(|b| b.accepted_at_ms as f64 / 1000.0)
+            .collect();
+        let partitions: Vec<i32> = fresh.iter().map(|b| b.partition).collect();
+        let offsets: Vec<i64> = fresh.iter().map(|b| b.offset).collect();
+        let ids: Vec<Uuid> = fresh.iter().map(|b| b.request_id).collect();
+        sqlx::query(
+            "INSERT INTO orders (request_id, user_id, item_id, qty, status, accepted_at, \
+                                 source_partition, source_offset) \
+             SELECT r, u, i, q, s::order_status, to_timestamp(a), p, o \
+             FROM UNNEST($1::uuid[], $2::bigint[], $3::bigint[], $4::int[], $5::text[], \
+                         $6::float8[], $7::int[], $8::bigint[]) AS t(r, u, i, q, s, a, p, o)",
+        )
+        .bind(&ids)
+        .bind(&users)
+        .bind(&items)
+        .bind(&qtys)
+        .bind(&statuses)
+        .bind(&accepted)
+        .bind(&partitions)
+        .bind(&offsets)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let changed: Vec<(i64, i32)> = stock
+        .iter()
+        .filter(|(id, s)| before.get(id) != Some(s))
+        .map(|(id, s)| (*id, *s))
+        .collect();
+    if !changed.is_empty() {
+        let (ids, levels): (Vec<i64>, Vec<i32>) = changed.into_iter().unzip();
+        sqlx::query(
+            "UPDATE items SET stock = v.stock \
+             FROM UNNEST($1::bigint[], $2::int[]) AS v(id, stock) WHERE items.id = v.id",
+        )
+        .bind(&ids)
+        .bind(&levels)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(summary)
+}

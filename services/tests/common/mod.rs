@@ -1,0 +1,110 @@
+//! Test helpers: a fresh PostgreSQL database per test (migrations applied) and an in-process
+//! broker on a free port.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use broker::log::{FlushPolicy, LogConfig};
+use broker::server::EmbeddedBroker;
+use sqlx::{Connection, PgConnection, PgPool};
+
+/// Where tests create their databases; CI creates this role (see .ci/run).
+pub(crate) fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://seckill:seckill@127.0.0.1:5432/postgres".into())
+}
+
+pub(crate) struct TestDb {
+    pub(crate) pool: PgPool,
+    pub(crate) url: String,
+    name: String,
+}
+
+impl TestDb {
+    pub(crate) async fn new() -> TestDb {
+        let admin = admin_url();
+        let name = format!("seckill_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {admin} (set TEST_DATABASE_URL): {e}"));
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let url = match admin.rsplit_once('/') {
+            Some((base, _)) => format!("{base}/{name}"),
+            None => panic!("TEST_DATABASE_URL must end in /<database>"),
+        };
+        let pool = services::db::connect(&url, 8).await.unwrap();
+        TestDb { pool, url, name }
+    }
+
+    /// Adds a sale item.
+    pub(crate) async fn item(&self, id: i64, stock: i32) {
+        sqlx::query("INSERT INTO items (id, name, initial_stock, stock) VALUES ($1, $2, $3, $3)")
+            .bind(id)
+            .bind(format!("item {id}"))
+            .bind(stock)
+            .execute(&self.pool)
+            .await
+            .unwrap();
+    }
+
+    pub(crate) async fn stock(&self, id: i64) -> i32 {
+        sqlx::query_scalar("SELECT stock FROM items WHERE id = $1")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    /// Orders per status for an item.
+    pub(crate) async fn counts(&self, item: i64) -> std::collections::HashMap<String, i64> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT status::text, count(*) FROM orders WHERE item_id = $1 GROUP BY status",
+        )
+        .bind(item)
+        .fetch_all(&self.pool)
+        .await
+        .unwrap();
+        rows.into_iter().collect()
+    }
+
+    pub(crate) async fn drop_db(self) {
+        self.pool.close().await;
+        let mut conn = PgConnection::connect(&admin_url()).await.unwrap();
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+}
+
+pub(crate) fn broker(dir: &std::path::Path) -> EmbeddedBroker {
+    EmbeddedBroker::start_with(
+        dir,
+        LogConfig {
+            flush: FlushPolicy::Fsync,
+            ..LogConfig::default()
+        },
+        broker::group::CoordinatorConfig {
+            initial_rebalance_delay: std::time::Duration::from_millis(300),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+pub(crate) fn create_topic(b: &EmbeddedBroker, name: &str, partitions: i32) {
+    let topics = &b.broker().topics;
+    topics
+        .create(name, partitions, topics.defaults().clone())
+        .unwrap();
+}
+
+pub(crate) fn arc<T>(t: T) -> Arc<T> {
+    Arc::new(t)
+}
