@@ -1,5 +1,6 @@
 //! The seckill services.
 //!
+//! - [`api`]: the order-ingest API (axum): `POST /buy`, `GET /orders/{id}`.
 //! - [`db`]: the PostgreSQL pool and the migrations every service applies at start.
 //! - [`orders`]: turning a batch of buy events into orders: stock allocation in offset order
 //!   ([`orders::allocate`]) and the one transaction that applies it ([`orders::store`]).
@@ -9,6 +10,7 @@
 // Library code never unwraps: anything from outside gets a typed error instead.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod api;
 pub mod db;
 pub mod orders;
 pub mod telemetry;

@@ -1,0 +1,59 @@
+//! The order-ingest API (axum): accepts buys, makes each durable in the queue before answering
+//! 202, and lets clients poll the outcome.
+//!
+//! - [`state`]: `AppState`: the producer, the database pool, caches and metrics.
+//! - [`auth`]: the bearer-token extractor (HS256), and the explicit load-test mode.
+//! - [`error`]: one error type, mapped once to HTTP statuses and a JSON body.
+//! - `routes/`: one file per endpoint.
+
+pub mod auth;
+pub mod error;
+pub mod routes;
+pub mod state;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+
+pub use state::{ApiConfig, AppState};
+
+/// Largest `/buy` body accepted; larger gets 413.
+pub const MAX_BODY_BYTES: usize = 4 * 1024;
+
+/// The API's router, separate from `main` so tests drive it directly.
+pub fn app(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/buy", post(routes::buy::buy))
+        .route("/orders/{request_id}", get(routes::orders::order_status))
+        .route("/healthz", get(routes::health::healthz))
+        .route("/metrics", get(routes::health::metrics))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_responses,
+        ))
+        .with_state(state)
+}
+
+/// Counts every response by route and status (`order_api_responses_total`).
+async fn count_responses(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let resp = next.run(req).await;
+    state
+        .metrics
+        .responses
+        .get_or_create(&state::ResponseLabel {
+            route,
+            status: resp.status().as_u16(),
+        })
+        .inc();
+    resp
+}

@@ -1,0 +1,5 @@
+//! One file per endpoint.
+
+pub mod buy;
+pub mod health;
+pub mod orders;

@@ -1,0 +1,458 @@
+//! The ingest API over real HTTP, with the in-process broker, a real order worker and a real
+//! PostgreSQL: a burst far above what one transaction per buy could take, exactly-once orders,
+//! no oversell, and the right status for every bad request.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{broker, create_topic, TestDb};
+use serde_json::json;
+use services::api::auth::TokenKeys;
+use services::api::{app, ApiConfig, AppState};
+use services::worker::{Worker, WorkerConfig};
+use uuid::Uuid;
+
+const SECRET: &str = "test-secret-test-secret-test-secret!";
+
+struct Stack {
+    db: TestDb,
+    _dir: tempfile::TempDir,
+    broker: broker::server::EmbeddedBroker,
+    base: String,
+    keys: TokenKeys,
+    stop: Vec<tokio::sync::oneshot::Sender<()>>,
+}
+
+async fn stack(items: &[(i64, i32)], load_test_mode: bool) -> Stack {
+    let db = TestDb::new().await;
+    for (id, stock) in items {
+        db.item(*id, *stock).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path());
+    create_topic(&b, "seckill", 6);
+    let mut stop = Vec::new();
+
+    let worker = Worker::new(
+        WorkerConfig {
+            bootstrap: b.addr.clone(),
+            ..WorkerConfig::default()
+        },
+        db.pool.clone(),
+    )
+    .unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    stop.push(tx);
+    tokio::spawn(worker.run(async {
+        let _ = rx.await;
+    }));
+
+    let state = AppState::new(
+        ApiConfig {
+            bootstrap: b.addr.clone(),
+            jwt_secret: SECRET.into(),
+            load_test_mode,
+            items_refresh: Duration::from_millis(100),
+            ..ApiConfig::default()
+        },
+        db.pool.clone(),
+    )
+    .await
+    .unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    stop.push(tx);
+    tokio::spawn(state.clone().run_item_refresh(async {
+        let _ = rx.await;
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app(state)).await });
+    Stack {
+        db,
+        _dir: dir,
+        broker: b,
+        base,
+        keys: TokenKeys::new(SECRET.as_bytes()),
+        stop,
+    }
+}
+
+impl Stack {
+    async fn orders(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM orders")
+            .fetch_one(&self.db.pool)
+            .await
+            .unwrap()
+    }
+
+    async fn wait_for_orders(&self, n: i64) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.orders().await < n {
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {n} orders applied",
+                self.orders().await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Records the queue holds (sum of the high watermarks of `seckill`).
+    fn queued(&self) -> i64 {
+        let t = self.broker.broker().topics.get("seckill").unwrap();
+        t.partitions().iter().map(|p| p.high_watermark()).sum()
+    }
+
+    async fn finish(self) {
+        for s in self.stop {
+            let _ = s.send(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        self.db.drop_db().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_thousand_concurrent_buyers_for_a_thousand_units() {
+    let s = stack(&[(3000, 1000)], false).await;
+    let client = reqwest::Client::new();
+    let limit = Arc::new(tokio::sync::Semaphore::new(200));
+    let mut tasks = Vec::new();
+    for user in 1..=5000i64 {
+        let (client, url, token, limit) = (
+            client.clone(),
+            format!("{}/buy", s.base),
+            s.keys.mint(user, 600),
+            limit.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let _permit = limit.acquire().await.unwrap();
+            let r = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"item_id": 3000, "qty": 1}))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let body: serde_json::Value = r.json().await.unwrap();
+            (status, body)
+        }));
+    }
+    let mut accepted = Vec::new();
+    let mut by_status: HashMap<u16, usize> = HashMap::new();
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        *by_status.entry(status).or_default() += 1;
+        if status == 202 {
+            let id: Uuid = body["request_id"].as_str().unwrap().parse().unwrap();
+            assert_eq!(body["status_url"], format!("/orders/{id}"));
+            accepted.push(id);
+        } else {
+            assert_eq!(status, 410, "{body}");
+            assert_eq!(body["error"], "sold_out");
+        }
+    }
+    assert_eq!(by_status.values().sum::<usize>(), 5000);
+    assert!(accepted.len() >= 1000, "{by_status:?}");
+    s.wait_for_orders(accepted.len() as i64).await;
+
+    let counts = s.db.counts(3000).await;
+    assert_eq!(counts.get("confirmed"), Some(&1000), "{counts:?}");
+    assert_eq!(
+        counts.values().sum::<i64>(),
+        accepted.len() as i64,
+        "one row per 202"
+    );
+    assert_eq!(
+        counts.get("rejected_sold_out").copied().unwrap_or(0),
+        accepted.len() as i64 - 1000
+    );
+    assert_eq!(s.db.stock(3000).await, 0);
+    let ids: Vec<Uuid> = sqlx::query_scalar("SELECT request_id FROM orders")
+        .fetch_all(&s.db.pool)
+        .await
+        .unwrap();
+    let ids: HashSet<Uuid> = ids.into_iter().collect();
+    assert!(
+        accepted.iter().all(|id| ids.contains(id)),
+        "every 202'd request id is an order"
+    );
+    assert_eq!(s.queued(), accepted.len() as i64, "410s enqueued nothing");
+
+    // The outcome can be polled.
+    let confirmed: Uuid =
+        sqlx::query_scalar("SELECT request_id FROM orders WHERE status = 'confirmed' LIMIT 1")
+            .fetch_one(&s.db.pool)
+            .await
+            .unwrap();
+    let r: serde_json::Value = client
+        .get(format!("{}/orders/{confirmed}", s.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["status"], "confirmed");
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeat_buyers_idempotency_keys_and_bad_requests() {
+    let s = stack(&[(3001, 10)], false).await;
+    let c = reqwest::Client::new();
+    let url = format!("{}/buy", s.base);
+    let token = s.keys.mint(77, 600);
+
+    let buy = |key: Option<&str>| {
+        let mut r = c
+            .post(&url)
+            .bearer_auth(&token)
+            .json(&json!({"item_id": 3001}));
+        if let Some(k) = key {
+            r = r.header("Idempotency-Key", k);
+        }
+        r.send()
+    };
+    let first = buy(None).await.unwrap();
+    assert_eq!(first.status(), 202);
+    let first: serde_json::Value = first.json().await.unwrap();
+    let second: serde_json::Value = buy(None).await.unwrap().json().await.unwrap();
+    // The same Idempotency-Key, concurrently: one request id, enqueued once.
+    let (k1, k2) = tokio::join!(buy(Some("abc")), buy(Some("abc")));
+    let (k1, k2): (serde_json::Value, serde_json::Value) = (
+        k1.unwrap().json().await.unwrap(),
+        k2.unwrap().json().await.unwrap(),
+    );
+    assert_eq!(k1["request_id"], k2["request_id"]);
+    assert_eq!(s.queued(), 3);
+    s.wait_for_orders(3).await;
+    let status = |id: &serde_json::Value| {
+        let c = c.clone();
+        let url = format!("{}/orders/{}", s.base, id.as_str().unwrap());
+        async move {
+            c.get(url)
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(status(&first["request_id"]).await["status"], "confirmed");
+    let dup = status(&second["request_id"]).await;
+    assert_eq!(
+        (dup["status"].as_str(), dup["reason"].as_str()),
+        (Some("rejected"), Some("duplicate"))
+    );
+    assert_eq!(s.db.stock(3001).await, 9);
+
+    // Bad requests: the right status, a JSON error, and nothing enqueued.
+    let before = s.queued();
+    let cases: Vec<(reqwest::RequestBuilder, u16)> = vec![
+        (c.post(&url).json(&json!({"item_id": 3001})), 401),
+        (
+            c.post(&url)
+                .bearer_auth("not-a-jwt")
+                .json(&json!({"item_id": 3001})),
+            401,
+        ),
+        (
+            c.post(&url)
+                .bearer_auth(TokenKeys::new(b"another-secret-another-secret!!!").mint(77, 600))
+                .json(&json!({"item_id": 3001})),
+            401,
+        ),
+        (
+            c.post(&url)
+                .bearer_auth(s.keys.mint(77, -60))
+                .json(&json!({"item_id": 3001})),
+            401,
+        ),
+        (
+            c.post(&url)
+                .bearer_auth(&token)
+                .header("content-type", "application/json")
+                .body("{not json"),
+            400,
+        ),
+        (
+            c.post(&url).bearer_auth(&token).body("{\"item_id\": 3001}"),
+            400,
+        ),
+        (
+            c.post(&url)
+                .bearer_auth(&token)
+                .json(&json!({"item_id": "x"})),
+            422,
+        ),
+        (
+            c.post(&url)
+                .bearer_auth(&token)
+                .json(&json!({"item_id": 3001, "extra": 1})),
+            422,
+        ),
+        (
+            c.post(&url)
+                .bearer_auth(&token)
+                .json(&json!({"item_id": 3001, "qty": 0})),
+            422,
+        ),
+        (
+            c.post(&url)
+                .bearer_auth(&token)
+                .json(&json!({"item_id": 3001, "qty": 11})),
+            422,
+        ),
+        (
+            c.post(&url)
+                .bearer_auth(&token)
+                .json(&json!({"item_id": -1})),
+            422,
+        ),
+        (
+            c.post(&url)
+                .bearer_auth(&token)
+                .json(&json!({"item_id": 9999})),
+            422,
+        ),
+        (
+            c.post(&url)
+                .bearer_auth(&token)
+                .json(&json!({"item_id": 3001, "user_id": 5})),
+            422,
+        ),
+        (
+            c.post(&url)
+                .bearer_auth(&token)
+                .header("Idempotency-Key", "")
+                .json(&json!({"item_id": 3001})),
+            400,
+        ),
+        (
+            c.post(&url)
+                .bearer_auth(&token)
+                .header("content-type", "application/json")
+                .body(format!(
+                    "{{\"item_id\": 3001, \"pad\": \"{}\"}}",
+                    "x".repeat(5000)
+                )),
+            413,
+        ),
+    ];
+    for (i, (req, want)) in cases.into_iter().enumerate() {
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status().as_u16(), want, "case {i}");
+        let body: serde_json::Value = r
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("case {i}: JSON error body: {e}"));
+        assert!(body["error"].is_string(), "case {i}: {body}");
+    }
+    assert_eq!(s.queued(), before, "bad requests enqueued nothing");
+    assert_eq!(
+        c.get(format!("{}/orders/{}", s.base, Uuid::new_v4()))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        c.get(format!("{}/orders/nope", s.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    let health = c.get(format!("{}/healthz", s.base)).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let metrics = c
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("order_api_responses_total{route=\"/buy\",status=\"202\"} 4"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("order_api_enqueue_seconds_count 3"),
+        "{metrics}"
+    );
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_queue_is_a_503_never_a_false_202() {
+    let db = TestDb::new().await;
+    db.item(3002, 10).await;
+    // Nothing listens on this port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let state = AppState::new(
+        ApiConfig {
+            bootstrap: format!("127.0.0.1:{port}"),
+            jwt_secret: SECRET.into(),
+            enqueue_timeout: Duration::from_millis(800),
+            ..ApiConfig::default()
+        },
+        db.pool.clone(),
+    )
+    .await
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app(state)).await });
+    let r = reqwest::Client::new()
+        .post(format!("{base}/buy"))
+        .bearer_auth(TokenKeys::new(SECRET.as_bytes()).mint(1, 600))
+        .json(&json!({"item_id": 3002}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers().get("retry-after").unwrap(), "1");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "unavailable");
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_test_mode_takes_the_user_from_the_body_only_when_switched_on() {
+    let s = stack(&[(3003, 10)], true).await;
+    let c = reqwest::Client::new();
+    let r = c
+        .post(format!("{}/buy", s.base))
+        .json(&json!({"item_id": 3003, "user_id": 42}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    s.wait_for_orders(1).await;
+    let user: i64 = sqlx::query_scalar("SELECT user_id FROM orders")
+        .fetch_one(&s.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(user, 42);
+    let r = c
+        .post(format!("{}/buy", s.base))
+        .json(&json!({"item_id": 3003}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "no token and no user id");
+    s.finish().await;
+}
