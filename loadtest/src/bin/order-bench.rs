@@ -1,0 +1,413 @@
+//! `order-bench`: the order path's two benchmarks, each beside its ceiling measured in the same
+//! run on the same machine.
+//!
+//! - `ingest`: `POST /buy` requests/s and p50/p99 at N connections against the real API (tokens,
+//!   validation, idempotent acks=all produce to the in-process broker with `fsync`), beside a
+//!   bare axum handler that parses the same JSON and answers 202.
+//! - `drain`: orders/s into PostgreSQL by 1 and by 2 workers over a backlog, beside a bare
+//!   batched `INSERT ... SELECT FROM UNNEST` of the same rows (1000 per statement).
+//!
+//! ```text
+//! cargo run --release -p loadtest --bin order-bench -- ingest --requests 100000 --connections 50
+//! cargo run --release -p loadtest --bin order-bench -- drain --orders 200000
+//! ```
+//! PostgreSQL: a throwaway database is created through `DATABASE_ADMIN_URL` (default
+//! `postgres://seckill:seckill@127.0.0.1:5432/postgres`, the test role) and dropped at the end.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use broker::log::{FlushPolicy, LogConfig};
+use broker::server::EmbeddedBroker;
+use clap::{Parser, Subcommand};
+use loadtest::latency::Latencies;
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use services::api::auth::TokenKeys;
+use services::api::{ApiConfig, AppState};
+use services::worker::{Worker, WorkerConfig};
+use shared::messages::OrderEvent;
+use sqlx::{Connection, PgConnection, PgPool};
+use uuid::Uuid;
+
+#[derive(Debug, Parser)]
+struct Args {
+    #[command(subcommand)]
+    command: Cmd,
+    #[arg(
+        long,
+        env = "DATABASE_ADMIN_URL",
+        default_value = "postgres://seckill:seckill@127.0.0.1:5432/postgres"
+    )]
+    admin_url: String,
+    /// Data directory of the in-process broker (a real disk).
+    #[arg(long, default_value = "target/order-bench")]
+    dir: std::path::PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    Ingest {
+        #[arg(long, default_value_t = 100_000)]
+        requests: usize,
+        #[arg(long, default_value_t = 50)]
+        connections: usize,
+    },
+    Drain {
+        #[arg(long, default_value_t = 200_000)]
+        orders: usize,
+    },
+}
+
+/// A throwaway database, migrated.
+struct BenchDb {
+    admin: String,
+    name: String,
+    pool: PgPool,
+}
+
+impl BenchDb {
+    async fn create(admin: &str) -> anyhow::Result<Self> {
+        let name = format!("seckill_bench_{}", Uuid::new_v4().simple());
+        let mut conn = PgConnection::connect(admin)
+            .await
+            .with_context(|| format!("connect to {admin}"))?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await?;
+        let url = format!(
+            "{}/{name}",
+            admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin)
+        );
+        let pool = services::db::connect(&url, 8).await?;
+        Ok(BenchDb {
+            admin: admin.to_string(),
+            name,
+            pool,
+        })
+    }
+
+    async fn drop_db(self) -> anyhow::Result<()> {
+        self.pool.close().await;
+        let mut conn = PgConnection::connect(&self.admin).await?;
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ))
+        .execute(&mut conn)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Sends `n` POSTs over `connections` concurrent connections; (elapsed, latencies, non-202s).
+async fn fire(
+    url: &str,
+    bodies: Arc<Vec<(String, serde_json::Value)>>,
+    connections: usize,
+) -> (Duration, Latencies, usize) {
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (bodies, next, url) = (bodies.clone(), next.clone(), url.to_string());
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .build()
+                .unwrap_or_default();
+            let mut lat = Latencies::with_capacity(bodies.len() / connections + 1);
+            let mut errors = 0usize;
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((token, body)) = bodies.get(i) else {
+                    break;
+                };
+                let t = Instant::now();
+                let mut req = client.post(&url).json(body);
+                if !token.is_empty() {
+                    req = req.bearer_auth(token);
+                }
+                match req.send().await {
+                    Ok(r) if r.status() == 202 => {
+                        let _ = r.bytes().await;
+                        lat.record(t.elapsed());
+                    }
+                    _ => errors += 1,
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let mut all = Latencies::default();
+    let mut errors = 0;
+    for t in tasks {
+        if let Ok((l, e)) = t.await {
+            all.extend(l);
+            errors += e;
+        }
+    }
+    (started.elapsed(), all, errors)
+}
+
+async fn ingest(args: &Args, requests: usize, connections: usize) -> anyhow::Result<()> {
+    let db = BenchDb::create(&args.admin_url).await?;
+    sqlx::query("UPDATE items SET initial_stock = 100000000, stock = 100000000")
+        .execute(&db.pool)
+        .await?;
+    let broker_dir = args.dir.join("ingest");
+    let _ = std::fs::remove_dir_all(&broker_dir);
+    let broker = EmbeddedBroker::start(
+        &broker_dir,
+        LogConfig {
+            flush: FlushPolicy::Fsync,
+            ..LogConfig::default()
+        },
+    )?;
+    let topics = &broker.broker().topics;
+    topics.create(shared::topics::SECKILL_ORDERS, 6, topics.defaults().clone())?;
+
+    let secret = "order-bench-secret-order-bench-secret";
+    let state = AppState::new(
+        ApiConfig {
+            bootstrap: broker.addr.clone(),
+            jwt_secret: secret.into(),
+            ..ApiConfig::default()
+        },
+        db.pool.clone(),
+    )
+    .await?;
+    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let api_url = format!("http://{}/buy", api.local_addr()?);
+    tokio::spawn(async move { axum::serve(api, services::api::app(state)).await });
+
+    // The ceiling: the same JSON parsed by axum, a 202 with a fresh id, nothing else.
+    let bare = Router::new().route(
+        "/buy",
+        post(|Json(_b): Json<serde_json::Value>| async {
+            (
+                StatusCode::ACCEPTED,
+                Json(serde_json::json!({ "request_id": Uuid::new_v4() })),
+            )
+        }),
+    );
+    let bare_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let bare_url = format!("http://{}/buy", bare_listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(bare_listener, bare).await });
+
+    let keys = TokenKeys::new(secret.as_bytes());
+    let bodies: Arc<Vec<(String, serde_json::Value)>> = Arc::new(
+        (0..requests)
+            .map(|i| {
+                (
+                    keys.mint(i as i64 + 1, 3600),
+                    serde_json::json!({ "item_id": (i % 5) as i64 + 1, "qty": 1 }),
+                )
+            })
+            .collect(),
+    );
+    println!(
+        "order-bench ingest: {requests} requests, {connections} connections, broker flush fsync"
+    );
+    let (bare_t, mut bare_l, bare_err) = fire(&bare_url, bodies.clone(), connections).await;
+    let (api_t, mut api_l, api_err) = fire(&api_url, bodies.clone(), connections).await;
+    let (bp50, bp99, _) = bare_l.summary_ms();
+    let (ap50, ap99, amax) = api_l.summary_ms();
+    let bare_rate = (requests - bare_err) as f64 / bare_t.as_secs_f64();
+    let api_rate = (requests - api_err) as f64 / api_t.as_secs_f64();
+    println!("bare axum handler: {bare_rate:>9.0} req/s  p50 {bp50:.2} ms  p99 {bp99:.2} ms  errors {bare_err}");
+    println!(
+        "POST /buy (202):   {api_rate:>9.0} req/s  p50 {ap50:.2} ms  p99 {ap99:.2} ms  max {amax:.1} ms  errors {api_err}  = {:.0}% of the bare handler",
+        100.0 * api_rate / bare_rate
+    );
+    let queued: i64 = topics
+        .get(shared::topics::SECKILL_ORDERS)
+        .map(|t| t.partitions().iter().map(|p| p.high_watermark()).sum())
+        .unwrap_or(0);
+    anyhow::ensure!(
+        queued as usize == requests - api_err,
+        "queue holds {queued}, but {} were accepted",
+        requests - api_err
+    );
+    drop(broker);
+    let _ = std::fs::remove_dir_all(&broker_dir);
+    db.drop_db().await
+}
+
+fn events(n: usize) -> Vec<OrderEvent> {
+    (0..n)
+        .map(|i| OrderEvent {
+            request_id: Uuid::new_v4(),
+            user_id: i as i64 + 1,
+            item_id: (i % 5) as i64 + 1,
+            qty: 1,
+            accepted_at_ms: 1_700_000_000_000,
+        })
+        .collect()
+}
+
+async fn reset(db: &BenchDb, stock: i64) -> anyhow::Result<()> {
+    sqlx::query("TRUNCATE orders").execute(&db.pool).await?;
+    sqlx::query("UPDATE items SET initial_stock = $1, stock = $1")
+        .bind(stock as i32)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+async fn drain(args: &Args, orders: usize) -> anyhow::Result<()> {
+    let db = BenchDb::create(&args.admin_url).await?;
+    let evs = events(orders);
+    // Half the buys win: every batch locks, allocates, inserts and updates stock.
+    let stock = (orders / 10) as i64;
+
+    // Ceiling: the same rows, 1000 per INSERT ... SELECT FROM UNNEST, one statement per batch.
+    reset(&db, stock).await?;
+    let t = Instant::now();
+    for (b, chunk) in evs.chunks(1000).enumerate() {
+        let ids: Vec<Uuid> = chunk.iter().map(|e| e.request_id).collect();
+        let users: Vec<i64> = chunk.iter().map(|e| e.user_id).collect();
+        let items: Vec<i64> = chunk.iter().map(|e| e.item_id).collect();
+        let offsets: Vec<i64> = (0..chunk.len()).map(|i| (b * 1000 + i) as i64).collect();
+        sqlx::query(
+            "INSERT INTO orders (request_id, user_id, item_id, qty, status, accepted_at, source_partition, source_offset) \
+             SELECT r, u, i, 1, 'rejected_sold_out', now(), 0, o FROM UNNEST($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[]) AS t(r, u, i, o)",
+        )
+        .bind(&ids)
+        .bind(&users)
+        .bind(&items)
+        .bind(&offsets)
+        .execute(&db.pool)
+        .await?;
+    }
+    let bare = t.elapsed();
+    let bare_rate = orders as f64 / bare.as_secs_f64();
+    println!("order-bench drain: {orders} orders over 5 items ({stock} units each), worker batches of 1000");
+    println!("bare batched INSERT (1000 rows/statement): {bare_rate:>9.0} rows/s");
+
+    for workers in [1usize, 2] {
+        reset(&db, stock).await?;
+        let broker_dir = args.dir.join(format!("drain-{workers}"));
+        let _ = std::fs::remove_dir_all(&broker_dir);
+        let broker = EmbeddedBroker::start_with(
+            &broker_dir,
+            LogConfig {
+                flush: FlushPolicy::Fsync,
+                ..LogConfig::default()
+            },
+            broker::group::CoordinatorConfig {
+                initial_rebalance_delay: Duration::from_millis(300),
+                ..Default::default()
+            },
+        )?;
+        let topics = &broker.broker().topics;
+        topics.create(shared::topics::SECKILL_ORDERS, 6, topics.defaults().clone())?;
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &broker.addr)
+            .set("linger.ms", "5")
+            .set("queue.buffering.max.messages", "1000000")
+            .create()?;
+        let sends = evs.iter().map(|e| {
+            let producer = producer.clone();
+            let key = e.item_id.to_string();
+            let payload = e.encode();
+            async move {
+                producer
+                    .send(
+                        FutureRecord::to(shared::topics::SECKILL_ORDERS)
+                            .key(&key)
+                            .payload(&payload),
+                        Duration::from_secs(60),
+                    )
+                    .await
+                    .map_err(|(e, _)| e)
+            }
+        });
+        for r in futures_util::future::join_all(sends).await {
+            r?;
+        }
+        // The backlog is in place; now the workers drain it.
+        let mut stops = Vec::new();
+        let started = Instant::now();
+        for _ in 0..workers {
+            let w = Worker::new(
+                WorkerConfig {
+                    bootstrap: broker.addr.clone(),
+                    ..WorkerConfig::default()
+                },
+                db.pool.clone(),
+            )?;
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            stops.push(tx);
+            tokio::spawn(w.run(async {
+                let _ = rx.await;
+            }));
+        }
+        loop {
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
+                .fetch_one(&db.pool)
+                .await?;
+            if n as usize >= orders {
+                break;
+            }
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(600),
+                "drain stalled at {n}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let took = started.elapsed();
+        for s in stops {
+            let _ = s.send(());
+        }
+        let confirmed: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM orders WHERE status = 'confirmed'")
+                .fetch_one(&db.pool)
+                .await?;
+        anyhow::ensure!(
+            confirmed == 5 * stock,
+            "confirmed {confirmed}, expected {}",
+            5 * stock
+        );
+        let rate = orders as f64 / took.as_secs_f64();
+        println!(
+            "{workers} worker(s): {rate:>9.0} orders/s (incl. joining the group) = {:.0}% of the bare INSERT",
+            100.0 * rate / bare_rate
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        drop(broker);
+        let _ = std::fs::remove_dir_all(&broker_dir);
+    }
+    db.drop_db().await
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let args = Args::parse();
+    std::fs::create_dir_all(&args.dir)?;
+    match args.command {
+        Cmd::Ingest {
+            requests,
+            connections,
+        } => {
+            anyhow::ensure!(
+                requests > 0 && connections > 0,
+                "--requests and --connections must be positive"
+            );
+            ingest(&args, requests, connections).await
+        }
+        Cmd::Drain { orders } => {
+            anyhow::ensure!(orders >= 10, "--orders must be at least 10");
+            drain(&args, orders).await
+        }
+    }
+}
