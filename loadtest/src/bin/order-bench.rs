@@ -183,7 +183,7 @@ async fn ingest(args: &Args, requests: usize, connections: usize) -> anyhow::Res
     .await?;
     let api = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let api_url = format!("http://{}/buy", api.local_addr()?);
-    tokio::spawn(async move { axum::serve(api, services::api::app(state)).await });
+    let api_server = tokio::spawn(async move { axum::serve(api, services::api::app(state)).await });
 
     // The ceiling: the same JSON parsed by axum, a 202 with a fresh id, nothing else.
     let bare = Router::new().route(
@@ -233,6 +233,9 @@ async fn ingest(args: &Args, requests: usize, connections: usize) -> anyhow::Res
         "queue holds {queued}, but {} were accepted",
         requests - api_err
     );
+    // Stop the API (and its producer) before the broker goes away.
+    api_server.abort();
+    let _ = api_server.await;
     drop(broker);
     let _ = std::fs::remove_dir_all(&broker_dir);
     db.drop_db().await
