@@ -37,6 +37,21 @@ pub async fn shutdown_signal() {
     tracing::info!("shutdown signal received");
 }
 
+/// A stop flag raised by SIGTERM or Ctrl-C; give each part of the service a [`stopped`] of it.
+pub fn stop_on_signal() -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+/// Resolves once the stop flag is raised (or its sender is gone).
+pub async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
 /// `/healthz` (200 while the process serves) and `/metrics` over `registry`.
 pub fn router(registry: Arc<Registry>) -> Router {
     Router::new()

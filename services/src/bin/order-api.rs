@@ -60,21 +60,18 @@ async fn main() -> anyhow::Result<()> {
         pool,
     )
     .await?;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        telemetry::shutdown_signal().await;
-        let _ = stop_tx.send(true);
-    });
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    tokio::spawn(state.clone().run_item_refresh(stopped(stop_rx.clone())));
+    let stop_rx = telemetry::stop_on_signal();
+    tokio::spawn(
+        state
+            .clone()
+            .run_item_refresh(telemetry::stopped(stop_rx.clone())),
+    );
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("bind {}", args.listen))?;
     tracing::info!(listen = %args.listen, "order API listening");
     axum::serve(listener, api::app(state))
-        .with_graceful_shutdown(stopped(stop_rx))
+        .with_graceful_shutdown(telemetry::stopped(stop_rx))
         .await?;
     Ok(())
 }

@@ -51,23 +51,16 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.metrics_listen)
         .await
         .with_context(|| format!("bind {}", args.metrics_listen))?;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        telemetry::shutdown_signal().await;
-        let _ = stop_tx.send(true);
-    });
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
+    let stop_rx = telemetry::stop_on_signal();
     let router = telemetry::router(Arc::new(registry));
-    let http_stop = stopped(stop_rx.clone());
+    let http_stop = telemetry::stopped(stop_rx.clone());
     let http = tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(http_stop)
             .await
     });
     tracing::info!("order worker running");
-    worker.run(stopped(stop_rx)).await?;
+    worker.run(telemetry::stopped(stop_rx)).await?;
     let _ = http.await;
     Ok(())
 }
