@@ -20,7 +20,6 @@ Checks, with assertions on the values that come back:
 
 Session timeouts are 6 s and heartbeats 1 s. Exits non-zero with a message on the first failure.
 """
-import sys
 import time
 import uuid
 
@@ -28,13 +27,10 @@ from confluent_kafka import (Consumer, ConsumerGroupState, ConsumerGroupTopicPar
                              Producer, TopicPartition)
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from common import check, run_main
+
 TIMEOUT_S = 15
 PARTITIONS = 3
-
-
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
 
 
 def produce(bootstrap, topic, messages, before=None):
@@ -211,11 +207,4 @@ def check_rebalances(bootstrap, admin, run):
 
 
 if __name__ == '__main__':
-    if len(sys.argv) != 2:
-        sys.exit(f'usage: {sys.argv[0]} HOST:PORT')
-    try:
-        main(sys.argv[1])
-    except Exception as exc:  # any failure: say what, exit non-zero
-        import traceback
-        traceback.print_exc()
-        sys.exit(f'FAILED: {type(exc).__name__}: {exc}')
+    run_main(main)

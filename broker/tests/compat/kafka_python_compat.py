@@ -17,7 +17,6 @@ Checks, with assertions on the values that come back:
 Prints "GZIP_TOPIC <name> <uncompressed value bytes>" so the Rust test can check the stored log is
 really compressed. Exits non-zero with a message on the first failure.
 """
-import sys
 import time
 import uuid
 
@@ -25,13 +24,10 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import TopicAlreadyExistsError
 from kafka.serializer import DefaultSerializer, JsonSerializer
 
+from common import check, compare, run_main
+
 TIMEOUT_S = 10
 PARTITIONS = 3
-
-
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
 
 
 def create_topics(bootstrap, json_topic, gzip_topic):
@@ -101,14 +97,6 @@ def expected_by_partition(messages):
     return want
 
 
-def compare(topic, got, want):
-    for p in sorted(set(got) | set(want)):
-        g, w = got.get(p, []), want.get(p, [])
-        check(len(g) == len(w), f'{topic}[{p}]: got {len(g)} records, expected {len(w)}')
-        for gr, wr in zip(g, w):
-            check(gr == wr, f'{topic}[{p}]: got {gr}, expected {wr}')
-
-
 def main(bootstrap):
     run = uuid.uuid4().hex[:10]
     json_topic, gzip_topic = f'kp-json-{run}', f'kp-gzip-{run}'
@@ -156,11 +144,4 @@ def main(bootstrap):
 
 
 if __name__ == '__main__':
-    if len(sys.argv) != 2:
-        sys.exit(f'usage: {sys.argv[0]} HOST:PORT')
-    try:
-        main(sys.argv[1])
-    except Exception as exc:  # any failure: say what, exit non-zero
-        import traceback
-        traceback.print_exc()
-        sys.exit(f'FAILED: {type(exc).__name__}: {exc}')
+    run_main(main)

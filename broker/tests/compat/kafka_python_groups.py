@@ -26,7 +26,6 @@ Session timeouts are 6 s (not 45) and heartbeats 1 s; describe_groups right afte
 that the members left by LeaveGroup, not by session expiry. Exits non-zero with a message on
 the first failure.
 """
-import sys
 import threading
 import time
 import uuid
@@ -34,13 +33,10 @@ import uuid
 import kafka.errors as Errors
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
+from common import check, run_main
+
 TIMEOUT_S = 15
 GROUP_TIMEOUTS = {'session_timeout_ms': 6000, 'heartbeat_interval_ms': 1000}
-
-
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
 
 
 def create_topic(bootstrap, topic, partitions):
@@ -342,11 +338,4 @@ def main(bootstrap):
 
 
 if __name__ == '__main__':
-    if len(sys.argv) != 2:
-        sys.exit(f'usage: {sys.argv[0]} HOST:PORT')
-    try:
-        main(sys.argv[1])
-    except Exception as exc:  # any failure: say what, exit non-zero
-        import traceback
-        traceback.print_exc()
-        sys.exit(f'FAILED: {type(exc).__name__}: {exc}')
+    run_main(main)
