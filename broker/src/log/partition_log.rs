@@ -564,7 +564,7 @@ impl PartitionLog {
     pub fn enforce_retention(&self) -> Result<RetentionReport, LogError> {
         let config = &self.shared.config;
         let now = self.shared.clock.now_ms();
-        let doomed: Vec<Segment> = {
+        let (doomed, log_start_offset) = {
             let mut st = self.shared.lock();
             let mut total: u64 = st.segments.iter().map(Segment::size).sum();
             let mut n = 0;
@@ -589,12 +589,12 @@ impl PartitionLog {
             let doomed: Vec<Segment> = st.segments.drain(..n).collect();
             st.log_start_offset = st.segments[0].base_offset();
             st.dir_dirty = true;
-            doomed
+            (doomed, st.log_start_offset)
         };
-        let mut report = RetentionReport {
+        let report = RetentionReport {
             deleted_segments: doomed.len(),
             deleted_bytes: doomed.iter().map(Segment::size).sum(),
-            log_start_offset: self.log_start_offset(),
+            log_start_offset,
         };
         for seg in &doomed {
             seg.delete_files().map_err(LogError::io(format!(
@@ -602,7 +602,6 @@ impl PartitionLog {
                 self.shared.dir.display()
             )))?;
         }
-        report.log_start_offset = self.log_start_offset();
         tracing::info!(
             dir = %self.shared.dir.display(),
             segments = report.deleted_segments,
