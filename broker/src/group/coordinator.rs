@@ -163,9 +163,7 @@ impl GroupCoordinator {
         group.initial_delay_until = None;
         group.generation += 1;
         if group.members.is_empty() {
-            group.state = GroupState::Empty;
-            group.leader = None;
-            group.protocol_name = None;
+            group.become_empty();
             return;
         }
         let leader = match &group.leader {
@@ -239,26 +237,16 @@ impl GroupCoordinator {
         if group.leader.as_deref() == Some(member_id) {
             group.leader = None;
         }
+        if group.members.is_empty() {
+            if group.state != GroupState::Empty {
+                group.generation += 1;
+                group.become_empty();
+            }
+            return;
+        }
         match group.state {
-            GroupState::Stable | GroupState::CompletingRebalance => {
-                if group.members.is_empty() {
-                    group.state = GroupState::Empty;
-                    group.generation += 1;
-                    group.protocol_name = None;
-                } else {
-                    self.prepare_rebalance(group);
-                }
-            }
-            GroupState::PreparingRebalance => {
-                if group.members.is_empty() {
-                    group.state = GroupState::Empty;
-                    group.generation += 1;
-                    group.protocol_name = None;
-                    group.initial_delay_until = None;
-                } else {
-                    self.maybe_complete_join(group);
-                }
-            }
+            GroupState::Stable | GroupState::CompletingRebalance => self.prepare_rebalance(group),
+            GroupState::PreparingRebalance => self.maybe_complete_join(group),
             GroupState::Empty => {}
         }
     }

@@ -195,6 +195,15 @@ impl Group {
         best.map(|(c, _)| c.clone())
     }
 
+    /// No members left: forget the generation's leader and protocol (the generation number
+    /// stays, so late requests of the old one are still told ILLEGAL_GENERATION).
+    pub fn become_empty(&mut self) {
+        self.state = GroupState::Empty;
+        self.leader = None;
+        self.protocol_name = None;
+        self.initial_delay_until = None;
+    }
+
     pub fn all_joined(&self) -> bool {
         self.members.values().all(|m| m.join_waiter.is_some())
     }
