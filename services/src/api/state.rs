@@ -56,55 +56,50 @@ pub struct ItemsView {
     pub sold_out: HashSet<i64>,
 }
 
-/// Request ids accepted by this instance, oldest dropped first.
-#[derive(Debug, Default)]
-pub struct RecentIds {
-    set: HashSet<Uuid>,
-    order: VecDeque<Uuid>,
+/// A map that remembers at most `cap` keys, forgetting the oldest first: what an API instance
+/// keeps in memory about past requests must not grow with the traffic.
+#[derive(Debug)]
+pub struct BoundedMap<K, V> {
+    entries: HashMap<K, V>,
+    order: VecDeque<K>,
 }
 
-impl RecentIds {
-    pub fn insert(&mut self, id: Uuid, cap: usize) {
-        if self.set.insert(id) {
-            self.order.push_back(id);
+impl<K, V> Default for BoundedMap<K, V> {
+    fn default() -> Self {
+        BoundedMap {
+            entries: HashMap::new(),
+            order: VecDeque::new(),
         }
-        while self.order.len() > cap {
-            if let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Clone, V> BoundedMap<K, V> {
+    /// The value under `key`, inserted with `make` if absent.
+    pub fn get_or_insert_with(&mut self, key: K, cap: usize, make: impl FnOnce() -> V) -> &V {
+        if !self.entries.contains_key(&key) {
+            self.entries.insert(key.clone(), make());
+            self.order.push_back(key.clone());
+            while self.order.len() > cap.max(1) {
+                if let Some(old) = self.order.pop_front() {
+                    self.entries.remove(&old);
+                }
             }
         }
+        // `key` is the newest entry, which the cap (at least 1) never evicts.
+        &self.entries[&key]
     }
 
-    pub fn contains(&self, id: &Uuid) -> bool {
-        self.set.contains(id)
+    pub fn contains(&self, key: &K) -> bool {
+        self.entries.contains_key(key)
     }
 }
 
-/// (user, Idempotency-Key) -> the request id it was accepted as; the oldest keys are forgotten
-/// beyond `cap`. Concurrent requests with one key wait on one cell, so the buy is enqueued once.
-#[derive(Debug, Default)]
-pub struct IdempotencyKeys {
-    cells: HashMap<(i64, String), Arc<OnceCell<Uuid>>>,
-    order: VecDeque<(i64, String)>,
-}
+/// Request ids accepted by this instance.
+pub type RecentIds = BoundedMap<Uuid, ()>;
 
-impl IdempotencyKeys {
-    pub fn cell(&mut self, user: i64, key: &str, cap: usize) -> Arc<OnceCell<Uuid>> {
-        let k = (user, key.to_string());
-        if let Some(c) = self.cells.get(&k) {
-            return c.clone();
-        }
-        let cell = Arc::new(OnceCell::new());
-        self.cells.insert(k.clone(), cell.clone());
-        self.order.push_back(k);
-        while self.order.len() > cap {
-            if let Some(old) = self.order.pop_front() {
-                self.cells.remove(&old);
-            }
-        }
-        cell
-    }
-}
+/// (user, Idempotency-Key) -> the request id it was accepted as. Concurrent requests with one
+/// key wait on one cell, so the buy is enqueued once.
+pub type IdempotencyKeys = BoundedMap<(i64, String), Arc<OnceCell<Uuid>>>;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResponseLabel {
@@ -227,5 +222,25 @@ impl AppState {
                 _ = &mut stop => return,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_map_keeps_the_newest_and_inserts_once() {
+        let mut m: BoundedMap<u32, u32> = BoundedMap::default();
+        assert_eq!(*m.get_or_insert_with(1, 2, || 10), 10);
+        assert_eq!(
+            *m.get_or_insert_with(1, 2, || 99),
+            10,
+            "existing value kept"
+        );
+        m.get_or_insert_with(2, 2, || 20);
+        m.get_or_insert_with(3, 2, || 30);
+        assert!(!m.contains(&1), "oldest forgotten beyond the cap");
+        assert!(m.contains(&2) && m.contains(&3));
     }
 }

@@ -102,7 +102,8 @@ pub async fn buy(
                 .idempotency
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .cell(user_id, &key, cap);
+                .get_or_insert_with((user_id, key), cap, Default::default)
+                .clone();
             // One request per key enqueues; the others wait for its request id. A failed
             // enqueue leaves the cell empty, so a retry with the key enqueues again.
             *cell
@@ -154,7 +155,7 @@ async fn enqueue(state: &AppState, user_id: i64, req: &BuyRequest) -> Result<Uui
                 .accepted
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert(event.request_id, cap);
+                .get_or_insert_with(event.request_id, cap, || ());
             Ok(event.request_id)
         }
         Err((e, _)) => Err(ApiError::Unavailable(e.to_string())),
