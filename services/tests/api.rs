@@ -24,6 +24,23 @@ struct Stack {
     base: String,
     keys: TokenKeys,
     stop: Vec<tokio::sync::oneshot::Sender<()>>,
+    /// The order worker's task: aborting it is a crash (no final commit).
+    worker: tokio::task::JoinHandle<Result<(), services::worker::WorkerError>>,
+}
+
+fn spawn_worker(
+    bootstrap: &str,
+    pool: sqlx::PgPool,
+) -> tokio::task::JoinHandle<Result<(), services::worker::WorkerError>> {
+    let worker = Worker::new(
+        WorkerConfig {
+            bootstrap: bootstrap.into(),
+            ..WorkerConfig::default()
+        },
+        pool,
+    )
+    .unwrap();
+    tokio::spawn(worker.run(std::future::pending()))
 }
 
 async fn stack(items: &[(i64, i32)], load_test_mode: bool) -> Stack {
@@ -35,20 +52,7 @@ async fn stack(items: &[(i64, i32)], load_test_mode: bool) -> Stack {
     let b = broker(dir.path());
     create_topic(&b, "seckill", 6);
     let mut stop = Vec::new();
-
-    let worker = Worker::new(
-        WorkerConfig {
-            bootstrap: b.addr.clone(),
-            ..WorkerConfig::default()
-        },
-        db.pool.clone(),
-    )
-    .unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    stop.push(tx);
-    tokio::spawn(worker.run(async {
-        let _ = rx.await;
-    }));
+    let worker = spawn_worker(&b.addr, db.pool.clone());
 
     let state = AppState::new(
         ApiConfig {
@@ -77,6 +81,7 @@ async fn stack(items: &[(i64, i32)], load_test_mode: bool) -> Stack {
         base,
         keys: TokenKeys::new(SECRET.as_bytes()),
         stop,
+        worker,
     }
 }
 
@@ -106,7 +111,15 @@ impl Stack {
         t.partitions().iter().map(|p| p.high_watermark()).sum()
     }
 
+    /// Kills the order worker mid-run and starts a fresh one in the same group.
+    async fn restart_worker(&mut self) {
+        self.worker.abort();
+        let _ = (&mut self.worker).await;
+        self.worker = spawn_worker(&self.broker.addr, self.db.pool.clone());
+    }
+
     async fn finish(self) {
+        self.worker.abort();
         for s in self.stop {
             let _ = s.send(());
         }
@@ -116,8 +129,8 @@ impl Stack {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn five_thousand_concurrent_buyers_for_a_thousand_units() {
-    let s = stack(&[(3000, 1000)], false).await;
+async fn five_thousand_concurrent_buyers_for_a_thousand_units_with_the_worker_killed_midway() {
+    let mut s = stack(&[(3000, 1000)], false).await;
     let client = reqwest::Client::new();
     let limit = Arc::new(tokio::sync::Semaphore::new(200));
     let mut tasks = Vec::new();
@@ -142,6 +155,15 @@ async fn five_thousand_concurrent_buyers_for_a_thousand_units() {
             (status, body)
         }));
     }
+    // Kill the worker once it has applied its first batch, while the burst is still coming in.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while s.orders().await == 0 {
+        assert!(Instant::now() < deadline, "the worker applied nothing");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    s.restart_worker().await;
+    let applied_before_kill = s.orders().await;
+
     let mut accepted = Vec::new();
     let mut by_status: HashMap<u16, usize> = HashMap::new();
     for t in tasks {
@@ -158,6 +180,10 @@ async fn five_thousand_concurrent_buyers_for_a_thousand_units() {
     }
     assert_eq!(by_status.values().sum::<usize>(), 5000);
     assert!(accepted.len() >= 1000, "{by_status:?}");
+    assert!(
+        applied_before_kill < accepted.len() as i64,
+        "the kill came after the whole run: {applied_before_kill}"
+    );
     s.wait_for_orders(accepted.len() as i64).await;
 
     let counts = s.db.counts(3000).await;
