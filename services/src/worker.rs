@@ -8,23 +8,20 @@
 //! unprocessed event. Restarted at any point, it re-applies at most the last uncommitted batch,
 //! which the transaction's request-id check turns into no-ops.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::FutureExt;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::producer::FutureProducer;
 use shared::messages::OrderEvent;
 use sqlx::PgPool;
 use thiserror::Error;
 
 use crate::orders::{apply_batch, Buy};
+use crate::queue;
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -121,23 +118,13 @@ impl std::fmt::Debug for Worker {
 
 impl Worker {
     pub fn new(config: WorkerConfig, pool: PgPool) -> Result<Self, WorkerError> {
-        let consumer: StreamConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &config.bootstrap)
-            .set("group.id", &config.group_id)
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("session.timeout.ms", config.session_timeout_ms.to_string())
-            .set(
-                "heartbeat.interval.ms",
-                (config.session_timeout_ms / 4).max(100).to_string(),
-            )
-            .create()?;
-        consumer.subscribe(&[&config.topic])?;
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &config.bootstrap)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .create()?;
+        let consumer = queue::group_consumer(
+            &config.bootstrap,
+            &config.group_id,
+            &config.topic,
+            config.session_timeout_ms,
+        )?;
+        let producer = queue::durable_producer(&config.bootstrap)?;
         Ok(Worker {
             config,
             consumer,
@@ -150,28 +137,11 @@ impl Worker {
     /// Runs until `stop` resolves; then commits what it finished and leaves the group.
     pub async fn run(self, stop: impl std::future::Future<Output = ()>) -> Result<(), WorkerError> {
         tokio::pin!(stop);
-        loop {
-            let first = tokio::select! {
-                m = self.consumer.recv() => m,
-                _ = &mut stop => break,
-            };
-            let mut batch = Vec::with_capacity(self.config.max_batch);
-            match first {
-                Ok(m) => batch.push(m),
-                Err(e) => {
-                    tracing::warn!(error = %e, "consume error");
-                    continue;
-                }
-            }
-            while batch.len() < self.config.max_batch {
-                match self.consumer.recv().now_or_never() {
-                    Some(Ok(m)) => batch.push(m),
-                    Some(Err(e)) => tracing::warn!(error = %e, "consume error"),
-                    None => break,
-                }
-            }
+        while let Some(batch) =
+            queue::recv_batch(&self.consumer, self.config.max_batch, &mut stop).await
+        {
             self.process(&batch).await?;
-            self.commit(&batch, CommitMode::Async)?;
+            queue::commit_batch(&self.consumer, &batch, CommitMode::Async)?;
         }
         tracing::info!("order worker stopping");
         // What was committed asynchronously is flushed by a final synchronous commit.
@@ -224,53 +194,10 @@ impl Worker {
     }
 
     async fn dead_letter(&self, m: &BorrowedMessage<'_>, reason: &str) -> Result<(), WorkerError> {
-        tracing::warn!(
-            partition = m.partition(),
-            offset = m.offset(),
-            reason,
-            "dead-lettering an undecodable event"
-        );
-        let source = format!("{}/{}/{}", m.topic(), m.partition(), m.offset());
-        let headers = OwnedHeaders::new()
-            .insert(Header {
-                key: "reason",
-                value: Some(reason),
-            })
-            .insert(Header {
-                key: "source",
-                value: Some(&source),
-            });
-        let mut record = FutureRecord::to(&self.config.dead_letter_topic)
-            .payload(m.payload().unwrap_or_default())
-            .headers(headers);
-        if let Some(key) = m.key() {
-            record = record.key(key);
-        }
-        self.producer
-            .send(record, Duration::from_secs(30))
+        queue::dead_letter(&self.producer, &self.config.dead_letter_topic, m, reason)
             .await
-            .map_err(|(e, _)| WorkerError::DeadLetter(e.to_string()))?;
+            .map_err(|e| WorkerError::DeadLetter(e.to_string()))?;
         self.stats.dead_lettered.inc();
-        Ok(())
-    }
-
-    /// Commits, per partition, the offset after the batch's last event.
-    fn commit(&self, batch: &[BorrowedMessage<'_>], mode: CommitMode) -> Result<(), WorkerError> {
-        let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
-        for m in batch {
-            let e = next
-                .entry((m.topic().to_string(), m.partition()))
-                .or_insert(0);
-            *e = (*e).max(m.offset() + 1);
-        }
-        let mut tpl = TopicPartitionList::new();
-        for ((topic, partition), offset) in next {
-            tpl.add_partition_offset(&topic, partition, Offset::Offset(offset))?;
-        }
-        if let Err(e) = self.consumer.commit(&tpl, mode) {
-            // A rebalance took the partition: the new owner re-applies, idempotently.
-            tracing::warn!(error = %e, "offset commit failed");
-        }
         Ok(())
     }
 }

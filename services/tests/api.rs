@@ -453,6 +453,20 @@ async fn an_unreachable_queue_is_a_503_never_a_false_202() {
     assert_eq!(r.headers().get("retry-after").unwrap(), "1");
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["error"], "unavailable");
+    // Inference too: a 503, and no request left behind as pending.
+    let r = reqwest::Client::new()
+        .post(format!("{base}/infer?wait_ms=100"))
+        .bearer_auth(TokenKeys::new(SECRET.as_bytes()).mint(1, 600))
+        .json(&json!({"input": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM inference_requests")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(pending, 0);
     db.drop_db().await;
 }
 

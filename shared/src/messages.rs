@@ -66,6 +66,86 @@ impl OrderEvent {
     }
 }
 
+/// A request for the inference worker. The reply goes to `reply_topic`/`reply_partition`,
+/// keyed by `id`; the caller waits for that id only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InferenceRequest {
+    pub id: Uuid,
+    /// The model asked for; `None` takes whatever the worker serves.
+    pub model: Option<String>,
+    pub input: serde_json::Value,
+    /// Past this instant (ms since the Unix epoch) the request is answered `expired` unrun.
+    pub deadline_ms: i64,
+    pub reply_topic: String,
+    pub reply_partition: i32,
+}
+
+impl InferenceRequest {
+    pub fn decode(bytes: &[u8]) -> Result<Self, MessageError> {
+        let r: InferenceRequest =
+            serde_json::from_slice(bytes).map_err(|e| MessageError::Malformed(e.to_string()))?;
+        if r.reply_topic.is_empty() || r.reply_topic.len() > 249 {
+            return Err(MessageError::Invalid {
+                field: "reply_topic",
+                reason: "must be a topic name (1..=249 characters)".into(),
+            });
+        }
+        if r.reply_partition < 0 {
+            return Err(MessageError::Invalid {
+                field: "reply_partition",
+                reason: "must not be negative".into(),
+            });
+        }
+        Ok(r)
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        // A struct of plain fields and a `Value` always serialises.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// How an inference request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InferenceStatus {
+    Done,
+    Failed,
+    Expired,
+}
+
+impl InferenceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InferenceStatus::Done => "done",
+            InferenceStatus::Failed => "failed",
+            InferenceStatus::Expired => "expired",
+        }
+    }
+}
+
+/// The worker's answer to one [`InferenceRequest`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InferenceReply {
+    pub id: Uuid,
+    pub status: InferenceStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl InferenceReply {
+    pub fn decode(bytes: &[u8]) -> Result<Self, MessageError> {
+        serde_json::from_slice(bytes).map_err(|e| MessageError::Malformed(e.to_string()))
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,5 +183,38 @@ mod tests {
         );
         let json = r#"{"request_id":"00000000-0000-0000-0000-000000000000","user_id":1,"item_id":1,"qty":1,"accepted_at_ms":0,"extra":1}"#;
         assert!(OrderEvent::decode(json.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn inference_messages_round_trip_and_reject_bad_reply_addresses() {
+        let r = InferenceRequest {
+            id: Uuid::new_v4(),
+            model: None,
+            input: serde_json::json!({"question": "how many films?"}),
+            deadline_ms: 1,
+            reply_topic: "inference.replies".into(),
+            reply_partition: 2,
+        };
+        assert_eq!(InferenceRequest::decode(&r.encode()).unwrap(), r);
+        let mut bad = r.clone();
+        bad.reply_partition = -1;
+        assert!(matches!(
+            InferenceRequest::decode(&bad.encode()),
+            Err(MessageError::Invalid {
+                field: "reply_partition",
+                ..
+            })
+        ));
+        let reply = InferenceReply {
+            id: r.id,
+            status: InferenceStatus::Failed,
+            output: None,
+            error: Some("boom".into()),
+        };
+        assert_eq!(InferenceReply::decode(&reply.encode()).unwrap(), reply);
+        assert_eq!(
+            String::from_utf8(reply.encode()).unwrap(),
+            format!(r#"{{"id":"{}","status":"failed","error":"boom"}}"#, r.id)
+        );
     }
 }

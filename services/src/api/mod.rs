@@ -1,5 +1,5 @@
 //! The order-ingest API (axum): accepts buys, makes each durable in the queue before answering
-//! 202, and lets clients poll the outcome.
+//! 202, and lets clients poll the outcome. It also fronts the inference workers (`/infer`).
 //!
 //! - [`state`]: `AppState`: the producer, the database pool, caches and metrics.
 //! - [`auth`]: the bearer-token extractor (HS256), and the explicit load-test mode.
@@ -29,6 +29,12 @@ pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/buy", post(routes::buy::buy))
         .route("/orders/{request_id}", get(routes::orders::order_status))
+        .route(
+            "/infer",
+            post(routes::infer::infer)
+                .layer(DefaultBodyLimit::max(routes::infer::MAX_INFER_BODY_BYTES)),
+        )
+        .route("/infer/{id}", get(routes::infer::infer_status))
         .route("/healthz", get(routes::health::healthz))
         .route("/metrics", get(routes::health::metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -20,6 +20,7 @@ use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 use super::auth::TokenKeys;
+use crate::inference::replies::{ReplyConfig, ReplyRouter};
 
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
@@ -33,6 +34,14 @@ pub struct ApiConfig {
     pub items_refresh: Duration,
     /// Request ids remembered for `GET /orders/{id}` -> "queued" before the worker has them.
     pub remember_accepted: usize,
+    pub inference_topic: String,
+    /// Longest `?wait_ms=` honoured on `POST /infer`.
+    pub infer_max_wait: Duration,
+    /// An inference request's deadline when the caller gives none, and the longest allowed.
+    pub infer_deadline: Duration,
+    pub infer_max_deadline: Duration,
+    /// Where replies to this instance go (see [`ReplyRouter`]).
+    pub replies: ReplyConfig,
 }
 
 impl Default for ApiConfig {
@@ -45,6 +54,11 @@ impl Default for ApiConfig {
             enqueue_timeout: Duration::from_secs(5),
             items_refresh: Duration::from_millis(250),
             remember_accepted: 1_000_000,
+            inference_topic: shared::topics::INFERENCE_REQUESTS.into(),
+            infer_max_wait: Duration::from_secs(30),
+            infer_deadline: Duration::from_secs(60),
+            infer_max_deadline: Duration::from_secs(600),
+            replies: ReplyConfig::new("127.0.0.1:9092"),
         }
     }
 }
@@ -146,6 +160,7 @@ pub struct AppState {
     pub items: RwLock<ItemsView>,
     pub idempotency: Mutex<IdempotencyKeys>,
     pub accepted: Mutex<RecentIds>,
+    pub replies: Arc<ReplyRouter>,
     pub metrics: ApiMetrics,
 }
 
@@ -175,6 +190,13 @@ impl AppState {
             .set("queue.buffering.max.messages", "200000")
             .create()?;
         let keys = TokenKeys::new(config.jwt_secret.as_bytes());
+        let replies = ReplyRouter::start(
+            ReplyConfig {
+                bootstrap: config.bootstrap.clone(),
+                ..config.replies.clone()
+            },
+            std::future::pending(),
+        );
         let state = Arc::new(AppState {
             config,
             producer,
@@ -183,6 +205,7 @@ impl AppState {
             items: RwLock::new(ItemsView::default()),
             idempotency: Mutex::new(IdempotencyKeys::default()),
             accepted: Mutex::new(RecentIds::default()),
+            replies,
             metrics: ApiMetrics::new(),
         });
         if let Err(e) = state.refresh_items().await {

@@ -2,4 +2,5 @@
 
 pub mod buy;
 pub mod health;
+pub mod infer;
 pub mod orders;

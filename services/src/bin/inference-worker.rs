@@ -1,0 +1,109 @@
+//! `inference-worker`: loads a model once and serves `inference.requests` (see
+//! `services::inference`). Every flag also reads an environment variable; SIGTERM finishes the
+//! micro-batch in hand, commits it and leaves the group.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+use services::inference::command_model::CommandConfig;
+use services::inference::demo_model::DemoConfig;
+use services::inference::model::{AnyModel, ModelSpec};
+use services::inference::worker::{InferenceWorker, InferenceWorkerConfig};
+use services::{db, telemetry};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ModelKind {
+    /// The built-in demo model (load time and latency configurable).
+    Demo,
+    /// An external program speaking JSON lines (`--model-command`).
+    Command,
+}
+
+#[derive(Debug, Parser)]
+#[command(about = "Inference worker: a model loaded once, serving requests keyed by UUID")]
+struct Args {
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+    #[arg(long, env = "KAFKA_BOOTSTRAP", default_value = "127.0.0.1:9092")]
+    bootstrap: String,
+    #[arg(long, env = "INFER_GROUP", default_value = "inference-workers")]
+    group: String,
+    #[arg(long, env = "INFER_MODEL", value_enum, default_value = "demo")]
+    model: ModelKind,
+    /// For `--model command`: the program and its arguments, split on whitespace, e.g.
+    /// `python3 examples/inference/cinema_model.py`.
+    #[arg(long, env = "INFER_MODEL_COMMAND")]
+    model_command: Option<String>,
+    #[arg(long, env = "DEMO_LOAD_MS", default_value_t = 2000)]
+    demo_load_ms: u64,
+    /// Time per micro-batch of the demo model.
+    #[arg(long, env = "DEMO_LATENCY_MS", default_value_t = 50)]
+    demo_latency_ms: u64,
+    #[arg(long, env = "INFER_MAX_BATCH", default_value_t = 32)]
+    max_batch: usize,
+    /// Model runs a request may crash before it is dead-lettered.
+    #[arg(long, env = "INFER_MAX_ATTEMPTS", default_value_t = 3)]
+    max_attempts: i32,
+    /// `/healthz` and `/metrics`.
+    #[arg(long, env = "INFER_METRICS_LISTEN", default_value = "127.0.0.1:9102")]
+    metrics_listen: SocketAddr,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    telemetry::init_tracing();
+    let args = Args::parse();
+    anyhow::ensure!(
+        (1..=10_000).contains(&args.max_batch),
+        "--max-batch must be within 1..=10000"
+    );
+    anyhow::ensure!(
+        (1..=100).contains(&args.max_attempts),
+        "--max-attempts must be within 1..=100"
+    );
+    let model = match args.model {
+        ModelKind::Demo => ModelSpec::Demo(DemoConfig {
+            load_time: Duration::from_millis(args.demo_load_ms),
+            latency: Duration::from_millis(args.demo_latency_ms),
+            ..DemoConfig::default()
+        }),
+        ModelKind::Command => {
+            let cmd = args
+                .model_command
+                .as_deref()
+                .context("--model command needs --model-command (INFER_MODEL_COMMAND)")?;
+            ModelSpec::Command(CommandConfig::parse(cmd)?)
+        }
+    };
+    let pool = db::connect(&args.database_url, 4)
+        .await
+        .context("connect to PostgreSQL")?;
+    let stop_rx = telemetry::stop_on_signal();
+    let mut config = InferenceWorkerConfig::new(&args.bootstrap, model);
+    config.group_id = args.group;
+    config.max_batch = args.max_batch;
+    config.max_attempts = args.max_attempts;
+    let listener = tokio::net::TcpListener::bind(args.metrics_listen)
+        .await
+        .with_context(|| format!("bind {}", args.metrics_listen))?;
+    let worker = tokio::select! {
+        w = InferenceWorker::<AnyModel>::start(config, pool) => w?,
+        _ = telemetry::stopped(stop_rx.clone()) => return Ok(()),
+    };
+    let mut registry = prometheus_client::registry::Registry::default();
+    worker.stats.register(&mut registry);
+    let router = telemetry::router(Arc::new(registry));
+    let http_stop = telemetry::stopped(stop_rx.clone());
+    let http = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(http_stop)
+            .await
+    });
+    tracing::info!("inference worker running");
+    worker.run(telemetry::stopped(stop_rx)).await?;
+    let _ = http.await;
+    Ok(())
+}

@@ -1,0 +1,152 @@
+//! The `inference_requests` table: the durable copy of every request the API accepted and of
+//! its result, so a reply survives a caller that stopped waiting and an API restart, and so a
+//! request that keeps crashing workers is recognised by its attempt count.
+//!
+//! JSON travels as text cast to `jsonb` in SQL, so no JSON codec is needed in sqlx.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+use shared::messages::{InferenceReply, InferenceRequest, InferenceStatus};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// A request as `GET /infer/{id}` sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRequest {
+    pub id: Uuid,
+    /// `pending`, `done`, `failed` or `expired`.
+    pub status: String,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub deadline_passed: bool,
+}
+
+/// A row as read back; JSON comes as text.
+#[derive(Debug, sqlx::FromRow)]
+struct Row {
+    id: Uuid,
+    status: String,
+    output: Option<String>,
+    error: Option<String>,
+    deadline_passed: bool,
+}
+
+const SELECT_ROW: &str = "SELECT id, status::text AS status, output::text AS output, error, \
+                          deadline < now() AS deadline_passed FROM inference_requests";
+
+/// Records a request the API is about to enqueue.
+pub async fn create_pending(pool: &PgPool, req: &InferenceRequest) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO inference_requests (id, model, input, deadline) \
+         VALUES ($1, $2, $3::jsonb, to_timestamp($4::float8 / 1000))",
+    )
+    .bind(req.id)
+    .bind(&req.model)
+    .bind(req.input.to_string())
+    .bind(req.deadline_ms as f64)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Forgets a request the queue did not acknowledge (the caller got a 503: nothing was accepted).
+pub async fn delete_pending(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM inference_requests WHERE id = $1 AND status = 'pending'")
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Counts one more attempt on each request still pending, durably, before the model runs, and
+/// returns their attempt counts. A request absent from the table (produced by something other
+/// than our API) is recorded first. Requests missing from the answer are already finished.
+pub async fn claim(
+    pool: &PgPool,
+    reqs: &[&InferenceRequest],
+) -> Result<HashMap<Uuid, i32>, sqlx::Error> {
+    let ids: Vec<Uuid> = reqs.iter().map(|r| r.id).collect();
+    let models: Vec<Option<String>> = reqs.iter().map(|r| r.model.clone()).collect();
+    let inputs: Vec<String> = reqs.iter().map(|r| r.input.to_string()).collect();
+    let deadlines: Vec<f64> = reqs.iter().map(|r| r.deadline_ms as f64 / 1000.0).collect();
+    let rows: Vec<(Uuid, i32)> = sqlx::query_as(
+        "INSERT INTO inference_requests AS r (id, model, input, deadline, attempts) \
+         SELECT i, m, x::jsonb, to_timestamp(d), 1 \
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::float8[]) AS t(i, m, x, d) \
+         ON CONFLICT (id) DO UPDATE SET attempts = r.attempts + 1 WHERE r.status = 'pending' \
+         RETURNING r.id, r.attempts",
+    )
+    .bind(&ids)
+    .bind(&models)
+    .bind(&inputs)
+    .bind(&deadlines)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// The stored results of finished requests, to answer a redelivered request again.
+pub async fn finished(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<InferenceReply>, sqlx::Error> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "{SELECT_ROW} WHERE id = ANY($1) AND status <> 'pending'"
+    ))
+    .bind(ids)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| InferenceReply {
+            id: r.id,
+            status: match r.status.as_str() {
+                "done" => InferenceStatus::Done,
+                "expired" => InferenceStatus::Expired,
+                _ => InferenceStatus::Failed,
+            },
+            output: r.output.and_then(|o| serde_json::from_str(&o).ok()),
+            error: r.error,
+        })
+        .collect())
+}
+
+/// Stores results; a request finished meanwhile (by another worker after a rebalance) keeps its
+/// first result.
+pub async fn store_results(pool: &PgPool, replies: &[InferenceReply]) -> Result<(), sqlx::Error> {
+    if replies.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = replies.iter().map(|r| r.id).collect();
+    let statuses: Vec<&str> = replies.iter().map(|r| r.status.as_str()).collect();
+    let outputs: Vec<Option<String>> = replies
+        .iter()
+        .map(|r| r.output.as_ref().map(Value::to_string))
+        .collect();
+    let errors: Vec<Option<String>> = replies.iter().map(|r| r.error.clone()).collect();
+    sqlx::query(
+        "UPDATE inference_requests AS r \
+         SET status = t.s::inference_status, output = t.o::jsonb, error = t.e, finished_at = now() \
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[]) AS t(i, s, o, e) \
+         WHERE r.id = t.i AND r.status = 'pending'",
+    )
+    .bind(&ids)
+    .bind(&statuses)
+    .bind(&outputs)
+    .bind(&errors)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<StoredRequest>, sqlx::Error> {
+    let row: Option<Row> = sqlx::query_as(&format!("{SELECT_ROW} WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.map(|r| StoredRequest {
+        id: r.id,
+        status: r.status,
+        output: r.output.and_then(|o| serde_json::from_str(&o).ok()),
+        error: r.error,
+        deadline_passed: r.deadline_passed,
+    }))
+}

@@ -1,0 +1,137 @@
+//! What both workers do with the queue: join a consumer group with manual commits, take a batch
+//! of whatever is ready, dead-letter what cannot be decoded, and commit a batch's offsets once
+//! its effects are durable.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+
+/// A consumer-group member on `topic` that commits only when told to.
+pub fn group_consumer(
+    bootstrap: &str,
+    group_id: &str,
+    topic: &str,
+    session_timeout_ms: u32,
+) -> Result<StreamConsumer, KafkaError> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group_id)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", session_timeout_ms.to_string())
+        .set(
+            "heartbeat.interval.ms",
+            (session_timeout_ms / 4).max(100).to_string(),
+        )
+        .create()?;
+    consumer.subscribe(&[topic])?;
+    Ok(consumer)
+}
+
+/// An idempotent, acks=all producer: what a worker sends (replies, dead letters) is durable
+/// before the offsets that caused it are committed.
+pub fn durable_producer(bootstrap: &str) -> Result<FutureProducer, KafkaError> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "1")
+        .create()
+}
+
+/// Waits for one message, then takes whatever else is already fetched, up to `max`. `None` once
+/// `stop` resolved.
+pub async fn recv_batch<'c>(
+    consumer: &'c StreamConsumer,
+    max: usize,
+    stop: &mut (impl std::future::Future<Output = ()> + Unpin),
+) -> Option<Vec<BorrowedMessage<'c>>> {
+    let mut batch = Vec::with_capacity(max);
+    while batch.is_empty() {
+        let first = tokio::select! {
+            m = consumer.recv() => m,
+            _ = &mut *stop => return None,
+        };
+        match first {
+            Ok(m) => batch.push(m),
+            Err(e) => tracing::warn!(error = %e, "consume error"),
+        }
+    }
+    while batch.len() < max {
+        match consumer.recv().now_or_never() {
+            Some(Ok(m)) => batch.push(m),
+            Some(Err(e)) => tracing::warn!(error = %e, "consume error"),
+            None => break,
+        }
+    }
+    Some(batch)
+}
+
+/// Commits, per partition, the offset after the batch's last message.
+pub fn commit_batch(
+    consumer: &StreamConsumer,
+    batch: &[BorrowedMessage<'_>],
+    mode: CommitMode,
+) -> Result<(), KafkaError> {
+    let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    for m in batch {
+        let e = next
+            .entry((m.topic().to_string(), m.partition()))
+            .or_insert(0);
+        *e = (*e).max(m.offset() + 1);
+    }
+    let mut tpl = TopicPartitionList::new();
+    for ((topic, partition), offset) in next {
+        tpl.add_partition_offset(&topic, partition, Offset::Offset(offset))?;
+    }
+    if let Err(e) = consumer.commit(&tpl, mode) {
+        // A rebalance took the partition: the new owner processes again, idempotently.
+        tracing::warn!(error = %e, "offset commit failed");
+    }
+    Ok(())
+}
+
+/// Copies a message to the dead-letter `topic` with `reason` and `source` headers, and waits
+/// for the broker's acknowledgement.
+pub async fn dead_letter(
+    producer: &FutureProducer,
+    topic: &str,
+    m: &BorrowedMessage<'_>,
+    reason: &str,
+) -> Result<(), KafkaError> {
+    tracing::warn!(
+        topic = m.topic(),
+        partition = m.partition(),
+        offset = m.offset(),
+        reason,
+        "dead-lettering a message"
+    );
+    let source = format!("{}/{}/{}", m.topic(), m.partition(), m.offset());
+    let headers = OwnedHeaders::new()
+        .insert(Header {
+            key: "reason",
+            value: Some(reason),
+        })
+        .insert(Header {
+            key: "source",
+            value: Some(&source),
+        });
+    let mut record = FutureRecord::to(topic)
+        .payload(m.payload().unwrap_or_default())
+        .headers(headers);
+    if let Some(key) = m.key() {
+        record = record.key(key);
+    }
+    producer
+        .send(record, Duration::from_secs(30))
+        .await
+        .map_err(|(e, _)| e)?;
+    Ok(())
+}

@@ -1,0 +1,387 @@
+//! Request/reply through the real broker, real HTTP and a real PostgreSQL: several API instances
+//! and workers, a killed worker, a caller that stops waiting, expiry, model errors, a poison
+//! request, and the command adapter with the example Python model.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{broker, TestDb};
+use serde_json::{json, Value};
+use services::api::auth::TokenKeys;
+use services::api::{app, ApiConfig, AppState};
+use services::inference::command_model::{CommandConfig, CommandModel};
+use services::inference::demo_model::{DemoConfig, DemoModel};
+use services::inference::model::{Model, ModelError};
+use services::inference::replies::ReplyConfig;
+use services::inference::worker::{InferenceStats, InferenceWorker, InferenceWorkerConfig};
+
+const SECRET: &str = "test-secret-test-secret-test-secret!";
+
+type WorkerTask =
+    tokio::task::JoinHandle<Result<(), services::inference::worker::InferenceWorkerError>>;
+
+struct Stack {
+    db: TestDb,
+    _dir: tempfile::TempDir,
+    broker: broker::server::EmbeddedBroker,
+    /// Base URLs of the API instances.
+    apis: Vec<String>,
+    token: String,
+    client: reqwest::Client,
+}
+
+async fn stack(api_instances: i32) -> Stack {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path());
+    let mut apis = Vec::new();
+    for i in 0..api_instances {
+        let state = AppState::new(
+            ApiConfig {
+                bootstrap: b.addr.clone(),
+                jwt_secret: SECRET.into(),
+                replies: ReplyConfig {
+                    // Distinct partitions, so the test shows replies crossing to the right one.
+                    partition: Some(i),
+                    ..ReplyConfig::new(&b.addr)
+                },
+                ..ApiConfig::default()
+            },
+            db.pool.clone(),
+        )
+        .await
+        .unwrap();
+        state.replies.ready().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        apis.push(format!("http://{}", listener.local_addr().unwrap()));
+        tokio::spawn(async move { axum::serve(listener, app(state)).await });
+    }
+    Stack {
+        db,
+        _dir: dir,
+        broker: b,
+        apis,
+        token: TokenKeys::new(SECRET.as_bytes()).mint(1, 600),
+        client: reqwest::Client::new(),
+    }
+}
+
+impl Stack {
+    async fn worker(&self, latency_ms: u64) -> (WorkerTask, Arc<InferenceStats>) {
+        let mut config = InferenceWorkerConfig::new(
+            &self.broker.addr,
+            DemoConfig {
+                load_time: Duration::ZERO,
+                latency: Duration::from_millis(latency_ms),
+                ..DemoConfig::default()
+            },
+        );
+        config.max_batch = 8;
+        config.session_timeout_ms = 6000;
+        let w = InferenceWorker::<DemoModel>::start(config, self.db.pool.clone())
+            .await
+            .unwrap();
+        let stats = w.stats.clone();
+        (tokio::spawn(w.run(std::future::pending())), stats)
+    }
+
+    /// POST /infer on API instance `api`; (status, body).
+    async fn infer(&self, api: usize, body: Value, wait_ms: u64) -> (u16, Value) {
+        let r = self
+            .client
+            .post(format!("{}/infer?wait_ms={wait_ms}", self.apis[api]))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+
+    async fn get(&self, id: &str) -> (u16, Value) {
+        let r = self
+            .client
+            .get(format!("{}/infer/{id}", self.apis[0]))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+
+    /// Polls GET /infer/{id} until it is no longer pending.
+    async fn outcome(&self, id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, body) = self.get(id).await;
+            assert_eq!(status, 200, "{body}");
+            if body["status"] != "pending" {
+                return body;
+            }
+            assert!(Instant::now() < deadline, "still pending: {body}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn topic_records(&self, topic: &str) -> i64 {
+        self.broker
+            .broker()
+            .topics
+            .get(topic)
+            .map(|t| t.partitions().iter().map(|p| p.high_watermark()).sum())
+            .unwrap_or(0)
+    }
+}
+
+/// Fires `n` concurrent requests `{"n": i}` over the API instances; checks each 200 carries the
+/// echo of its own input.
+async fn fire(s: &Arc<Stack>, n: usize, wait_ms: u64) {
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let (status, body) = s
+                    .infer(i % s.apis.len(), json!({"input": {"n": i}}), wait_ms)
+                    .await;
+                (i, status, body)
+            })
+        })
+        .collect();
+    for t in tasks {
+        let (i, status, body) = t.await.unwrap();
+        assert_eq!(status, 200, "request {i}: {body}");
+        assert_eq!(body["status"], "done", "request {i}: {body}");
+        assert_eq!(
+            body["output"]["echo"],
+            json!({"n": i}),
+            "request {i} got another's reply"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_apis_two_workers_every_caller_gets_its_own_reply() {
+    let s = Arc::new(stack(2).await);
+    let (w1, _) = s.worker(100).await;
+    let (w2, _) = s.worker(100).await;
+    fire(&s, 200, 30_000).await;
+    let done: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM inference_requests WHERE status = 'done'")
+            .fetch_one(&s.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(done, 200, "every result stored");
+    w1.abort();
+    w2.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_while_holding_requests_leaves_them_to_the_other() {
+    let s = Arc::new(stack(1).await);
+    let (w1, stats1) = s.worker(300).await;
+    let (w2, _) = s.worker(300).await;
+    let burst = {
+        let s = s.clone();
+        tokio::spawn(async move { fire(&s, 60, 40_000).await })
+    };
+    // Kill the first worker once it holds a micro-batch (received, not yet committed).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while stats1.requests.get() == 0 {
+        assert!(Instant::now() < deadline, "worker 1 got nothing");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    w1.abort();
+    let _ = w1.await;
+    burst.await.unwrap();
+    w2.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_that_stops_waiting_gets_202_and_the_result_later() {
+    let s = stack(1).await;
+    let (w, _) = s.worker(500).await;
+    let (status, body) = s.infer(0, json!({"input": {"q": "slow"}}), 50).await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    assert_eq!(body["status_url"], format!("/infer/{id}"));
+    let out = s.outcome(&id).await;
+    assert_eq!(out["status"], "done");
+    assert_eq!(out["output"]["echo"], json!({"q": "slow"}));
+
+    // No wait at all is a 202 too; unknown and malformed ids are 404 and 400.
+    let (status, _) = s.infer(0, json!({"input": 1}), 0).await;
+    assert_eq!(status, 202);
+    assert_eq!(s.get(&uuid::Uuid::new_v4().to_string()).await.0, 404);
+    assert_eq!(s.get("not-a-uuid").await.0, 400);
+    // Bad requests.
+    let no_token = s
+        .client
+        .post(format!("{}/infer", s.apis[0]))
+        .json(&json!({"input": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_token.status(), 401);
+    assert_eq!(
+        s.infer(0, json!({"model": "demo"}), 0).await.0,
+        422,
+        "input required"
+    );
+    assert_eq!(s.infer(0, json!({"input": 1, "extra": 2}), 0).await.0, 422);
+    w.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_model_errors_unknown_models_and_a_poison_request() {
+    let s = stack(1).await;
+    // No worker yet: this request outlives its deadline in the queue.
+    let (status, body) = s
+        .infer(0, json!({"input": {"late": true}, "deadline_ms": 200}), 0)
+        .await;
+    assert_eq!(status, 202);
+    let late = body["id"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(s.get(&late).await.1["status"], "expired");
+
+    let (w, stats) = s.worker(20).await;
+    // The worker answers it expired without running the model, and stores that.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let stored: String =
+            sqlx::query_scalar("SELECT status::text FROM inference_requests WHERE id = $1::uuid")
+                .bind(&late)
+                .fetch_one(&s.db.pool)
+                .await
+                .unwrap();
+        if stored == "expired" {
+            break;
+        }
+        assert_eq!(stored, "pending");
+        assert!(Instant::now() < deadline, "never expired");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(stats.expired.get(), 1);
+    assert_eq!(stats.done.get(), 0, "the model never ran on it");
+
+    let (status, body) = s
+        .infer(0, json!({"input": {"fail": "no good"}}), 20_000)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (body["status"].as_str(), body["error"].as_str()),
+        (Some("failed"), Some("no good"))
+    );
+
+    let (_, body) = s
+        .infer(0, json!({"input": 1, "model": "gpt-17"}), 20_000)
+        .await;
+    assert_eq!(body["status"], "failed");
+    assert!(
+        body["error"].as_str().unwrap().contains("unknown model"),
+        "{body}"
+    );
+
+    // A request that crashes the model every time, sent with innocent ones: it is
+    // dead-lettered after max_attempts runs, and the others are answered.
+    let poison = s.infer(0, json!({"input": {"crash": true}}), 0);
+    let fine = s.infer(0, json!({"input": {"ok": 1}}), 30_000);
+    let ((pstatus, pbody), (fstatus, fbody)) = tokio::join!(poison, fine);
+    assert_eq!(pstatus, 202);
+    assert_eq!(
+        (fstatus, fbody["status"].as_str()),
+        (200, Some("done")),
+        "{fbody}"
+    );
+    let out = s.outcome(pbody["id"].as_str().unwrap()).await;
+    assert_eq!(out["status"], "failed");
+    assert!(
+        out["error"].as_str().unwrap().starts_with("poison"),
+        "{out}"
+    );
+    assert_eq!(stats.poisoned.get(), 1);
+    assert!(
+        stats.model_crashes.get() >= 3,
+        "{}",
+        stats.model_crashes.get()
+    );
+    assert_eq!(s.topic_records(shared::topics::INFERENCE_DEAD_LETTER), 1);
+    w.abort();
+}
+
+fn cinema_model() -> CommandConfig {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/inference/cinema_model.py"
+    );
+    let mut c = CommandConfig::parse(&format!("python3 {script}")).unwrap();
+    c.batch_timeout = Duration::from_secs(5);
+    c
+}
+
+#[tokio::test]
+async fn the_command_adapter_runs_the_example_python_model() {
+    let mut m = CommandModel::load(&cinema_model()).await.unwrap();
+    assert_eq!(m.name(), "cinema-sql");
+    let out = m
+        .infer(&[
+            json!({"question": "How many films are there?"}),
+            json!({"question": "films directed by Agnes Varda"}),
+            json!({"no_question": 1}),
+        ])
+        .await
+        .unwrap();
+    let sql = out[0].as_ref().unwrap()["sql"]
+        .as_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(sql.contains("count") && sql.contains("films"), "{sql}");
+    let sql = out[1].as_ref().unwrap()["sql"]
+        .as_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(sql.contains("director"), "{sql}");
+    assert!(out[2].is_err(), "{:?}", out[2]);
+    // The program dies on this input: a crash, not a failed request.
+    assert!(matches!(
+        m.infer(&[json!({"crash": true})]).await,
+        Err(ModelError::Crashed(_))
+    ));
+    // A program that is not there fails to load with the reason.
+    let err = CommandModel::load(&CommandConfig::parse("/nonexistent/model").unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ModelError::Load(_)), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_model_serves_through_the_queue() {
+    let s = stack(1).await;
+    let mut config = InferenceWorkerConfig::new(&s.broker.addr, cinema_model());
+    config.session_timeout_ms = 6000;
+    let w = InferenceWorker::<CommandModel>::start(config, s.db.pool.clone())
+        .await
+        .unwrap();
+    let task = tokio::spawn(w.run(std::future::pending()));
+    let (status, body) = s
+        .infer(
+            0,
+            json!({"input": {"question": "what is showing in room 2?"}}),
+            30_000,
+        )
+        .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("done")),
+        "{body}"
+    );
+    assert!(
+        body["output"]["sql"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("room"),
+        "{body}"
+    );
+    task.abort();
+}
