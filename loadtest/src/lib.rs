@@ -1,3 +1,4 @@
-//! Shared pieces of the perf tools: latency summaries.
+//! Shared pieces of the perf tools and the demo.
 
+pub mod bench_db;
 pub mod latency;

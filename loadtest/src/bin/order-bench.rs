@@ -17,13 +17,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use broker::log::{FlushPolicy, LogConfig};
 use broker::server::EmbeddedBroker;
 use clap::{Parser, Subcommand};
+use loadtest::bench_db::BenchDb;
 use loadtest::latency::Latencies;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -31,7 +31,6 @@ use services::api::auth::TokenKeys;
 use services::api::{ApiConfig, AppState};
 use services::worker::{Worker, WorkerConfig};
 use shared::messages::OrderEvent;
-use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
 #[derive(Debug, Parser)]
@@ -61,47 +60,6 @@ enum Cmd {
         #[arg(long, default_value_t = 200_000)]
         orders: usize,
     },
-}
-
-/// A throwaway database, migrated.
-struct BenchDb {
-    admin: String,
-    name: String,
-    pool: PgPool,
-}
-
-impl BenchDb {
-    async fn create(admin: &str) -> anyhow::Result<Self> {
-        let name = format!("seckill_bench_{}", Uuid::new_v4().simple());
-        let mut conn = PgConnection::connect(admin)
-            .await
-            .with_context(|| format!("connect to {admin}"))?;
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await?;
-        let url = format!(
-            "{}/{name}",
-            admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin)
-        );
-        let pool = services::db::connect(&url, 8).await?;
-        Ok(BenchDb {
-            admin: admin.to_string(),
-            name,
-            pool,
-        })
-    }
-
-    async fn drop_db(self) -> anyhow::Result<()> {
-        self.pool.close().await;
-        let mut conn = PgConnection::connect(&self.admin).await?;
-        sqlx::query(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        ))
-        .execute(&mut conn)
-        .await?;
-        Ok(())
-    }
 }
 
 /// Sends `n` POSTs over `connections` concurrent connections; (elapsed, latencies, non-202s).
