@@ -1,4 +1,8 @@
 //! Shared pieces of the perf tools and the demo.
 
 pub mod bench_db;
+pub mod burst;
+pub mod chart;
+pub mod direct;
 pub mod latency;
+pub mod throwaway_pg;
