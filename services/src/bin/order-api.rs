@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use services::api::{self, ApiConfig, AppState};
+use services::inference::replies::ReplyConfig;
 use services::{db, telemetry};
 
 #[derive(Debug, Parser)]
@@ -29,6 +30,18 @@ struct Args {
     enqueue_timeout_ms: u64,
     #[arg(long, env = "API_DB_CONNECTIONS", default_value_t = 8)]
     db_connections: u32,
+    /// Longest `?wait_ms=` honoured on `POST /infer`.
+    #[arg(long, env = "API_INFER_MAX_WAIT_MS", default_value_t = 30_000)]
+    infer_max_wait_ms: u64,
+    /// Deadline of an inference request that names none.
+    #[arg(long, env = "API_INFER_DEADLINE_MS", default_value_t = 60_000)]
+    infer_deadline_ms: u64,
+    /// The partition of `inference.replies` this instance reads (default: one at random).
+    #[arg(long, env = "API_REPLY_PARTITION")]
+    reply_partition: Option<i32>,
+    /// Partitions of the inference topics when this instance creates them.
+    #[arg(long, env = "API_INFERENCE_PARTITIONS", default_value_t = 6)]
+    inference_partitions: i32,
 }
 
 #[tokio::main]
@@ -43,6 +56,17 @@ async fn main() -> anyhow::Result<()> {
         (100..=60_000).contains(&args.enqueue_timeout_ms),
         "--enqueue-timeout-ms must be within 100..=60000"
     );
+    anyhow::ensure!(
+        args.infer_max_wait_ms <= 600_000 && (1..=86_400_000).contains(&args.infer_deadline_ms),
+        "--infer-max-wait-ms must be at most 600000 and --infer-deadline-ms within 1..=86400000"
+    );
+    anyhow::ensure!(
+        (1..=1000).contains(&args.inference_partitions)
+            && args
+                .reply_partition
+                .is_none_or(|p| (0..args.inference_partitions).contains(&p)),
+        "--inference-partitions must be within 1..=1000 and --reply-partition below it"
+    );
     if args.load_test_mode {
         tracing::warn!("LOAD-TEST MODE: /buy trusts user_id from the request body when no token is sent; never use this in production");
     }
@@ -51,10 +75,17 @@ async fn main() -> anyhow::Result<()> {
         .context("connect to PostgreSQL")?;
     let state = AppState::new(
         ApiConfig {
-            bootstrap: args.bootstrap,
+            bootstrap: args.bootstrap.clone(),
             jwt_secret: args.jwt_secret,
             load_test_mode: args.load_test_mode,
             enqueue_timeout: Duration::from_millis(args.enqueue_timeout_ms),
+            infer_max_wait: Duration::from_millis(args.infer_max_wait_ms),
+            infer_deadline: Duration::from_millis(args.infer_deadline_ms),
+            replies: ReplyConfig {
+                partition: args.reply_partition,
+                partitions: args.inference_partitions,
+                ..ReplyConfig::new(&args.bootstrap)
+            },
             ..ApiConfig::default()
         },
         pool,
