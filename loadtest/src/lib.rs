@@ -4,5 +4,6 @@ pub mod bench_db;
 pub mod burst;
 pub mod chart;
 pub mod direct;
+pub mod embedded;
 pub mod latency;
 pub mod throwaway_pg;

@@ -16,8 +16,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use broker::log::{FlushPolicy, LogConfig};
-use broker::server::EmbeddedBroker;
 use clap::Parser;
 use loadtest::burst::{self, BurstConfig, BurstResult, Live};
 use loadtest::chart::{self, Sample};
@@ -281,17 +279,7 @@ async fn demo(args: Args) -> anyhow::Result<bool> {
     let broker_dir = tempfile::Builder::new()
         .prefix("seckill-demo-broker-")
         .tempdir()?;
-    let broker = EmbeddedBroker::start_with(
-        broker_dir.path(),
-        LogConfig {
-            flush: FlushPolicy::Fsync,
-            ..LogConfig::default()
-        },
-        broker::group::CoordinatorConfig {
-            initial_rebalance_delay: Duration::from_millis(300),
-            ..Default::default()
-        },
-    )?;
+    let broker = loadtest::embedded::fsync_broker(broker_dir.path())?;
     let topics = &broker.broker().topics;
     topics.create(shared::topics::SECKILL_ORDERS, 6, topics.defaults().clone())?;
     let secret = format!(

@@ -10,8 +10,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use broker::log::{FlushPolicy, LogConfig};
-use broker::server::EmbeddedBroker;
 use clap::Parser;
 use loadtest::bench_db::BenchDb;
 use loadtest::latency::Latencies;
@@ -130,17 +128,7 @@ async fn main() -> anyhow::Result<()> {
         let db = BenchDb::create(&args.admin_url).await?;
         let dir = args.dir.join(format!("w{workers}"));
         let _ = std::fs::remove_dir_all(&dir);
-        let broker = EmbeddedBroker::start_with(
-            &dir,
-            LogConfig {
-                flush: FlushPolicy::Fsync,
-                ..LogConfig::default()
-            },
-            broker::group::CoordinatorConfig {
-                initial_rebalance_delay: Duration::from_millis(300),
-                ..Default::default()
-            },
-        )?;
+        let broker = loadtest::embedded::fsync_broker(&dir)?;
         let state = AppState::new(
             ApiConfig {
                 bootstrap: broker.addr.clone(),

@@ -254,17 +254,7 @@ async fn drain(args: &Args, orders: usize) -> anyhow::Result<()> {
         reset(&db, stock).await?;
         let broker_dir = args.dir.join(format!("drain-{workers}"));
         let _ = std::fs::remove_dir_all(&broker_dir);
-        let broker = EmbeddedBroker::start_with(
-            &broker_dir,
-            LogConfig {
-                flush: FlushPolicy::Fsync,
-                ..LogConfig::default()
-            },
-            broker::group::CoordinatorConfig {
-                initial_rebalance_delay: Duration::from_millis(300),
-                ..Default::default()
-            },
-        )?;
+        let broker = loadtest::embedded::fsync_broker(&broker_dir)?;
         let topics = &broker.broker().topics;
         topics.create(shared::topics::SECKILL_ORDERS, 6, topics.defaults().clone())?;
         let producer: FutureProducer = ClientConfig::new()
