@@ -5,5 +5,6 @@ pub mod burst;
 pub mod chart;
 pub mod direct;
 pub mod embedded;
+pub mod fire;
 pub mod latency;
 pub mod throwaway_pg;

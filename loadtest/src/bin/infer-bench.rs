@@ -48,53 +48,27 @@ fn demo() -> DemoConfig {
 
 /// `n` POST /infer?wait_ms over `connections`; (elapsed, latencies of the 200s, failures).
 async fn round_trips(base: &str, n: usize, connections: usize) -> (Duration, Latencies, usize) {
-    let token = TokenKeys::new(SECRET.as_bytes()).mint(1, 3600);
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..connections)
-        .map(|_| {
-            let (next, url, token) = (
-                next.clone(),
-                format!("{base}/infer?wait_ms=30000"),
-                token.clone(),
-            );
-            tokio::spawn(async move {
-                let client = reqwest::Client::new();
-                let mut lat = Latencies::with_capacity(n / connections + 1);
-                let mut failed = 0;
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if i >= n {
-                        break;
-                    }
-                    let t = Instant::now();
-                    let r = client
-                        .post(&url)
-                        .bearer_auth(&token)
-                        .json(&json!({"input": {"i": i}}))
-                        .send()
-                        .await;
-                    match r {
-                        Ok(r) if r.status() == 200 => match r.json::<serde_json::Value>().await {
-                            Ok(b) if b["output"]["echo"]["i"] == i => lat.record(t.elapsed()),
-                            _ => failed += 1,
-                        },
-                        _ => failed += 1,
-                    }
-                }
-                (lat, failed)
-            })
-        })
-        .collect();
-    let mut all = Latencies::default();
-    let mut failed = 0;
-    for t in tasks {
-        if let Ok((l, f)) = t.await {
-            all.extend(l);
-            failed += f;
+    let token: Arc<str> = TokenKeys::new(SECRET.as_bytes()).mint(1, 3600).into();
+    let url: Arc<str> = format!("{base}/infer?wait_ms=30000").into();
+    loadtest::fire::fire(n, connections, move |client, i| {
+        let (url, token) = (url.clone(), token.clone());
+        async move {
+            let r = client
+                .post(&*url)
+                .bearer_auth(&*token)
+                .json(&json!({"input": {"i": i}}))
+                .send()
+                .await;
+            match r {
+                Ok(r) if r.status() == 200 => matches!(
+                    r.json::<serde_json::Value>().await,
+                    Ok(b) if b["output"]["echo"]["i"] == i
+                ),
+                _ => false,
+            }
         }
-    }
-    (started.elapsed(), all, failed)
+    })
+    .await
 }
 
 #[tokio::main]

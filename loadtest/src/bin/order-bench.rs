@@ -62,54 +62,31 @@ enum Cmd {
     },
 }
 
-/// Sends `n` POSTs over `connections` concurrent connections; (elapsed, latencies, non-202s).
+/// Sends the POSTs over `connections` concurrent connections; (elapsed, latencies, non-202s).
 async fn fire(
     url: &str,
     bodies: Arc<Vec<(String, serde_json::Value)>>,
     connections: usize,
 ) -> (Duration, Latencies, usize) {
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..connections {
-        let (bodies, next, url) = (bodies.clone(), next.clone(), url.to_string());
-        tasks.push(tokio::spawn(async move {
-            let client = reqwest::Client::builder()
-                .pool_max_idle_per_host(1)
-                .build()
-                .unwrap_or_default();
-            let mut lat = Latencies::with_capacity(bodies.len() / connections + 1);
-            let mut errors = 0usize;
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some((token, body)) = bodies.get(i) else {
-                    break;
-                };
-                let t = Instant::now();
-                let mut req = client.post(&url).json(body);
-                if !token.is_empty() {
-                    req = req.bearer_auth(token);
-                }
-                match req.send().await {
-                    Ok(r) if r.status() == 202 => {
-                        let _ = r.bytes().await;
-                        lat.record(t.elapsed());
-                    }
-                    _ => errors += 1,
-                }
+    let url: Arc<str> = url.into();
+    loadtest::fire::fire(bodies.len(), connections, move |client, i| {
+        let (bodies, url) = (bodies.clone(), url.clone());
+        async move {
+            let (token, body) = &bodies[i];
+            let mut req = client.post(&*url).json(body);
+            if !token.is_empty() {
+                req = req.bearer_auth(token);
             }
-            (lat, errors)
-        }));
-    }
-    let mut all = Latencies::default();
-    let mut errors = 0;
-    for t in tasks {
-        if let Ok((l, e)) = t.await {
-            all.extend(l);
-            errors += e;
+            match req.send().await {
+                Ok(r) if r.status() == 202 => {
+                    let _ = r.bytes().await;
+                    true
+                }
+                _ => false,
+            }
         }
-    }
-    (started.elapsed(), all, errors)
+    })
+    .await
 }
 
 async fn ingest(args: &Args, requests: usize, connections: usize) -> anyhow::Result<()> {
