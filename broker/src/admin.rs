@@ -10,7 +10,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 
-use crate::server::Broker;
+use crate::state::Broker;
 
 pub fn router(broker: Arc<Broker>) -> Router {
     Router::new()

@@ -1,16 +1,22 @@
 //! A single-node log broker that speaks the Apache Kafka wire protocol.
 //!
-//! Map of the crate:
-//! - [`log`]: the storage engine (segments, indexes, flush policy, recovery, retention).
-//! - [`topics`]: the registry of topics and their partition logs, persisted in the data dir.
-//! - [`producer_ids`]: durable, never-reused ids for idempotent producers.
-//! - [`admin`], [`metrics`]: the HTTP admin port (`/healthz`, Prometheus `/metrics`).
-//! - [`perf`]: workload helpers for the storage benchmark and the perf tools.
-//! - [`alloc`]: the global allocator that keeps a hostile array count from aborting the process.
+//! Map of the crate, from the process down to the bytes on disk:
+//! - [`node`]: the composition root: opens the data dir, binds the ports, runs every task until
+//!   the shutdown token fires. [`config`] is what it is opened with.
+//! - [`state`]: [`state::Broker`], the state every handler shares.
+//! - `server`: the TCP server: accept loop and connections.
+//! - [`protocol`]: Kafka request decoding, the table of APIs, one handler per API, response
+//!   encoding (no I/O).
 //! - [`group`]: the group coordinator: consumer groups, rebalances, committed offsets.
+//! - [`topics`]: the registry of topics and their partition logs, persisted in the data dir.
+//! - [`log`]: the storage engine (segments, indexes, flush policy, recovery, retention).
+//! - [`producer_ids`]: durable, never-reused ids for idempotent producers.
+//! - [`durable`]: directory syncs and atomic file replacement, used by everything that persists.
+//! - [`admin`], [`metrics`]: the HTTP admin port (`/healthz`, Prometheus `/metrics`, `/groups`).
+//! - [`alloc`]: the global allocator that keeps a hostile array count from aborting the process.
 //! - [`clock`]: wall-clock time behind a trait, so tests can move time.
-//! - [`protocol`]: Kafka request decoding, one handler per API, response encoding (no I/O).
-//! - [`server`]: the TCP server: listener, connections, shared broker state.
+//! - `embedded`, `perf` (feature `harness`): the broker inside another process, and storage
+//!   workload helpers, for tests, perf tools and the demo.
 
 // Library code never unwraps: anything from outside gets a typed error instead.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
@@ -18,11 +24,23 @@
 pub mod admin;
 pub mod alloc;
 pub mod clock;
+pub mod config;
+pub mod durable;
+#[cfg(feature = "harness")]
+pub mod embedded;
 pub mod group;
 pub mod log;
 pub mod metrics;
+pub mod node;
+#[cfg(feature = "harness")]
 pub mod perf;
 pub mod producer_ids;
 pub mod protocol;
-pub mod server;
+mod server;
+pub mod state;
 pub mod topics;
+
+pub use config::NodeConfig;
+#[cfg(feature = "harness")]
+pub use embedded::EmbeddedBroker;
+pub use node::Node;

@@ -4,7 +4,6 @@
 //! is handed out, so a restart continues after the last reserved block.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -103,18 +102,8 @@ impl ProducerIdAllocator {
             let context = format!("{context} {}", self.path.display());
             move |source| ProducerIdError::Io { context, source }
         };
-        let tmp = self.path.with_extension("json.tmp");
         let bytes = serde_json::to_vec(&Persisted { reserved_until }).unwrap_or_default();
-        let mut f = fs::File::create(&tmp).map_err(io("create"))?;
-        f.write_all(&bytes).map_err(io("write"))?;
-        f.sync_all().map_err(io("sync"))?;
-        fs::rename(&tmp, &self.path).map_err(io("rename"))?;
-        if let Some(dir) = self.path.parent() {
-            fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io("sync dir of"))?;
-        }
-        Ok(())
+        crate::durable::write_atomically(&self.path, &bytes).map_err(io("write"))
     }
 }
 

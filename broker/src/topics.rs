@@ -16,7 +16,6 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -25,6 +24,7 @@ use thiserror::Error;
 use uuid::Uuid;
 
 use crate::clock::Clock;
+use crate::durable;
 use crate::log::config::InvalidConfig;
 use crate::log::{LogConfig, LogError, PartitionLog};
 
@@ -266,10 +266,12 @@ impl TopicRegistry {
             config,
         };
         let topic = self.open_partitions(&dir, meta.clone())?;
-        write_atomically(
-            &dir.join(META_FILE),
+        let meta_path = dir.join(META_FILE);
+        durable::write_atomically(
+            &meta_path,
             &serde_json::to_vec_pretty(&meta).unwrap_or_default(),
-        )?;
+        )
+        .map_err(io_err(format!("write {}", meta_path.display())))?;
         let topic = Arc::new(topic);
         topics.insert(name.to_string(), topic.clone());
         tracing::info!(topic = name, partitions, "created topic");
@@ -312,8 +314,7 @@ impl TopicRegistry {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let target = trash.join(format!("{name}-{}", Uuid::new_v4()));
-        fs::rename(dir, &target).map_err(io_err(format!("move {} to trash", dir.display())))?;
-        sync_dir(&self.data_dir.join("topics"))
+        durable::rename(dir, &target).map_err(io_err(format!("move {} to trash", dir.display())))
     }
 
     /// Applies retention to every partition of every topic; returns the segments deleted.
@@ -341,25 +342,6 @@ impl TopicRegistry {
         }
         Ok(())
     }
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), TopicError> {
-    let tmp = path.with_extension("json.tmp");
-    let ctx = || format!("write {}", path.display());
-    let mut f = fs::File::create(&tmp).map_err(io_err(ctx()))?;
-    f.write_all(bytes).map_err(io_err(ctx()))?;
-    f.sync_all().map_err(io_err(ctx()))?;
-    fs::rename(&tmp, path).map_err(io_err(ctx()))?;
-    match path.parent() {
-        Some(dir) => sync_dir(dir),
-        None => Ok(()),
-    }
-}
-
-fn sync_dir(dir: &Path) -> Result<(), TopicError> {
-    fs::File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(io_err(format!("sync {}", dir.display())))
 }
 
 #[cfg(test)]

@@ -13,12 +13,9 @@ use broker::group::{
 use broker::log::FlushPolicy;
 use bytes::Bytes;
 
-const MEMBER_ID_REQUIRED: i16 = 79;
-const UNKNOWN_MEMBER_ID: i16 = 25;
-const ILLEGAL_GENERATION: i16 = 22;
-const REBALANCE_IN_PROGRESS: i16 = 27;
-const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
-const INVALID_SESSION_TIMEOUT: i16 = 26;
+use broker::group::GroupError;
+use shared::shutdown::Tasks;
+use tokio_util::sync::CancellationToken;
 
 fn coordinator(dir: &std::path::Path) -> Arc<GroupCoordinator> {
     let offsets = OffsetStore::open(dir, FlushPolicy::Never, Arc::new(SystemClock)).unwrap();
@@ -28,6 +25,7 @@ fn coordinator(dir: &std::path::Path) -> Arc<GroupCoordinator> {
             ..CoordinatorConfig::default()
         },
         offsets,
+        Tasks::new(CancellationToken::new()),
     )
 }
 
@@ -52,7 +50,7 @@ fn join_req(member: &str, protocols: &[&str]) -> JoinRequest {
 /// The two-round join of a new member (MEMBER_ID_REQUIRED, then with the id).
 async fn join_new(c: &Arc<GroupCoordinator>, protocols: &[&str]) -> JoinOutcome {
     let first = c.join(join_req("", protocols)).await;
-    assert_eq!(first.error, MEMBER_ID_REQUIRED);
+    assert_eq!(first.error, Some(GroupError::MemberIdRequired));
     assert!(first.member_id.starts_with("c-"));
     c.join(join_req(&first.member_id, protocols)).await
 }
@@ -76,7 +74,7 @@ async fn two_members_one_generation_leader_assigns_followers_get_their_share() {
         join_new(&c, &["range", "roundrobin"]),
         join_new(&c, &["roundrobin", "range"])
     );
-    assert_eq!((a.error, b.error), (0, 0));
+    assert_eq!((a.error, b.error), (None, None));
     assert_eq!(a.generation, 1);
     assert_eq!(a.generation, b.generation);
     assert_eq!(a.leader, b.leader);
@@ -102,13 +100,19 @@ async fn two_members_one_generation_leader_assigns_followers_get_their_share() {
         vec![(follower.member_id.clone(), Bytes::from_static(b"F"))],
     ));
     let (fs, ls) = tokio::join!(follower_sync, leader_sync);
-    assert_eq!((fs.error, fs.assignment.as_ref()), (0, &b"F"[..]));
+    assert_eq!((fs.error, fs.assignment.as_ref()), (None, &b"F"[..]));
     // The leader left itself out of the assignment: it gets empty bytes, not an error.
-    assert_eq!((ls.error, ls.assignment.len()), (0, 0));
+    assert_eq!((ls.error, ls.assignment.len()), (None, 0));
 
-    assert_eq!(c.heartbeat("g", 1, &follower.member_id), 0);
-    assert_eq!(c.heartbeat("g", 0, &follower.member_id), ILLEGAL_GENERATION);
-    assert_eq!(c.heartbeat("g", 1, "nobody"), UNKNOWN_MEMBER_ID);
+    assert_eq!(c.heartbeat("g", 1, &follower.member_id), Ok(()));
+    assert_eq!(
+        c.heartbeat("g", 0, &follower.member_id),
+        Err(GroupError::IllegalGeneration)
+    );
+    assert_eq!(
+        c.heartbeat("g", 1, "nobody"),
+        Err(GroupError::UnknownMember)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -117,16 +121,19 @@ async fn bad_joins_are_refused() {
     let c = coordinator(dir.path());
     let mut r = join_req("", &["range"]);
     r.session_timeout_ms = 10;
-    assert_eq!(c.join(r).await.error, INVALID_SESSION_TIMEOUT);
+    assert_eq!(
+        c.join(r).await.error,
+        Some(GroupError::InvalidSessionTimeout)
+    );
     assert_eq!(
         c.join(join_req("made-up", &["range"])).await.error,
-        UNKNOWN_MEMBER_ID
+        Some(GroupError::UnknownMember)
     );
     let first = join_new(&c, &["range"]).await;
-    assert_eq!(first.error, 0);
+    assert_eq!(first.error, None);
     // A member that shares no protocol with the group cannot join it.
     let other = c.join(join_req("", &["sticky"])).await;
-    assert_eq!(other.error, INCONSISTENT_GROUP_PROTOCOL);
+    assert_eq!(other.error, Some(GroupError::InconsistentProtocol));
 }
 
 #[tokio::test(start_paused = true)]
@@ -143,16 +150,19 @@ async fn a_member_that_does_not_rejoin_is_dropped_at_the_rebalance_timeout() {
         c.sync(sync_req(&a.member_id, 1, vec![])),
         c.sync(sync_req(&b.member_id, 1, vec![]))
     );
-    assert_eq!((s1.error, s2.error), (0, 0));
+    assert_eq!((s1.error, s2.error), (None, None));
     // A third member joins: the others must re-join; only `a` does.
     let c2 = c.clone();
     let newcomer = tokio::spawn(async move { join_new(&c2, &["range"]).await });
     tokio::time::sleep(Duration::from_millis(10)).await;
-    assert_eq!(c.heartbeat("g", 1, &b.member_id), REBALANCE_IN_PROGRESS);
+    assert_eq!(
+        c.heartbeat("g", 1, &b.member_id),
+        Err(GroupError::RebalanceInProgress)
+    );
     let a2 = c.join(join_req(&a.member_id, &["range"])).await;
     let n = newcomer.await.unwrap();
     // Completed at the rebalance timeout (20 s of paused time) without `b`.
-    assert_eq!((a2.error, n.error), (0, 0));
+    assert_eq!((a2.error, n.error), (None, None));
     assert_eq!(a2.generation, 2);
     let members = if a2.leader == a2.member_id {
         a2.members.clone()
@@ -165,7 +175,10 @@ async fn a_member_that_does_not_rejoin_is_dropped_at_the_rebalance_timeout() {
     if leader.member_id == a.member_id {
         assert_eq!(a2.leader, a.member_id);
     }
-    assert_eq!(c.heartbeat("g", 2, &b.member_id), UNKNOWN_MEMBER_ID);
+    assert_eq!(
+        c.heartbeat("g", 2, &b.member_id),
+        Err(GroupError::UnknownMember)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -181,18 +194,21 @@ async fn sessions_expire_and_the_group_rebalances_or_empties() {
         ))
         .await
         .error,
-        0
+        None
     );
     // Heartbeats keep it alive past the session timeout...
     for _ in 0..4 {
         tokio::time::advance(Duration::from_secs(4)).await;
-        assert_eq!(c.heartbeat("g", 1, &a.member_id), 0);
+        assert_eq!(c.heartbeat("g", 1, &a.member_id), Ok(()));
         c.expire_sessions();
     }
     // ...silence does not.
     tokio::time::advance(Duration::from_secs(11)).await;
     c.expire_sessions();
-    assert_eq!(c.heartbeat("g", 1, &a.member_id), UNKNOWN_MEMBER_ID);
+    assert_eq!(
+        c.heartbeat("g", 1, &a.member_id),
+        Err(GroupError::UnknownMember)
+    );
     let g = c.describe_all();
     assert!(g.iter().all(|g| g.members.is_empty()));
 }
@@ -210,39 +226,48 @@ async fn commit_rules_for_members_and_assign_mode_consumers() {
         entries: vec![("t".into(), partition, offset, -1, None)],
     };
     // assign() mode (generation -1, no member) on a group with no members: stored.
-    assert_eq!(c.commit_offsets(commit(-1, "", 0, 5), known).await, vec![0]);
+    assert_eq!(
+        c.commit_offsets(commit(-1, "", 0, 5), known).await,
+        vec![Ok(())]
+    );
     assert_eq!(c.offsets().fetch("g", "t", 0).unwrap().offset, 5);
     // A generation for a group that has none.
     assert_eq!(
         c.commit_offsets(commit(3, "x", 0, 6), known).await,
-        vec![ILLEGAL_GENERATION]
+        vec![Err(GroupError::IllegalGeneration)]
     );
     // Unknown partition and oversized metadata are per-partition errors.
-    assert_eq!(c.commit_offsets(commit(-1, "", 7, 1), known).await, vec![3]);
+    assert_eq!(
+        c.commit_offsets(commit(-1, "", 7, 1), known).await,
+        vec![Err(GroupError::UnknownTopicOrPartition)]
+    );
     let mut big = commit(-1, "", 1, 1);
     big.entries[0].4 = Some("x".repeat(5000));
-    assert_eq!(c.commit_offsets(big, known).await, vec![12]);
+    assert_eq!(
+        c.commit_offsets(big, known).await,
+        vec![Err(GroupError::OffsetMetadataTooLarge)]
+    );
 
     let a = join_new(&c, &["range"]).await;
     // While the group has members, an assign()-mode committer with the same id is refused.
     assert_eq!(
         c.commit_offsets(commit(-1, "", 0, 9), known).await,
-        vec![UNKNOWN_MEMBER_ID]
+        vec![Err(GroupError::UnknownMember)]
     );
     // Between join and sync the generation is not settled yet.
     assert_eq!(
         c.commit_offsets(commit(1, &a.member_id, 0, 9), known).await,
-        vec![REBALANCE_IN_PROGRESS]
+        vec![Err(GroupError::RebalanceInProgress)]
     );
-    assert_eq!(c.sync(sync_req(&a.member_id, 1, vec![])).await.error, 0);
+    assert_eq!(c.sync(sync_req(&a.member_id, 1, vec![])).await.error, None);
     assert_eq!(
         c.commit_offsets(commit(1, &a.member_id, 0, 9), known).await,
-        vec![0]
+        vec![Ok(())]
     );
     assert_eq!(
         c.commit_offsets(commit(0, &a.member_id, 0, 10), known)
             .await,
-        vec![ILLEGAL_GENERATION]
+        vec![Err(GroupError::IllegalGeneration)]
     );
     assert_eq!(c.offsets().fetch("g", "t", 0).unwrap().offset, 9);
 }

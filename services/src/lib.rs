@@ -1,22 +1,25 @@
 //! The seckill services.
 //!
-//! - [`api`]: the order-ingest API (axum): `POST /buy`, `GET /orders/{id}`.
-//! - [`db`]: the PostgreSQL pool and the migrations every service applies at start.
-//! - [`inference`]: request/reply keyed by UUID for a model loaded once: the `Model` trait, the
-//!   demo and command models, the inference worker, and the API's reply routing.
-//! - [`queue`]: what both workers do with the queue: group membership, batches, commits, DLQ.
+//! - [`api`]: the order-ingest API (axum): `POST /buy`, `GET /orders/{id}`, `/infer`; [`api::Api`]
+//!   is its composition root.
+//! - [`worker`]: the batch worker every worker runs ([`worker::Worker`]): consumer group, batches,
+//!   commit after the handler, dead letters, retries, metrics port.
 //! - [`orders`]: turning a batch of buy events into orders: stock allocation in offset order
-//!   ([`orders::allocate`]) and the one transaction that applies it ([`orders::store`]).
-//! - [`telemetry`]: tracing, shutdown signal, `/healthz` and `/metrics`.
-//! - [`worker`]: the order worker: consumer group, batches, transaction, offset commit, DLQ.
+//!   ([`orders::allocate`]), the one transaction that applies it ([`orders::store`]) and the order
+//!   worker's batch handler ([`orders::handler`]).
+//! - [`inference`]: request/reply keyed by UUID for a model that is loaded once: the `Model`
+//!   trait and models, the inference worker's batch handler, and the API's reply routing.
+//! - [`db`]: the PostgreSQL pool and the migrations every service applies at start.
+//! - [`backoff`]: the one exponential backoff of the services.
+//! - [`telemetry`]: `/healthz` and Prometheus `/metrics`.
 
 // Library code never unwraps: anything from outside gets a typed error instead.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod api;
+pub mod backoff;
 pub mod db;
 pub mod inference;
 pub mod orders;
-pub mod queue;
 pub mod telemetry;
 pub mod worker;

@@ -1,55 +1,28 @@
-//! What every long-running service shares: tracing set-up, the SIGTERM/Ctrl-C signal, and the
-//! `/healthz` + Prometheus `/metrics` router.
+//! The services' HTTP telemetry: the Prometheus text of a registry, and the `/healthz` +
+//! `/metrics` router of the workers (the API serves the same `/metrics` beside its routes).
 
 use std::sync::Arc;
 
 use axum::http::header;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use prometheus_client::registry::Registry;
 
-pub fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .try_init();
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+/// `registry` in the OpenMetrics text format, as a response.
+pub fn metrics_response(registry: &Registry) -> Response {
+    let mut out = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut out, registry) {
+        tracing::error!(error = %e, "cannot encode metrics");
     }
-    tracing::info!("shutdown signal received");
-}
-
-/// A stop flag raised by SIGTERM or Ctrl-C; give each part of the service a [`stopped`] of it.
-pub fn stop_on_signal() -> tokio::sync::watch::Receiver<bool> {
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = tx.send(true);
-    });
-    rx
-}
-
-/// Resolves once the stop flag is raised (or its sender is gone).
-pub async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
-    let _ = rx.wait_for(|stop| *stop).await;
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
 }
 
 /// `/healthz` (200 while the process serves) and `/metrics` over `registry`.
@@ -60,20 +33,7 @@ pub fn router(registry: Arc<Registry>) -> Router {
             "/metrics",
             get(move || {
                 let registry = registry.clone();
-                async move {
-                    let mut out = String::new();
-                    if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
-                        tracing::error!(error = %e, "cannot encode metrics");
-                    }
-                    (
-                        [(
-                            header::CONTENT_TYPE,
-                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        )],
-                        out,
-                    )
-                        .into_response()
-                }
+                async move { metrics_response(&registry) }
             }),
         )
 }

@@ -8,11 +8,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{broker, create_topic, TestDb};
+use common::{api, broker, create_topic, order_worker, spawn_until_aborted, TestDb};
 use serde_json::json;
 use services::api::auth::TokenKeys;
-use services::api::{app, ApiConfig, AppState};
-use services::worker::{Worker, WorkerConfig};
+use services::api::{ApiConfig, RunningApi};
+use services::worker::WorkerError;
 use uuid::Uuid;
 
 const SECRET: &str = "test-secret-test-secret-test-secret!";
@@ -20,27 +20,19 @@ const SECRET: &str = "test-secret-test-secret-test-secret!";
 struct Stack {
     db: TestDb,
     _dir: tempfile::TempDir,
-    broker: broker::server::EmbeddedBroker,
+    broker: broker::EmbeddedBroker,
     base: String,
     keys: TokenKeys,
-    stop: Vec<tokio::sync::oneshot::Sender<()>>,
+    api: RunningApi,
     /// The order worker's task: aborting it is a crash (no final commit).
-    worker: tokio::task::JoinHandle<Result<(), services::worker::WorkerError>>,
+    worker: tokio::task::JoinHandle<Result<(), WorkerError>>,
 }
 
-fn spawn_worker(
+async fn spawn_worker(
     bootstrap: &str,
     pool: sqlx::PgPool,
-) -> tokio::task::JoinHandle<Result<(), services::worker::WorkerError>> {
-    let worker = Worker::new(
-        WorkerConfig {
-            bootstrap: bootstrap.into(),
-            ..WorkerConfig::default()
-        },
-        pool,
-    )
-    .unwrap();
-    tokio::spawn(worker.run(std::future::pending()))
+) -> tokio::task::JoinHandle<Result<(), WorkerError>> {
+    spawn_until_aborted(order_worker(bootstrap, pool, |_| {}).await)
 }
 
 async fn stack(items: &[(i64, i32)], load_test_mode: bool) -> Stack {
@@ -51,10 +43,8 @@ async fn stack(items: &[(i64, i32)], load_test_mode: bool) -> Stack {
     let dir = tempfile::tempdir().unwrap();
     let b = broker(dir.path());
     create_topic(&b, "seckill", 6);
-    let mut stop = Vec::new();
-    let worker = spawn_worker(&b.addr, db.pool.clone());
-
-    let state = AppState::new(
+    let worker = spawn_worker(&b.addr, db.pool.clone()).await;
+    let api = api(
         ApiConfig {
             bootstrap: b.addr.clone(),
             jwt_secret: SECRET.into(),
@@ -64,23 +54,14 @@ async fn stack(items: &[(i64, i32)], load_test_mode: bool) -> Stack {
         },
         db.pool.clone(),
     )
-    .await
-    .unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    stop.push(tx);
-    tokio::spawn(state.clone().run_item_refresh(async {
-        let _ = rx.await;
-    }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app(state)).await });
+    .await;
     Stack {
         db,
         _dir: dir,
         broker: b,
-        base,
+        base: api.url(),
         keys: TokenKeys::new(SECRET.as_bytes()),
-        stop,
+        api,
         worker,
     }
 }
@@ -115,15 +96,12 @@ impl Stack {
     async fn restart_worker(&mut self) {
         self.worker.abort();
         let _ = (&mut self.worker).await;
-        self.worker = spawn_worker(&self.broker.addr, self.db.pool.clone());
+        self.worker = spawn_worker(&self.broker.addr, self.db.pool.clone()).await;
     }
 
     async fn finish(self) {
         self.worker.abort();
-        for s in self.stop {
-            let _ = s.send(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        self.api.stop().await;
         self.db.drop_db().await;
     }
 }
@@ -428,7 +406,7 @@ async fn an_unreachable_queue_is_a_503_never_a_false_202() {
         .local_addr()
         .unwrap()
         .port();
-    let state = AppState::new(
+    let api = api(
         ApiConfig {
             bootstrap: format!("127.0.0.1:{port}"),
             jwt_secret: SECRET.into(),
@@ -437,11 +415,8 @@ async fn an_unreachable_queue_is_a_503_never_a_false_202() {
         },
         db.pool.clone(),
     )
-    .await
-    .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app(state)).await });
+    .await;
+    let base = api.url();
     let r = reqwest::Client::new()
         .post(format!("{base}/buy"))
         .bearer_auth(TokenKeys::new(SECRET.as_bytes()).mint(1, 600))
@@ -467,6 +442,7 @@ async fn an_unreachable_queue_is_a_503_never_a_false_202() {
         .await
         .unwrap();
     assert_eq!(pending, 0);
+    api.stop().await;
     db.drop_db().await;
 }
 

@@ -7,26 +7,46 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{broker, TestDb};
+use common::{api, broker, spawn_until_aborted, TestDb};
 use serde_json::{json, Value};
 use services::api::auth::TokenKeys;
-use services::api::{app, ApiConfig, AppState};
-use services::inference::command_model::{CommandConfig, CommandModel};
-use services::inference::demo_model::{DemoConfig, DemoModel};
+use services::api::{ApiConfig, RunningApi};
+use services::inference::handler::{InferenceConfig, InferenceHandler, InferenceStats};
+use services::inference::model::command::{CommandConfig, CommandModel};
+use services::inference::model::demo::{DemoConfig, DemoModel};
 use services::inference::model::{Model, ModelError};
 use services::inference::replies::ReplyConfig;
-use services::inference::worker::{InferenceStats, InferenceWorker, InferenceWorkerConfig};
+use services::worker::{Worker, WorkerConfig, WorkerError};
 
 const SECRET: &str = "test-secret-test-secret-test-secret!";
 
-type WorkerTask =
-    tokio::task::JoinHandle<Result<(), services::inference::worker::InferenceWorkerError>>;
+type WorkerTask = tokio::task::JoinHandle<Result<(), WorkerError>>;
+
+/// An inference worker built the way the binary builds it.
+async fn inference_worker<M: Model>(
+    bootstrap: &str,
+    pool: sqlx::PgPool,
+    model: M::Config,
+    max_batch: usize,
+) -> (Worker<InferenceHandler<M>>, Arc<InferenceStats>) {
+    let handler = InferenceHandler::<M>::load(InferenceConfig::new(model), pool)
+        .await
+        .unwrap();
+    let stats = handler.stats();
+    let config = WorkerConfig {
+        max_batch,
+        session_timeout_ms: 6000,
+        ..WorkerConfig::inference(bootstrap)
+    };
+    (Worker::start(config, handler).await.unwrap(), stats)
+}
 
 struct Stack {
     db: TestDb,
     _dir: tempfile::TempDir,
-    broker: broker::server::EmbeddedBroker,
-    /// Base URLs of the API instances.
+    broker: broker::EmbeddedBroker,
+    /// The API instances, and their base URLs.
+    _running: Vec<RunningApi>,
     apis: Vec<String>,
     token: String,
     client: reqwest::Client,
@@ -36,9 +56,9 @@ async fn stack(api_instances: i32) -> Stack {
     let db = TestDb::new().await;
     let dir = tempfile::tempdir().unwrap();
     let b = broker(dir.path());
-    let mut apis = Vec::new();
+    let mut running = Vec::new();
     for i in 0..api_instances {
-        let state = AppState::new(
+        let a = api(
             ApiConfig {
                 bootstrap: b.addr.clone(),
                 jwt_secret: SECRET.into(),
@@ -51,18 +71,16 @@ async fn stack(api_instances: i32) -> Stack {
             },
             db.pool.clone(),
         )
-        .await
-        .unwrap();
-        state.replies.ready().await;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        apis.push(format!("http://{}", listener.local_addr().unwrap()));
-        tokio::spawn(async move { axum::serve(listener, app(state)).await });
+        .await;
+        a.state.replies.ready().await;
+        running.push(a);
     }
     Stack {
         db,
         _dir: dir,
         broker: b,
-        apis,
+        apis: running.iter().map(RunningApi::url).collect(),
+        _running: running,
         token: TokenKeys::new(SECRET.as_bytes()).mint(1, 600),
         client: reqwest::Client::new(),
     }
@@ -70,21 +88,14 @@ async fn stack(api_instances: i32) -> Stack {
 
 impl Stack {
     async fn worker(&self, latency_ms: u64) -> (WorkerTask, Arc<InferenceStats>) {
-        let mut config = InferenceWorkerConfig::new(
-            &self.broker.addr,
-            DemoConfig {
-                load_time: Duration::ZERO,
-                latency: Duration::from_millis(latency_ms),
-                ..DemoConfig::default()
-            },
-        );
-        config.max_batch = 8;
-        config.session_timeout_ms = 6000;
-        let w = InferenceWorker::<DemoModel>::start(config, self.db.pool.clone())
-            .await
-            .unwrap();
-        let stats = w.stats.clone();
-        (tokio::spawn(w.run(std::future::pending())), stats)
+        let model = DemoConfig {
+            load_time: Duration::ZERO,
+            latency: Duration::from_millis(latency_ms),
+            ..DemoConfig::default()
+        };
+        let (w, stats) =
+            inference_worker::<DemoModel>(&self.broker.addr, self.db.pool.clone(), model, 8).await;
+        (spawn_until_aborted(w), stats)
     }
 
     /// POST /infer on API instance `api`; (status, body).
@@ -357,12 +368,10 @@ async fn the_command_adapter_runs_the_example_python_model() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_command_model_serves_through_the_queue() {
     let s = stack(1).await;
-    let mut config = InferenceWorkerConfig::new(&s.broker.addr, cinema_model());
-    config.session_timeout_ms = 6000;
-    let w = InferenceWorker::<CommandModel>::start(config, s.db.pool.clone())
-        .await
-        .unwrap();
-    let task = tokio::spawn(w.run(std::future::pending()));
+    let (w, _) =
+        inference_worker::<CommandModel>(&s.broker.addr, s.db.pool.clone(), cinema_model(), 32)
+            .await;
+    let task = spawn_until_aborted(w);
     let (status, body) = s
         .infer(
             0,

@@ -6,14 +6,16 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{broker, create_topic, TestDb};
+use common::{broker, create_topic, order_worker, spawn_until_aborted, TestDb};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
-use services::worker::{Worker, WorkerConfig};
+use services::orders::OrderHandler;
+use services::worker::Worker;
 use shared::messages::OrderEvent;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 const BUYERS_PER_ITEM: i64 = 2500;
@@ -69,17 +71,12 @@ async fn produce_buys(bootstrap: &str) -> usize {
     n + 3
 }
 
-fn worker(bootstrap: &str, pool: sqlx::PgPool) -> Worker {
-    Worker::new(
-        WorkerConfig {
-            bootstrap: bootstrap.into(),
-            max_batch: 200,
-            session_timeout_ms: 6000,
-            ..WorkerConfig::default()
-        },
-        pool,
-    )
-    .unwrap()
+async fn worker(bootstrap: &str, pool: sqlx::PgPool) -> Worker<OrderHandler> {
+    order_worker(bootstrap, pool, |c| {
+        c.max_batch = 200;
+        c.session_timeout_ms = 6000;
+    })
+    .await
 }
 
 async fn orders(db: &TestDb) -> i64 {
@@ -101,9 +98,9 @@ async fn every_event_becomes_one_order_even_when_the_worker_is_killed_midway() {
     assert_eq!(events, 5003);
 
     // First worker: killed (task aborted) part-way through.
-    let first = worker(&b.addr, db.pool.clone());
-    let stats = first.stats.clone();
-    let task = tokio::spawn(first.run(std::future::pending()));
+    let first = worker(&b.addr, db.pool.clone()).await;
+    let stats = first.metrics().clone();
+    let task = spawn_until_aborted(first);
     let deadline = Instant::now() + Duration::from_secs(60);
     while stats.events.get() < 1000 {
         assert!(Instant::now() < deadline, "first worker made no progress");
@@ -118,12 +115,10 @@ async fn every_event_becomes_one_order_even_when_the_worker_is_killed_midway() {
     );
 
     // Second worker takes over from the committed offsets (re-applying at most a batch).
-    let second = worker(&b.addr, db.pool.clone());
-    let stats2 = second.stats.clone();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(second.run(async {
-        let _ = stop_rx.await;
-    }));
+    let second = worker(&b.addr, db.pool.clone()).await;
+    let stats2 = second.metrics().clone();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(second.run(stop.clone()));
     let deadline = Instant::now() + Duration::from_secs(90);
     while orders(&db).await < 2 * BUYERS_PER_ITEM {
         assert!(
@@ -133,7 +128,7 @@ async fn every_event_becomes_one_order_even_when_the_worker_is_killed_midway() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let _ = stop_tx.send(());
+    stop.cancel();
     task.await.unwrap().unwrap();
 
     for item in [2000, 2001] {

@@ -1,10 +1,17 @@
-//! Types the seckill services share: topic names and the messages that travel on them.
+//! Types and helpers the seckill services and the broker share.
 //!
 //! - [`topics`]: the names of the topics every service agrees on.
 //! - [`messages`]: the JSON payloads of those topics, with their validation.
+//! - [`shutdown`]: the one shutdown mechanism of every process: a cancellation token fired by
+//!   SIGTERM or Ctrl-C.
+//! - [`telemetry`]: tracing set-up.
+//! - [`time`]: wall-clock milliseconds, the unit every message and table uses.
 
 // Library code never unwraps: anything from outside gets a typed error instead.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod messages;
+pub mod shutdown;
+pub mod telemetry;
+pub mod time;
 pub mod topics;

@@ -5,14 +5,13 @@
 
 use std::sync::{Arc, OnceLock};
 
-use broker::clock::SystemClock;
 use broker::log::{FlushPolicy, LogConfig};
-use broker::metrics::Metrics;
-use broker::producer_ids::ProducerIdAllocator;
 use broker::protocol::{self, Request};
-use broker::server::{Broker, BrokerConfig};
-use broker::topics::TopicRegistry;
+use broker::state::Broker;
+use broker::NodeConfig;
 use libfuzzer_sys::fuzz_target;
+use shared::shutdown::Tasks;
+use tokio_util::sync::CancellationToken;
 
 // The broker binary's allocator, so fuzzing sees what the broker does with huge array counts.
 #[global_allocator]
@@ -20,7 +19,7 @@ static ALLOC: broker::alloc::NoReserveHugeAlloc = broker::alloc::NoReserveHugeAl
 
 struct Fixture {
     _dir: tempfile::TempDir,
-    broker: Broker,
+    broker: Arc<Broker>,
     rt: tokio::runtime::Runtime,
 }
 
@@ -28,41 +27,35 @@ fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
         let dir = tempfile::tempdir().expect("temp dir");
-        let defaults = LogConfig {
-            flush: FlushPolicy::Never,
-            segment_bytes: 1 << 20,
-            ..LogConfig::default()
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .expect("runtime");
+        // The state the node would serve, opened the way the node opens it.
+        let config = NodeConfig {
+            log: LogConfig {
+                flush: FlushPolicy::Never,
+                segment_bytes: 1 << 20,
+                ..LogConfig::default()
+            },
+            ..NodeConfig::local(dir.path())
         };
-        let topics = TopicRegistry::open(dir.path(), defaults.clone(), Arc::new(SystemClock))
-            .expect("topics");
+        let tasks = Tasks::new(CancellationToken::new());
+        let broker = rt
+            .block_on(async { Broker::open(&config, ("127.0.0.1".into(), 9092), &tasks) })
+            .expect("open broker state");
         // A topic with data, so Fetch/ListOffsets/Produce reach the log.
-        let t = topics.create("t", 2, defaults).expect("create");
+        let t = broker
+            .topics
+            .create("t", 2, config.log.clone())
+            .expect("create");
         let mut b = broker::log::BatchBuilder::new();
         b.push_value(1, b"hello");
         t.partition(0)
             .expect("p0")
             .append(&mut b.build())
             .expect("append");
-        let broker = Broker {
-            config: BrokerConfig::default(),
-            topics,
-            producer_ids: ProducerIdAllocator::open(dir.path()).expect("ids"),
-            metrics: Metrics::new(),
-            groups: broker::group::GroupCoordinator::new(
-                Default::default(),
-                broker::group::OffsetStore::open(
-                    dir.path(),
-                    FlushPolicy::Never,
-                    Arc::new(SystemClock),
-                )
-                .expect("offsets"),
-            ),
-        };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .expect("runtime");
         Fixture {
             _dir: dir,
             broker,

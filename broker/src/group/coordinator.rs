@@ -1,7 +1,7 @@
 //! The group coordinator: every consumer group of this broker, their rebalances, and their
 //! committed offsets. The per-request logic lives beside this file (`join.rs`, `sync.rs`,
-//! `heartbeat.rs`, `leave.rs`, `offsets.rs`); this file holds the shared state, the rebalance
-//! completion and the session-expiry sweep.
+//! `heartbeat.rs` with LeaveGroup, `offset_commit.rs`); this file holds the shared state, the
+//! rebalance completion and the session-expiry sweep.
 //!
 //! Concurrency: one mutex over all groups, never held across an `.await`. A request that must
 //! wait (JoinGroup until the rebalance completes, SyncGroup until the leader's assignment) parks
@@ -11,9 +11,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use kafka_protocol::ResponseError;
+use shared::shutdown::Tasks;
 use tokio::time::Instant;
 
+use super::error::GroupError;
 use super::offset_store::OffsetStore;
 use super::state::{Group, GroupState, JoinOutcome};
 
@@ -42,14 +43,17 @@ pub struct GroupCoordinator {
     pub(super) config: CoordinatorConfig,
     groups: Mutex<HashMap<String, Group>>,
     pub(super) offsets: OffsetStore,
+    /// Runs the rebalance timers; they end when the node shuts down.
+    tasks: Tasks,
 }
 
 impl GroupCoordinator {
-    pub fn new(config: CoordinatorConfig, offsets: OffsetStore) -> Arc<Self> {
+    pub fn new(config: CoordinatorConfig, offsets: OffsetStore, tasks: Tasks) -> Arc<Self> {
         Arc::new(GroupCoordinator {
             config,
             groups: Mutex::new(HashMap::new()),
             offsets,
+            tasks,
         })
     }
 
@@ -70,7 +74,7 @@ impl GroupCoordinator {
             for m in group.members.values_mut() {
                 if let Some(tx) = m.sync_waiter.take() {
                     let _ = tx.send(super::state::SyncOutcome {
-                        error: ResponseError::RebalanceInProgress.code(),
+                        error: Some(GroupError::RebalanceInProgress),
                         ..Default::default()
                     });
                 }
@@ -115,7 +119,7 @@ impl GroupCoordinator {
     fn schedule_completion(self: &Arc<Self>, group_id: &str, rebalance_id: u64, at: Instant) {
         let me = self.clone();
         let group_id = group_id.to_string();
-        tokio::spawn(async move {
+        self.tasks.spawn_until_cancelled(async move {
             tokio::time::sleep_until(at).await;
             let mut groups = me.lock();
             if let Some(g) = groups.get_mut(&group_id) {
@@ -156,7 +160,7 @@ impl GroupCoordinator {
             for id in gone {
                 if let Some(mut m) = group.members.remove(&id) {
                     tracing::info!(group = %group.id, member = %id, "member did not rejoin in time; removed");
-                    m.fail_waiters(ResponseError::UnknownMemberId.code());
+                    m.fail_waiters(GroupError::UnknownMember);
                 }
             }
         }
@@ -178,7 +182,7 @@ impl GroupCoordinator {
         let Some(protocol) = group.select_protocol(&leader) else {
             // Joins check compatibility, so this cannot happen; fail safe rather than hang.
             for m in group.members.values_mut() {
-                m.fail_waiters(ResponseError::InconsistentGroupProtocol.code());
+                m.fail_waiters(GroupError::InconsistentProtocol);
             }
             group.members.clear();
             group.state = GroupState::Empty;
@@ -204,7 +208,7 @@ impl GroupCoordinator {
             m.last_seen = now;
             if let Some(tx) = m.join_waiter.take() {
                 let _ = tx.send(JoinOutcome {
-                    error: 0,
+                    error: None,
                     generation: group.generation,
                     protocol_type: group.protocol_type.clone(),
                     protocol_name: Some(protocol.clone()),
@@ -229,7 +233,12 @@ impl GroupCoordinator {
     }
 
     /// Removes a member (left, or its session expired) and rebalances the rest.
-    pub(super) fn remove_member(self: &Arc<Self>, group: &mut Group, member_id: &str, error: i16) {
+    pub(super) fn remove_member(
+        self: &Arc<Self>,
+        group: &mut Group,
+        member_id: &str,
+        error: GroupError,
+    ) {
         let Some(mut m) = group.members.remove(member_id) else {
             return;
         };
@@ -272,7 +281,7 @@ impl GroupCoordinator {
                 .collect();
             for id in expired {
                 tracing::info!(group = %group.id, member = %id, "session expired; removing member");
-                self.remove_member(group, &id, ResponseError::UnknownMemberId.code());
+                self.remove_member(group, &id, GroupError::UnknownMember);
             }
         }
         // Forget groups with no members and no committed offsets.
@@ -283,19 +292,12 @@ impl GroupCoordinator {
         });
     }
 
-    /// Runs [`GroupCoordinator::expire_sessions`] every `every` until `stop` resolves.
-    pub async fn run_expiry(
-        self: Arc<Self>,
-        every: Duration,
-        stop: impl std::future::Future<Output = ()>,
-    ) {
-        tokio::pin!(stop);
+    /// Runs [`GroupCoordinator::expire_sessions`] every `every`, for as long as it is polled.
+    pub async fn run_expiry(self: Arc<Self>, every: Duration) {
         let mut tick = tokio::time::interval(every);
         loop {
-            tokio::select! {
-                _ = tick.tick() => self.expire_sessions(),
-                _ = &mut stop => return,
-            }
+            tick.tick().await;
+            self.expire_sessions();
         }
     }
 

@@ -2,50 +2,58 @@
 
 use std::sync::Arc;
 
-use kafka_protocol::ResponseError;
 use tokio::time::Instant;
 
 use super::coordinator::GroupCoordinator;
+use super::error::GroupError;
 use super::state::GroupState;
 
 impl GroupCoordinator {
     /// Keeps the member's session alive; REBALANCE_IN_PROGRESS tells it to re-join.
-    pub fn heartbeat(self: &Arc<Self>, group_id: &str, generation: i32, member_id: &str) -> i16 {
+    pub fn heartbeat(
+        self: &Arc<Self>,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+    ) -> Result<(), GroupError> {
         let mut groups = self.lock();
-        let Some(group) = groups.get_mut(group_id) else {
-            return ResponseError::UnknownMemberId.code();
-        };
+        let group = groups.get_mut(group_id).ok_or(GroupError::UnknownMember)?;
         let state = group.state;
         let current = group.generation;
-        let Some(m) = group.members.get_mut(member_id) else {
-            return ResponseError::UnknownMemberId.code();
-        };
+        let m = group
+            .members
+            .get_mut(member_id)
+            .ok_or(GroupError::UnknownMember)?;
         if generation != current && state != GroupState::PreparingRebalance {
-            return ResponseError::IllegalGeneration.code();
+            return Err(GroupError::IllegalGeneration);
         }
         m.last_seen = Instant::now();
         match state {
-            GroupState::Empty => ResponseError::UnknownMemberId.code(),
-            GroupState::PreparingRebalance => ResponseError::RebalanceInProgress.code(),
-            GroupState::CompletingRebalance | GroupState::Stable => 0,
+            GroupState::Empty => Err(GroupError::UnknownMember),
+            GroupState::PreparingRebalance => Err(GroupError::RebalanceInProgress),
+            GroupState::CompletingRebalance | GroupState::Stable => Ok(()),
         }
     }
 
     /// Removes the members; per-member errors (UNKNOWN_MEMBER_ID for ones not in the group).
-    pub fn leave(self: &Arc<Self>, group_id: &str, member_ids: &[String]) -> Vec<i16> {
+    pub fn leave(
+        self: &Arc<Self>,
+        group_id: &str,
+        member_ids: &[String],
+    ) -> Vec<Result<(), GroupError>> {
         let mut groups = self.lock();
         let Some(group) = groups.get_mut(group_id) else {
-            return vec![ResponseError::UnknownMemberId.code(); member_ids.len()];
+            return vec![Err(GroupError::UnknownMember); member_ids.len()];
         };
         member_ids
             .iter()
             .map(|id| {
                 if group.members.contains_key(id) {
                     tracing::info!(group = %group_id, member = %id, "member left");
-                    self.remove_member(group, id, ResponseError::UnknownMemberId.code());
-                    0
+                    self.remove_member(group, id, GroupError::UnknownMember);
+                    Ok(())
                 } else {
-                    ResponseError::UnknownMemberId.code()
+                    Err(GroupError::UnknownMember)
                 }
             })
             .collect()

@@ -4,11 +4,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::ResponseError;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::coordinator::GroupCoordinator;
+use super::error::GroupError;
 use super::state::{Answer, Group, GroupState, JoinOutcome, Member};
 
 /// A JoinGroup request, decoupled from its wire version.
@@ -28,9 +28,9 @@ pub struct JoinRequest {
     pub require_known_member_id: bool,
 }
 
-fn error(code: ResponseError, member_id: &str) -> JoinOutcome {
+fn error(code: GroupError, member_id: &str) -> JoinOutcome {
     JoinOutcome {
-        error: code.code(),
+        error: Some(code),
         generation: -1,
         member_id: member_id.to_string(),
         ..JoinOutcome::default()
@@ -46,25 +46,22 @@ impl GroupCoordinator {
         // The sender is answered on completion or failure; a dropped sender means the member
         // was removed meanwhile.
         rx.await
-            .unwrap_or_else(|_| error(ResponseError::UnknownMemberId, ""))
+            .unwrap_or_else(|_| error(GroupError::UnknownMember, ""))
     }
 
     fn join_locked(self: &Arc<Self>, req: JoinRequest) -> Answer<JoinOutcome> {
         if req.group_id.is_empty() {
-            return Answer::Now(error(ResponseError::InvalidGroupId, &req.member_id));
+            return Answer::Now(error(GroupError::InvalidGroupId, &req.member_id));
         }
         let session = Duration::from_millis(req.session_timeout_ms.max(0) as u64);
         if req.session_timeout_ms < 0
             || session < self.config.min_session_timeout
             || session > self.config.max_session_timeout
         {
-            return Answer::Now(error(ResponseError::InvalidSessionTimeout, &req.member_id));
+            return Answer::Now(error(GroupError::InvalidSessionTimeout, &req.member_id));
         }
         if req.protocol_type.is_empty() || req.protocols.is_empty() {
-            return Answer::Now(error(
-                ResponseError::InconsistentGroupProtocol,
-                &req.member_id,
-            ));
+            return Answer::Now(error(GroupError::InconsistentProtocol, &req.member_id));
         }
         let rebalance = if req.rebalance_timeout_ms > 0 {
             Duration::from_millis(req.rebalance_timeout_ms as u64)
@@ -79,16 +76,10 @@ impl GroupCoordinator {
         if !group.members.is_empty()
             && group.protocol_type.as_deref() != Some(req.protocol_type.as_str())
         {
-            return Answer::Now(error(
-                ResponseError::InconsistentGroupProtocol,
-                &req.member_id,
-            ));
+            return Answer::Now(error(GroupError::InconsistentProtocol, &req.member_id));
         }
         if !group.protocols_compatible(&req.protocols, &req.member_id) {
-            return Answer::Now(error(
-                ResponseError::InconsistentGroupProtocol,
-                &req.member_id,
-            ));
+            return Answer::Now(error(GroupError::InconsistentProtocol, &req.member_id));
         }
 
         let now = Instant::now();
@@ -96,7 +87,7 @@ impl GroupCoordinator {
             let id = format!("{}-{}", req.client_id, uuid::Uuid::new_v4());
             if req.require_known_member_id && req.group_instance_id.is_none() {
                 group.pending_members.insert(id.clone(), now + session);
-                return Answer::Now(error(ResponseError::MemberIdRequired, &id));
+                return Answer::Now(error(GroupError::MemberIdRequired, &id));
             }
             id
         } else if group.members.contains_key(&req.member_id)
@@ -104,7 +95,7 @@ impl GroupCoordinator {
         {
             req.member_id.clone()
         } else {
-            return Answer::Now(error(ResponseError::UnknownMemberId, &req.member_id));
+            return Answer::Now(error(GroupError::UnknownMember, &req.member_id));
         };
 
         let (tx, rx) = oneshot::channel();
@@ -120,7 +111,7 @@ impl GroupCoordinator {
             {
                 m.last_seen = now;
                 return Answer::Now(JoinOutcome {
-                    error: 0,
+                    error: None,
                     generation: group.generation,
                     protocol_type: group.protocol_type.clone(),
                     protocol_name: group.protocol_name.clone(),
@@ -156,7 +147,7 @@ impl GroupCoordinator {
         member.join_seq = seq;
         if let Some(old) = member.join_waiter.replace(tx) {
             // The client re-sent JoinGroup (e.g. after a timeout): the newest request wins.
-            let _ = old.send(error(ResponseError::RebalanceInProgress, &member_id));
+            let _ = old.send(error(GroupError::RebalanceInProgress, &member_id));
         }
         group.protocol_type = Some(req.protocol_type);
 

@@ -1,12 +1,14 @@
 //! Consumer groups (Kafka's classic protocol) and committed offsets.
 //!
 //! - [`coordinator`]: all groups, rebalance completion, session expiry.
+//! - [`error`]: why a group request was refused (mapped to Kafka codes by the protocol layer).
 //! - [`state`]: one group and its members; the answers parked requests get.
 //! - `join` / `sync` / `heartbeat` (with LeaveGroup) / `offset_commit`: the rules per request.
 //! - [`offset_store`]: committed offsets in an internal log, replayed at start.
 //! - [`report`]: members, assignments, committed offsets and lag, for operators.
 
 pub mod coordinator;
+mod error;
 mod heartbeat;
 mod join;
 mod offset_commit;
@@ -16,6 +18,7 @@ pub mod state;
 mod sync;
 
 pub use coordinator::{CoordinatorConfig, GroupCoordinator, GroupSummary, MemberSummary};
+pub use error::GroupError;
 pub use join::JoinRequest;
 pub use offset_commit::CommitRequest;
 pub use offset_store::{Committed, OffsetStore};

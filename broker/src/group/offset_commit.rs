@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use kafka_protocol::ResponseError;
 use tokio::time::Instant;
 
 use super::coordinator::GroupCoordinator;
+use super::error::GroupError;
 use super::offset_store::MAX_METADATA_BYTES;
 use super::state::GroupState;
 
@@ -22,41 +22,40 @@ pub struct CommitRequest {
 }
 
 impl GroupCoordinator {
-    /// Commits what may be committed; one error code per entry, in order. `known` says whether
-    /// a topic partition exists.
+    /// Commits what may be committed; one result per entry, in order. `known` says whether a
+    /// topic partition exists.
     pub async fn commit_offsets(
         self: &Arc<Self>,
         req: CommitRequest,
         known: impl Fn(&str, i32) -> bool,
-    ) -> Vec<i16> {
-        if let Err(code) = self.check_committer(&req) {
-            return vec![code; req.entries.len()];
+    ) -> Vec<Result<(), GroupError>> {
+        if let Err(e) = self.check_committer(&req) {
+            return vec![Err(e); req.entries.len()];
         }
-        let mut codes = Vec::with_capacity(req.entries.len());
+        let mut results = Vec::with_capacity(req.entries.len());
         let mut store = Vec::new();
         for (t, p, o, e, m) in req.entries {
             let m = m.unwrap_or_default();
-            let code = if m.len() > MAX_METADATA_BYTES {
-                ResponseError::OffsetMetadataTooLarge.code()
+            let result = if m.len() > MAX_METADATA_BYTES {
+                Err(GroupError::OffsetMetadataTooLarge)
             } else if !known(&t, p) {
-                ResponseError::UnknownTopicOrPartition.code()
+                Err(GroupError::UnknownTopicOrPartition)
             } else {
                 store.push((t, p, o, e, m));
-                0
+                Ok(())
             };
-            codes.push(code);
+            results.push(result);
         }
         if let Err(e) = self.offsets.commit(&req.group_id, store).await {
             tracing::error!(group = %req.group_id, error = %e, "offset commit not durable");
-            let failed = ResponseError::CoordinatorNotAvailable.code();
-            for c in codes.iter_mut().filter(|c| **c == 0) {
-                *c = failed;
+            for r in results.iter_mut().filter(|r| r.is_ok()) {
+                *r = Err(GroupError::CommitNotDurable);
             }
         }
-        codes
+        results
     }
 
-    fn check_committer(self: &Arc<Self>, req: &CommitRequest) -> Result<(), i16> {
+    fn check_committer(self: &Arc<Self>, req: &CommitRequest) -> Result<(), GroupError> {
         let mut groups = self.lock();
         let simple =
             req.generation < 0 && req.member_id.is_empty() && req.group_instance_id.is_none();
@@ -65,26 +64,26 @@ impl GroupCoordinator {
             return if simple {
                 Ok(())
             } else {
-                Err(ResponseError::IllegalGeneration.code())
+                Err(GroupError::IllegalGeneration)
             };
         };
         if simple {
             return if group.members.is_empty() {
                 Ok(())
             } else {
-                Err(ResponseError::UnknownMemberId.code())
+                Err(GroupError::UnknownMember)
             };
         }
         let generation = group.generation;
         let state = group.state;
         let Some(m) = group.members.get_mut(&req.member_id) else {
-            return Err(ResponseError::UnknownMemberId.code());
+            return Err(GroupError::UnknownMember);
         };
         if req.generation != generation {
-            return Err(ResponseError::IllegalGeneration.code());
+            return Err(GroupError::IllegalGeneration);
         }
         if state == GroupState::CompletingRebalance {
-            return Err(ResponseError::RebalanceInProgress.code());
+            return Err(GroupError::RebalanceInProgress);
         }
         m.last_seen = Instant::now();
         Ok(())

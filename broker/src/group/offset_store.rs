@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
+use crate::durable;
 use crate::log::batch::{decode_records, BatchHeader};
 use crate::log::{BatchBuilder, FlushPolicy, LogConfig, LogError, PartitionLog};
 
@@ -81,10 +82,9 @@ impl OffsetStore {
         let log = if log.size_bytes() > compact_above && replayed > 2 * entries {
             log.close()?;
             compact(&state, &compacting, &config, &clock)?;
-            std::fs::rename(&live, &old).map_err(LogError::io("swap compacted offsets log"))?;
-            std::fs::rename(&compacting, &live)
+            durable::rename(&live, &old).map_err(LogError::io("swap compacted offsets log"))?;
+            durable::rename(&compacting, &live)
                 .map_err(LogError::io("swap compacted offsets log"))?;
-            sync_dir(data_dir)?;
             std::fs::remove_dir_all(&old).map_err(LogError::io("remove old offsets log"))?;
             tracing::info!(
                 commits = replayed,
@@ -199,12 +199,6 @@ fn log_config(flush: FlushPolicy) -> LogConfig {
     }
 }
 
-fn sync_dir(dir: &Path) -> Result<(), LogError> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(LogError::io(format!("sync {}", dir.display())))
-}
-
 /// Reads every commit in the log; returns the latest per partition and how many were read.
 fn replay(log: &PartitionLog) -> Result<(HashMap<String, GroupOffsets>, usize), LogError> {
     let mut state: HashMap<String, GroupOffsets> = HashMap::new();
@@ -300,7 +294,7 @@ fn finish_interrupted_compaction(
 ) -> Result<(), LogError> {
     let io = |what: &'static str| LogError::io(what);
     if !live.exists() && old.exists() && compacting.exists() {
-        std::fs::rename(compacting, live).map_err(io("finish offsets compaction"))?;
+        durable::rename(compacting, live).map_err(io("finish offsets compaction"))?;
     }
     if compacting.exists() {
         std::fs::remove_dir_all(compacting).map_err(io("drop partial offsets compaction"))?;

@@ -15,6 +15,8 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use super::error::GroupError;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupState {
     Empty,
@@ -45,7 +47,7 @@ pub enum Answer<T> {
 /// What a parked JoinGroup is answered with.
 #[derive(Debug, Clone, Default)]
 pub struct JoinOutcome {
-    pub error: i16,
+    pub error: Option<GroupError>,
     pub generation: i32,
     pub protocol_type: Option<String>,
     pub protocol_name: Option<String>,
@@ -58,7 +60,7 @@ pub struct JoinOutcome {
 /// What a parked SyncGroup is answered with.
 #[derive(Debug, Clone, Default)]
 pub struct SyncOutcome {
-    pub error: i16,
+    pub error: Option<GroupError>,
     pub protocol_type: Option<String>,
     pub protocol_name: Option<String>,
     pub assignment: Bytes,
@@ -98,10 +100,10 @@ impl Member {
 
     /// Answers a parked JoinGroup or SyncGroup with `error` (the member left, expired, or a new
     /// rebalance overtook the request).
-    pub fn fail_waiters(&mut self, error: i16) {
+    pub fn fail_waiters(&mut self, error: GroupError) {
         if let Some(tx) = self.join_waiter.take() {
             let _ = tx.send(JoinOutcome {
-                error,
+                error: Some(error),
                 generation: -1,
                 member_id: self.id.clone(),
                 ..JoinOutcome::default()
@@ -109,7 +111,7 @@ impl Member {
         }
         if let Some(tx) = self.sync_waiter.take() {
             let _ = tx.send(SyncOutcome {
-                error,
+                error: Some(error),
                 ..SyncOutcome::default()
             });
         }

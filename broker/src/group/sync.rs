@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use kafka_protocol::ResponseError;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::coordinator::GroupCoordinator;
+use super::error::GroupError;
 use super::state::{Answer, GroupState, SyncOutcome};
 
 #[derive(Debug, Clone)]
@@ -20,9 +20,9 @@ pub struct SyncRequest {
     pub assignments: Vec<(String, Bytes)>,
 }
 
-fn error(code: ResponseError) -> SyncOutcome {
+fn error(code: GroupError) -> SyncOutcome {
     SyncOutcome {
-        error: code.code(),
+        error: Some(code),
         ..SyncOutcome::default()
     }
 }
@@ -34,38 +34,36 @@ impl GroupCoordinator {
             Answer::Now(outcome) => return outcome,
         };
         rx.await
-            .unwrap_or_else(|_| error(ResponseError::UnknownMemberId))
+            .unwrap_or_else(|_| error(GroupError::UnknownMember))
     }
 
     fn sync_locked(self: &Arc<Self>, req: SyncRequest) -> Answer<SyncOutcome> {
         let mut groups = self.lock();
         let Some(group) = groups.get_mut(&req.group_id) else {
-            return Answer::Now(error(ResponseError::UnknownMemberId));
+            return Answer::Now(error(GroupError::UnknownMember));
         };
         if !group.members.contains_key(&req.member_id) {
-            return Answer::Now(error(ResponseError::UnknownMemberId));
+            return Answer::Now(error(GroupError::UnknownMember));
         }
         if req.generation != group.generation {
-            return Answer::Now(error(ResponseError::IllegalGeneration));
+            return Answer::Now(error(GroupError::IllegalGeneration));
         }
         let mismatch =
             |asked: &Option<String>, have: &Option<String>| asked.is_some() && asked != have;
         if mismatch(&req.protocol_type, &group.protocol_type)
             || mismatch(&req.protocol_name, &group.protocol_name)
         {
-            return Answer::Now(error(ResponseError::InconsistentGroupProtocol));
+            return Answer::Now(error(GroupError::InconsistentProtocol));
         }
         let answer = |assignment: Bytes, g: &super::state::Group| SyncOutcome {
-            error: 0,
+            error: None,
             protocol_type: g.protocol_type.clone(),
             protocol_name: g.protocol_name.clone(),
             assignment,
         };
         match group.state {
-            GroupState::Empty => Answer::Now(error(ResponseError::UnknownMemberId)),
-            GroupState::PreparingRebalance => {
-                Answer::Now(error(ResponseError::RebalanceInProgress))
-            }
+            GroupState::Empty => Answer::Now(error(GroupError::UnknownMember)),
+            GroupState::PreparingRebalance => Answer::Now(error(GroupError::RebalanceInProgress)),
             GroupState::Stable => {
                 let m = group
                     .members
@@ -83,7 +81,7 @@ impl GroupCoordinator {
                     .expect("checked above");
                 m.last_seen = Instant::now();
                 if let Some(old) = m.sync_waiter.replace(tx) {
-                    let _ = old.send(error(ResponseError::RebalanceInProgress));
+                    let _ = old.send(error(GroupError::RebalanceInProgress));
                 }
                 if group.leader.as_deref() == Some(req.member_id.as_str()) {
                     // Members the leader left out get an empty assignment, never a missing one.
@@ -94,7 +92,7 @@ impl GroupCoordinator {
                         m.assignment = given.remove(&m.id).unwrap_or_default();
                         if let Some(tx) = m.sync_waiter.take() {
                             let _ = tx.send(SyncOutcome {
-                                error: 0,
+                                error: None,
                                 protocol_type: outcome_base.0.clone(),
                                 protocol_name: outcome_base.1.clone(),
                                 assignment: m.assignment.clone(),

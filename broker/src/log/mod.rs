@@ -1,7 +1,11 @@
 //! The storage engine: per-partition segmented logs of Kafka record batches.
 //!
 //! - [`batch`]: the v2 record batch header, validation (CRC-32C) and the broker-owned fields.
-//! - [`partition_log`]: one partition's log: append, read, time lookup, flush, retention.
+//! - [`partition_log`]: one partition's log: append, read, time lookup, roll, retention.
+//! - `flusher`: the thread that does a log's fsyncs (group commit, interval, never).
+//! - `recovery`: opening a log: segment listing, index checks, active-segment recovery.
+//! - `retention`: the pure decision of which segments retention deletes.
+//! - `reader`: reading whole batches out of a segment file without the log lock.
 //! - `segment`: one `.log` file with its indexes; recovery of the active segment on open.
 //! - `offset_index` / `time_index`: sparse, memory-mapped indexes over `index_file`.
 //! - `producer_state`: idempotent-producer sequence checks, rebuilt from the log at open.
@@ -10,10 +14,14 @@
 pub mod batch;
 pub mod config;
 pub mod error;
+mod flusher;
 mod index_file;
 mod offset_index;
 pub mod partition_log;
 mod producer_state;
+mod reader;
+mod recovery;
+mod retention;
 mod segment;
 mod time_index;
 

@@ -10,23 +10,30 @@
 //!   across an fsync. Readers hold it only to find the segment and index position, then read the
 //!   file with `pread` on their own `Arc<File>`, so they never block the writer on I/O. Deleted
 //!   segments stay readable through such handles until the last reader drops them.
-//! - One flusher thread per log does every fsync. Under `fsync` it syncs as soon as there is
-//!   something to sync; appends that arrive meanwhile share the next sync (group commit).
+//! - One flusher thread per log does every fsync (`flusher.rs`). Under `fsync` it syncs as soon
+//!   as there is something to sync; appends that arrive meanwhile share the next sync (group
+//!   commit).
+//!
+//! Opening (`recovery.rs`), the retention decision (`retention.rs`) and lock-free reads of a
+//! segment file (`reader.rs`) live beside this file.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::batch::{self, BatchError, BatchHeader, HEADER_LEN};
+use super::batch::{self, BatchError, BatchHeader};
 use super::config::{FlushPolicy, LogConfig, TimestampType};
 use super::error::LogError;
+use super::flusher::{flush_once, flusher_loop};
 use super::producer_state::{ProducerError, ProducerStateTable, SequenceCheck};
-use super::segment::{self, Recovery, Segment};
+use super::reader::{find_timestamp, read_batches};
+use super::recovery;
+use super::retention::{self, SegmentStats};
+use super::segment::{Recovery, Segment};
 use crate::clock::Clock;
 
 /// What an append did.
@@ -71,28 +78,28 @@ pub struct OpenReport {
 
 /// Progress of the flusher, published to waiters.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Durable {
-    offset: i64,
-    failure: Option<String>,
+pub(super) struct Durable {
+    pub(super) offset: i64,
+    pub(super) failure: Option<String>,
 }
 
 #[derive(Debug)]
-struct State {
+pub(super) struct State {
     segments: Vec<Segment>,
     log_start_offset: i64,
-    log_end_offset: i64,
-    flushed_offset: i64,
+    pub(super) log_end_offset: i64,
+    pub(super) flushed_offset: i64,
     /// Files of segments sealed since the last flush; the next flush syncs them.
-    unflushed: Vec<Arc<File>>,
+    pub(super) unflushed: Vec<Arc<File>>,
     /// A segment file was created or deleted since the last flush: the directory needs a sync.
-    dir_dirty: bool,
-    failure: Option<String>,
-    closed: bool,
+    pub(super) dir_dirty: bool,
+    pub(super) failure: Option<String>,
+    pub(super) closed: bool,
     producers: ProducerStateTable,
 }
 
 impl State {
-    fn active(&mut self) -> &mut Segment {
+    pub(super) fn active(&mut self) -> &mut Segment {
         // `open` and every roll leave at least one segment.
         let last = self.segments.len() - 1;
         &mut self.segments[last]
@@ -114,26 +121,26 @@ impl State {
 }
 
 #[derive(Debug)]
-struct Shared {
-    dir: PathBuf,
-    config: LogConfig,
+pub(super) struct Shared {
+    pub(super) dir: PathBuf,
+    pub(super) config: LogConfig,
     clock: Arc<dyn Clock>,
     state: Mutex<State>,
-    wake_flusher: Condvar,
-    durable: watch::Sender<Durable>,
-    high_watermark: watch::Sender<i64>,
+    pub(super) wake_flusher: Condvar,
+    pub(super) durable: watch::Sender<Durable>,
+    pub(super) high_watermark: watch::Sender<i64>,
     /// Completed flushes (fdatasync rounds), for metrics and to observe group commit.
-    flushes: AtomicU64,
+    pub(super) flushes: AtomicU64,
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the on-disk log inconsistent (recovery
         // handles any tail), so keep serving rather than cascade the panic.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn failed(&self, reason: &str) -> LogError {
+    pub(super) fn failed(&self, reason: &str) -> LogError {
         LogError::Failed {
             dir: self.dir.clone(),
             reason: reason.to_string(),
@@ -158,72 +165,12 @@ impl PartitionLog {
         clock: Arc<dyn Clock>,
     ) -> Result<(Self, OpenReport), LogError> {
         config.validate()?;
-        fs::create_dir_all(dir).map_err(LogError::io(format!("create {}", dir.display())))?;
-        let bases = list_segments(dir)?;
-        let mut report = OpenReport::default();
-        let mut segments = Vec::with_capacity(bases.len().max(1));
-        if bases.is_empty() {
-            segments.push(
-                Segment::create(dir, 0, &config).map_err(LogError::io(format!(
-                    "create first segment in {}",
-                    dir.display()
-                )))?,
-            );
-        } else {
-            for (i, &base) in bases.iter().enumerate() {
-                if let Some(&next) = bases.get(i + 1) {
-                    let (seg, rebuilt) = Segment::open_sealed(dir, base, next, &config).map_err(
-                        LogError::io(format!("open {}", segment::log_path(dir, base).display())),
-                    )?;
-                    if rebuilt {
-                        tracing::warn!(dir = %dir.display(), base, "rebuilt segment indexes");
-                        report.rebuilt_indexes += 1;
-                    }
-                    if seg.next_offset() != next {
-                        tracing::error!(
-                            dir = %dir.display(),
-                            base,
-                            ends_at = seg.next_offset(),
-                            next_segment = next,
-                            "offset gap between segments"
-                        );
-                    }
-                    segments.push(seg);
-                } else {
-                    let (seg, recovery) =
-                        Segment::open_active(dir, base, &config).map_err(LogError::io(format!(
-                            "recover {}",
-                            segment::log_path(dir, base).display()
-                        )))?;
-                    if recovery.truncated_bytes > 0 {
-                        tracing::warn!(
-                            dir = %dir.display(),
-                            kept_batches = recovery.batches,
-                            truncated_bytes = recovery.truncated_bytes,
-                            "truncated a torn or corrupt tail of the active segment"
-                        );
-                    }
-                    report.active = recovery;
-                    segments.push(seg);
-                }
-            }
-        }
-        report.segments = segments.len();
-        // What recovery kept is what the disk holds now; make sure of it before calling it durable.
-        if let Some(active) = segments.last() {
-            active
-                .log_file()
-                .sync_all()
-                .map_err(LogError::io("sync recovered segment"))?;
-        }
-        sync_dir(dir).map_err(LogError::io(format!("sync {}", dir.display())))?;
-
+        let (segments, report) = recovery::open_segments(dir, &config)?;
         let log_start_offset = segments.first().map_or(0, |s| s.base_offset());
         let log_end_offset = segments.last().map_or(0, |s| s.next_offset());
-        let producers = rebuild_producer_state(&segments).map_err(LogError::io(format!(
-            "scan producer state in {}",
-            dir.display()
-        )))?;
+        let producers = recovery::rebuild_producer_state(&segments).map_err(LogError::io(
+            format!("scan producer state in {}", dir.display()),
+        ))?;
         let state = State {
             segments,
             log_start_offset,
@@ -566,20 +513,15 @@ impl PartitionLog {
         let now = self.shared.clock.now_ms();
         let (doomed, log_start_offset) = {
             let mut st = self.shared.lock();
-            let mut total: u64 = st.segments.iter().map(Segment::size).sum();
-            let mut n = 0;
-            for seg in &st.segments[..st.segments.len() - 1] {
-                let too_old = config.retention_ms >= 0
-                    && seg.max_timestamp() >= 0
-                    && now - seg.max_timestamp() > config.retention_ms;
-                let too_big = config.retention_bytes >= 0
-                    && total - seg.size() >= config.retention_bytes as u64;
-                if !(too_old || too_big) {
-                    break;
-                }
-                total -= seg.size();
-                n += 1;
-            }
+            let stats: Vec<SegmentStats> = st
+                .segments
+                .iter()
+                .map(|s| SegmentStats {
+                    size: s.size(),
+                    max_timestamp: s.max_timestamp(),
+                })
+                .collect();
+            let n = retention::segments_to_delete(&stats, now, config);
             if n == 0 {
                 return Ok(RetentionReport {
                     log_start_offset: st.log_start_offset,
@@ -642,222 +584,4 @@ impl Drop for PartitionLog {
             }
         }
     }
-}
-
-/// Runs until the log closes, then does a final flush.
-fn flusher_loop(shared: &Shared) {
-    let policy = shared.config.flush;
-    let mut st = shared.lock();
-    loop {
-        if st.closed {
-            break;
-        }
-        st = match policy {
-            FlushPolicy::Fsync => {
-                // After a failure there is nothing more to sync until close: sleep, don't spin.
-                if !needs_flush(&st) || st.failure.is_some() {
-                    shared
-                        .wake_flusher
-                        .wait(st)
-                        .unwrap_or_else(PoisonError::into_inner)
-                } else {
-                    st
-                }
-            }
-            FlushPolicy::Interval(ms) => {
-                shared
-                    .wake_flusher
-                    .wait_timeout(st, Duration::from_millis(ms))
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0
-            }
-            FlushPolicy::Never => shared
-                .wake_flusher
-                .wait(st)
-                .unwrap_or_else(PoisonError::into_inner),
-        };
-        if st.closed {
-            break;
-        }
-        if needs_flush(&st) && st.failure.is_none() {
-            // Errors are recorded in the state and published to waiters by flush_once.
-            let _ = flush_once(shared, st);
-            st = shared.lock();
-        }
-    }
-    if needs_flush(&st) && st.failure.is_none() {
-        if let Err(e) = flush_once(shared, st) {
-            tracing::error!(error = %e, "final flush failed");
-        }
-    }
-}
-
-fn needs_flush(st: &State) -> bool {
-    st.flushed_offset < st.log_end_offset || !st.unflushed.is_empty() || st.dir_dirty
-}
-
-/// Syncs everything appended before the call; releases the lock during the syncs.
-fn flush_once(shared: &Shared, mut st: MutexGuard<'_, State>) -> Result<(), LogError> {
-    if let Some(reason) = &st.failure {
-        return Err(shared.failed(reason));
-    }
-    let target = st.log_end_offset;
-    let mut files = std::mem::take(&mut st.unflushed);
-    files.push(st.active().log_file().clone());
-    let dir_dirty = std::mem::replace(&mut st.dir_dirty, false);
-    drop(st);
-
-    let mut result = files.iter().try_for_each(|f| f.sync_data());
-    if result.is_ok() && dir_dirty {
-        result = sync_dir(&shared.dir);
-    }
-
-    let mut st = shared.lock();
-    match result {
-        Ok(()) => {
-            shared.flushes.fetch_add(1, Ordering::Relaxed);
-            if target > st.flushed_offset {
-                st.flushed_offset = target;
-            }
-            let flushed = st.flushed_offset;
-            drop(st);
-            shared.durable.send_replace(Durable {
-                offset: flushed,
-                failure: None,
-            });
-            if shared.config.flush == FlushPolicy::Fsync {
-                shared.high_watermark.send_replace(flushed);
-            }
-            Ok(())
-        }
-        Err(e) => {
-            let reason = format!("fdatasync failed: {e}");
-            tracing::error!(dir = %shared.dir.display(), error = %e, "flush failed; log is now read-only");
-            st.failure = Some(reason.clone());
-            let flushed = st.flushed_offset;
-            drop(st);
-            shared.durable.send_replace(Durable {
-                offset: flushed,
-                failure: Some(reason.clone()),
-            });
-            Err(shared.failed(&reason))
-        }
-    }
-}
-
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// Segments scanned for producer state at open: a retry only ever repeats a recent batch.
-const PRODUCER_STATE_SEGMENTS: usize = 2;
-
-/// Replays the batch headers of the newest segments into a fresh producer-state table.
-fn rebuild_producer_state(segments: &[Segment]) -> std::io::Result<ProducerStateTable> {
-    let mut table = ProducerStateTable::default();
-    let from = segments.len().saturating_sub(PRODUCER_STATE_SEGMENTS);
-    for seg in &segments[from..] {
-        let mut pos = 0;
-        while let Some(h) = segment::read_header_at(seg.log_file(), pos, seg.size())? {
-            table.record(&h);
-            pos += h.total_len() as u64;
-        }
-    }
-    if table.len() > 0 {
-        tracing::debug!(producers = table.len(), "rebuilt producer state");
-    }
-    Ok(table)
-}
-
-/// Base offsets of the `.log` files in `dir`, ascending. Other files are ignored.
-fn list_segments(dir: &Path) -> Result<Vec<i64>, LogError> {
-    let mut bases = Vec::new();
-    let entries = fs::read_dir(dir).map_err(LogError::io(format!("list {}", dir.display())))?;
-    for entry in entries {
-        let entry = entry.map_err(LogError::io(format!("list {}", dir.display())))?;
-        let name = entry.file_name();
-        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".log")) else {
-            continue;
-        };
-        match stem.parse::<i64>() {
-            Ok(base) if stem.len() == 20 && base >= 0 => bases.push(base),
-            _ => {
-                tracing::warn!(file = ?name, "ignoring a .log file whose name is not a base offset")
-            }
-        }
-    }
-    bases.sort_unstable();
-    Ok(bases)
-}
-
-/// From the indexed position `pos`, skips batches that end before `offset` and reads whole
-/// batches from the one containing it. `None` when the segment (up to `end`) has no such batch.
-fn read_batches(
-    file: &File,
-    mut pos: u64,
-    end: u64,
-    offset: i64,
-    max_bytes: usize,
-    hwm: i64,
-) -> std::io::Result<Option<Vec<u8>>> {
-    let first = loop {
-        let Some(h) = segment::read_header_at(file, pos, end)? else {
-            return Ok(None);
-        };
-        if h.last_offset() >= offset {
-            break h;
-        }
-        pos += h.total_len() as u64;
-    };
-    if first.base_offset >= hwm {
-        return Ok(Some(Vec::new()));
-    }
-    let available = (end - pos) as usize;
-    let want = first.total_len().max(max_bytes.min(available));
-    let mut buf = vec![0u8; want.min(available)];
-    use std::os::unix::fs::FileExt;
-    file.read_exact_at(&mut buf, pos)?;
-    // Keep whole batches below the high watermark.
-    let mut cut = 0;
-    while cut + HEADER_LEN <= buf.len() {
-        let Ok(h) = BatchHeader::parse(&buf[cut..]) else {
-            break;
-        };
-        if h.base_offset >= hwm || cut + h.total_len() > buf.len() {
-            break;
-        }
-        cut += h.total_len();
-    }
-    buf.truncate(cut);
-    Ok(Some(buf))
-}
-
-/// Scans batches from `pos` for the first record with timestamp >= `ts` below `hwm`.
-fn find_timestamp(
-    file: &File,
-    mut pos: u64,
-    end: u64,
-    ts: i64,
-    hwm: i64,
-) -> std::io::Result<Option<(i64, i64)>> {
-    use std::os::unix::fs::FileExt;
-    while let Some(h) = segment::read_header_at(file, pos, end)? {
-        if h.base_offset >= hwm {
-            return Ok(None);
-        }
-        if h.max_timestamp >= ts {
-            let mut buf = vec![0u8; h.total_len()];
-            file.read_exact_at(&mut buf, pos)?;
-            return Ok(Some(match batch::record_timestamps(&buf) {
-                Some(stamps) => stamps
-                    .iter()
-                    .position(|&t| t >= ts)
-                    .map(|i| (h.base_offset + i as i64, stamps[i]))
-                    .unwrap_or((h.base_offset, h.max_timestamp)),
-                None => (h.base_offset, h.max_timestamp),
-            }));
-        }
-        pos += h.total_len() as u64;
-    }
-    Ok(None)
 }

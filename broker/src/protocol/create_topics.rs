@@ -9,11 +9,13 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::error::{topic_error_code, NONE};
-use crate::server::Broker;
+use super::RequestContext;
+use crate::state::Broker;
 use crate::topics::validate_topic_name;
 
 pub(crate) fn handle(
     broker: &Broker,
+    _ctx: &RequestContext,
     version: i16,
     req: CreateTopicsRequest,
 ) -> CreateTopicsResponse {

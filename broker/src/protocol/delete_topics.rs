@@ -6,10 +6,12 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::error::{topic_error_code, NONE};
-use crate::server::Broker;
+use super::RequestContext;
+use crate::state::Broker;
 
 pub(crate) fn handle(
     broker: &Broker,
+    _ctx: &RequestContext,
     version: i16,
     req: DeleteTopicsRequest,
 ) -> DeleteTopicsResponse {

@@ -1,7 +1,8 @@
-//! The one place where storage and topic errors become Kafka error codes.
+//! The one place where storage, topic and group errors become Kafka error codes.
 
 use kafka_protocol::ResponseError;
 
+use crate::group::GroupError;
 use crate::log::{BatchError, LogError, ProducerError};
 use crate::topics::TopicError;
 
@@ -42,6 +43,27 @@ pub(crate) fn topic_error_code(e: &TopicError) -> i16 {
             ResponseError::KafkaStorageError.code()
         }
     }
+}
+
+pub(crate) fn group_error_code(e: GroupError) -> i16 {
+    match e {
+        GroupError::InvalidGroupId => ResponseError::InvalidGroupId,
+        GroupError::InvalidSessionTimeout => ResponseError::InvalidSessionTimeout,
+        GroupError::InconsistentProtocol => ResponseError::InconsistentGroupProtocol,
+        GroupError::MemberIdRequired => ResponseError::MemberIdRequired,
+        GroupError::UnknownMember => ResponseError::UnknownMemberId,
+        GroupError::IllegalGeneration => ResponseError::IllegalGeneration,
+        GroupError::RebalanceInProgress => ResponseError::RebalanceInProgress,
+        GroupError::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
+        GroupError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+        GroupError::CommitNotDurable => ResponseError::CoordinatorNotAvailable,
+    }
+    .code()
+}
+
+/// The code of a group request's outcome: 0 for success.
+pub(crate) fn group_result_code(r: Result<(), GroupError>) -> i16 {
+    r.map_or_else(group_error_code, |()| NONE)
 }
 
 pub(crate) fn unknown_topic() -> i16 {

@@ -14,12 +14,18 @@ use kafka_protocol::ResponseError;
 use tokio::time::Instant;
 
 use super::error::{log_error_code, unknown_topic, NONE};
-use crate::server::Broker;
+use super::RequestContext;
+use crate::state::Broker;
 
 /// Longest wait honoured, whatever the client asks (Kafka clients use 500 ms by default).
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
 
-pub(crate) async fn handle(broker: &Broker, version: i16, req: FetchRequest) -> FetchResponse {
+pub(crate) async fn handle(
+    broker: &Broker,
+    _ctx: &RequestContext,
+    version: i16,
+    req: FetchRequest,
+) -> FetchResponse {
     if version >= 7 && req.session_id != 0 {
         let mut resp = FetchResponse::default();
         resp.error_code = ResponseError::FetchSessionIdNotFound.code();

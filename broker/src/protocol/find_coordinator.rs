@@ -6,12 +6,14 @@ use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinator
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use crate::server::Broker;
+use super::RequestContext;
+use crate::state::Broker;
 
 const GROUP_KEY: i8 = 0;
 
 pub(crate) fn handle(
     broker: &Broker,
+    _ctx: &RequestContext,
     version: i16,
     req: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {

@@ -1,51 +1,22 @@
-//! Heartbeat and LeaveGroup (v0-2 one member, v3+ a list with per-member errors).
+//! Heartbeat: keeps a member's session alive; REBALANCE_IN_PROGRESS tells it to re-join.
 
-use kafka_protocol::messages::leave_group_response::MemberResponse;
-use kafka_protocol::messages::{
-    HeartbeatRequest, HeartbeatResponse, LeaveGroupRequest, LeaveGroupResponse,
-};
+use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
-use crate::server::Broker;
+use super::error::group_result_code;
+use super::RequestContext;
+use crate::state::Broker;
 
-pub(crate) fn heartbeat(
+pub(crate) fn handle(
     broker: &Broker,
+    _ctx: &RequestContext,
     _version: i16,
     req: HeartbeatRequest,
 ) -> HeartbeatResponse {
     let mut resp = HeartbeatResponse::default();
-    resp.error_code = broker.groups.heartbeat(
+    resp.error_code = group_result_code(broker.groups.heartbeat(
         req.group_id.0.as_str(),
         req.generation_id,
         req.member_id.as_str(),
-    );
-    resp
-}
-
-pub(crate) fn leave(broker: &Broker, version: i16, req: LeaveGroupRequest) -> LeaveGroupResponse {
-    let mut resp = LeaveGroupResponse::default();
-    let group = req.group_id.0.as_str();
-    if version < 3 {
-        let codes = broker.groups.leave(group, &[req.member_id.to_string()]);
-        resp.error_code = codes.first().copied().unwrap_or_default();
-        return resp;
-    }
-    let ids: Vec<String> = req
-        .members
-        .iter()
-        .map(|m| m.member_id.to_string())
-        .collect();
-    let codes = broker.groups.leave(group, &ids);
-    resp.members = req
-        .members
-        .into_iter()
-        .zip(codes)
-        .map(|(m, code)| {
-            let mut r = MemberResponse::default();
-            r.member_id = m.member_id;
-            r.group_instance_id = m.group_instance_id;
-            r.error_code = code;
-            r
-        })
-        .collect();
+    ));
     resp
 }

@@ -5,10 +5,12 @@
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use kafka_protocol::ResponseError;
 
-use crate::server::Broker;
+use super::RequestContext;
+use crate::state::Broker;
 
 pub(crate) fn handle(
     broker: &Broker,
+    _ctx: &RequestContext,
     version: i16,
     req: InitProducerIdRequest,
 ) -> InitProducerIdResponse {

@@ -4,9 +4,10 @@ use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use super::error::{group_error_code, NONE};
 use super::RequestContext;
 use crate::group::JoinRequest;
-use crate::server::Broker;
+use crate::state::Broker;
 
 fn s(v: String) -> StrBytes {
     StrBytes::from_string(v)
@@ -40,7 +41,7 @@ pub(crate) async fn handle(
     };
     let out = broker.groups.join(join).await;
     let mut resp = JoinGroupResponse::default();
-    resp.error_code = out.error;
+    resp.error_code = out.error.map_or(NONE, group_error_code);
     resp.generation_id = out.generation;
     resp.leader = s(out.leader);
     resp.member_id = s(out.member_id);

@@ -8,8 +8,9 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::ResponseError;
 
 use super::error::{log_error_code, unknown_topic, NONE};
+use super::RequestContext;
 use crate::log::batch::LEADER_EPOCH;
-use crate::server::Broker;
+use crate::state::Broker;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -17,6 +18,7 @@ const MAX_TIMESTAMP: i64 = -3;
 
 pub(crate) fn handle(
     broker: &Broker,
+    _ctx: &RequestContext,
     version: i16,
     req: ListOffsetsRequest,
 ) -> ListOffsetsResponse {

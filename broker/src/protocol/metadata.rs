@@ -9,10 +9,16 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::error::{topic_error_code, NONE};
-use crate::server::Broker;
+use super::RequestContext;
+use crate::state::Broker;
 use crate::topics::{validate_topic_name, Topic, TopicError};
 
-pub(crate) fn handle(broker: &Broker, version: i16, req: MetadataRequest) -> MetadataResponse {
+pub(crate) fn handle(
+    broker: &Broker,
+    _ctx: &RequestContext,
+    version: i16,
+    req: MetadataRequest,
+) -> MetadataResponse {
     let node = BrokerId(broker.config.node_id);
     let mut resp = MetadataResponse::default();
     let mut b = MetadataResponseBroker::default();

@@ -5,13 +5,15 @@
 mod api_versions;
 mod create_topics;
 mod delete_topics;
+mod describe_groups;
 mod error;
 mod fetch;
 mod find_coordinator;
-mod groups_admin;
 mod heartbeat;
 mod init_producer_id;
 mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
 mod offset_commit;
@@ -22,12 +24,107 @@ mod sync_group;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseHeader, ResponseKind};
-use kafka_protocol::protocol::{decode_request_header_from_buffer, Encodable};
+use kafka_protocol::protocol::{decode_request_header_from_buffer, Encodable, StrBytes};
 use thiserror::Error;
 
 pub use kafka_protocol::messages::ApiKey;
 
-use crate::server::Broker;
+use crate::state::Broker;
+
+/// One API this broker serves: what ApiVersions advertises, what the decoder accepts, and the
+/// name its metrics and logs use.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ApiSpec {
+    pub(crate) key: ApiKey,
+    /// Kafka's own name for the API.
+    pub(crate) name: &'static str,
+    /// Advertised range.
+    pub(crate) min: i16,
+    pub(crate) max: i16,
+    /// Lowest version actually decoded, where it is above the advertised minimum.
+    pub(crate) parse_min: i16,
+}
+
+/// Builds the table of APIs and the dispatch to their handlers from one list, so an API is
+/// served exactly when it is advertised. Each handler is `handle(broker, ctx, version, request)`
+/// in the file named after the API; `sync`/`async` say how it is called, `optional` that it may
+/// return `None` (no answer at all: Produce with acks=0).
+macro_rules! kafka_apis {
+    ($( $api:ident $min:literal ..= $max:literal $(parsed from $parse:literal)? => $how:ident $module:ident ),* $(,)?) => {
+        /// Every API this broker serves, in ApiVersions order.
+        pub(crate) const APIS: &[ApiSpec] = &[$(
+            ApiSpec {
+                key: ApiKey::$api,
+                name: stringify!($api),
+                min: $min,
+                max: $max,
+                parse_min: kafka_apis!(@parse $min $($parse)?),
+            },
+        )*];
+
+        /// Runs a request. `None` means "send nothing" (Produce with acks=0).
+        pub async fn handle(
+            broker: &Broker,
+            ctx: &RequestContext,
+            api: ApiKey,
+            version: i16,
+            body: RequestKind,
+        ) -> Option<ResponseKind> {
+            match body {
+                $( RequestKind::$api(r) => kafka_apis!(@call $how $module (broker, ctx, version, r)), )*
+                other => {
+                    // decode_request only lets through the APIs in the table, all matched above.
+                    tracing::error!(?api, "no handler for {:?}", std::mem::discriminant(&other));
+                    None
+                }
+            }
+        }
+    };
+    (@parse $min:literal) => { $min };
+    (@parse $min:literal $parse:literal) => { $parse };
+    (@call sync $module:ident $args:tt) => { Some(ResponseKind::from($module::handle $args)) };
+    (@call async $module:ident $args:tt) => { Some(ResponseKind::from($module::handle $args.await)) };
+    (@call optional $module:ident $args:tt) => { $module::handle $args.await.map(ResponseKind::from) };
+}
+
+// The one list of served APIs: name, advertised versions, handler. Produce is advertised from
+// v0 although v0-2 are refused: librdkafka enables compression only when the range contains
+// Produce v0 (KAFKA-18659; see docs/kafka-compat.md). The other lower bounds are the oldest
+// versions the `kafka-protocol` codec parses.
+kafka_apis! {
+    Produce              0..=10 parsed from 3 => optional produce,
+    Fetch                4..=12               => async fetch,
+    ListOffsets          1..=7                => sync list_offsets,
+    Metadata             0..=12               => sync metadata,
+    ApiVersions          0..=4                => sync api_versions,
+    CreateTopics         2..=7                => sync create_topics,
+    DeleteTopics         1..=6                => sync delete_topics,
+    InitProducerId       0..=4                => sync init_producer_id,
+    OffsetForLeaderEpoch 2..=4                => sync offset_for_leader_epoch,
+    OffsetCommit         2..=9                => async offset_commit,
+    OffsetFetch          1..=9                => sync offset_fetch,
+    FindCoordinator      0..=4                => sync find_coordinator,
+    JoinGroup            0..=9                => async join_group,
+    Heartbeat            0..=4                => sync heartbeat,
+    LeaveGroup           0..=5                => sync leave_group,
+    SyncGroup            0..=5                => async sync_group,
+    DescribeGroups       0..=5                => sync describe_groups,
+    ListGroups           0..=4                => sync list_groups,
+}
+
+/// The table entry of `key`, if this broker serves it.
+pub(crate) fn spec(key: ApiKey) -> Option<&'static ApiSpec> {
+    APIS.iter().find(|a| a.key == key)
+}
+
+/// Metric label of an API: Kafka's own name for it ("Other" for one we do not serve).
+pub fn api_name(key: ApiKey) -> &'static str {
+    spec(key).map_or("Other", |a| a.name)
+}
+
+pub(crate) fn str_bytes(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
 
 /// Why a frame cannot be answered. The connection logs it once and closes, as Kafka does.
 #[derive(Debug, Error)]
@@ -74,7 +171,12 @@ pub fn decode_request(mut frame: Bytes) -> Result<Request, ProtocolError> {
         version,
         reason,
     };
-    let Some((min, max)) = api_versions::parse_range(api) else {
+    let Some(&ApiSpec {
+        parse_min: min,
+        max,
+        ..
+    }) = spec(api)
+    else {
         return Err(ProtocolError::UnsupportedVersion { api, version });
     };
     if api == ApiKey::ApiVersions && version > max {
@@ -102,76 +204,6 @@ pub fn decode_request(mut frame: Bytes) -> Result<Request, ProtocolError> {
 pub struct RequestContext {
     pub client_id: String,
     pub client_host: String,
-}
-
-/// Runs a request. `None` means "send nothing" (Produce with acks=0).
-pub async fn handle(
-    broker: &Broker,
-    ctx: &RequestContext,
-    api: ApiKey,
-    version: i16,
-    body: RequestKind,
-) -> Option<ResponseKind> {
-    Some(match body {
-        RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions::response()),
-        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, version, r)),
-        RequestKind::Produce(r) => {
-            let acks = r.acks;
-            let resp = produce::handle(broker, version, r).await;
-            if acks == 0 {
-                return None;
-            }
-            ResponseKind::Produce(resp)
-        }
-        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(broker, version, r).await),
-        RequestKind::ListOffsets(r) => {
-            ResponseKind::ListOffsets(list_offsets::handle(broker, version, r))
-        }
-        RequestKind::CreateTopics(r) => {
-            ResponseKind::CreateTopics(create_topics::handle(broker, version, r))
-        }
-        RequestKind::DeleteTopics(r) => {
-            ResponseKind::DeleteTopics(delete_topics::handle(broker, version, r))
-        }
-        RequestKind::InitProducerId(r) => {
-            ResponseKind::InitProducerId(init_producer_id::handle(broker, version, r))
-        }
-        RequestKind::OffsetForLeaderEpoch(r) => {
-            ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, version, r))
-        }
-        RequestKind::FindCoordinator(r) => {
-            ResponseKind::FindCoordinator(find_coordinator::handle(broker, version, r))
-        }
-        RequestKind::JoinGroup(r) => {
-            ResponseKind::JoinGroup(join_group::handle(broker, ctx, version, r).await)
-        }
-        RequestKind::SyncGroup(r) => {
-            ResponseKind::SyncGroup(sync_group::handle(broker, version, r).await)
-        }
-        RequestKind::Heartbeat(r) => {
-            ResponseKind::Heartbeat(heartbeat::heartbeat(broker, version, r))
-        }
-        RequestKind::LeaveGroup(r) => {
-            ResponseKind::LeaveGroup(heartbeat::leave(broker, version, r))
-        }
-        RequestKind::OffsetCommit(r) => {
-            ResponseKind::OffsetCommit(offset_commit::handle(broker, version, r).await)
-        }
-        RequestKind::OffsetFetch(r) => {
-            ResponseKind::OffsetFetch(offset_fetch::handle(broker, version, r))
-        }
-        RequestKind::ListGroups(r) => {
-            ResponseKind::ListGroups(groups_admin::list(broker, version, r))
-        }
-        RequestKind::DescribeGroups(r) => {
-            ResponseKind::DescribeGroups(groups_admin::describe(broker, version, r))
-        }
-        other => {
-            // decode_request only lets through the APIs in the table, all matched above.
-            tracing::error!(?api, "no handler for {:?}", std::mem::discriminant(&other));
-            return None;
-        }
-    })
 }
 
 /// Encodes a response frame, length prefix included.

@@ -5,11 +5,14 @@ use kafka_protocol::messages::offset_commit_response::{
 };
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
+use super::error::group_result_code;
+use super::RequestContext;
 use crate::group::CommitRequest;
-use crate::server::Broker;
+use crate::state::Broker;
 
 pub(crate) async fn handle(
     broker: &Broker,
+    _ctx: &RequestContext,
     version: i16,
     req: OffsetCommitRequest,
 ) -> OffsetCommitResponse {
@@ -44,13 +47,13 @@ pub(crate) async fn handle(
         entries,
     };
     let topics = &broker.topics;
-    let codes = broker
+    let results = broker
         .groups
         .commit_offsets(commit, |t, p| {
             topics.get(t).is_some_and(|t| t.partition(p).is_some())
         })
         .await;
-    let mut codes = codes.into_iter();
+    let mut codes = results.into_iter().map(group_result_code);
     let mut resp = OffsetCommitResponse::default();
     for (name, parts) in layout {
         let mut tr = OffsetCommitResponseTopic::default();

@@ -8,7 +8,8 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::server::Broker;
+use super::RequestContext;
+use crate::state::Broker;
 
 /// (topic, [(partition, offset, leader epoch, metadata)]) for a group.
 type Answer = Vec<(String, Vec<(i32, i64, i32, String)>)>;
@@ -49,6 +50,7 @@ fn name(t: String) -> TopicName {
 
 pub(crate) fn handle(
     broker: &Broker,
+    _ctx: &RequestContext,
     version: i16,
     req: OffsetFetchRequest,
 ) -> OffsetFetchResponse {

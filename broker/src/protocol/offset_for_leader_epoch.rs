@@ -9,11 +9,13 @@ use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpoch
 use kafka_protocol::ResponseError;
 
 use super::error::{unknown_topic, NONE};
+use super::RequestContext;
 use crate::log::batch::LEADER_EPOCH;
-use crate::server::Broker;
+use crate::state::Broker;
 
 pub(crate) fn handle(
     broker: &Broker,
+    _ctx: &RequestContext,
     _version: i16,
     req: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {

@@ -7,11 +7,24 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::ResponseError;
 
 use super::error::{log_error_code, unknown_topic, NONE};
+use super::RequestContext;
 use crate::log::{batch, PartitionLog};
-use crate::server::Broker;
+use crate::state::Broker;
 use std::sync::Arc;
 
-pub(crate) async fn handle(broker: &Broker, _version: i16, req: ProduceRequest) -> ProduceResponse {
+/// `None` for acks=0: the client expects no answer.
+pub(crate) async fn handle(
+    broker: &Broker,
+    _ctx: &RequestContext,
+    _version: i16,
+    req: ProduceRequest,
+) -> Option<ProduceResponse> {
+    let acks = req.acks;
+    let resp = append_all(broker, req).await;
+    (acks != 0).then_some(resp)
+}
+
+async fn append_all(broker: &Broker, req: ProduceRequest) -> ProduceResponse {
     let refuse_all = if req.transactional_id.is_some() {
         Some(ResponseError::TransactionalIdAuthorizationFailed.code())
     } else if !matches!(req.acks, -1..=1) {

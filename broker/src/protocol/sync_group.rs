@@ -3,11 +3,14 @@
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use super::error::{group_error_code, NONE};
+use super::RequestContext;
 use crate::group::SyncRequest;
-use crate::server::Broker;
+use crate::state::Broker;
 
 pub(crate) async fn handle(
     broker: &Broker,
+    _ctx: &RequestContext,
     version: i16,
     req: SyncGroupRequest,
 ) -> SyncGroupResponse {
@@ -25,7 +28,7 @@ pub(crate) async fn handle(
     };
     let out = broker.groups.sync(sync).await;
     let mut resp = SyncGroupResponse::default();
-    resp.error_code = out.error;
+    resp.error_code = out.error.map_or(NONE, group_error_code);
     resp.assignment = out.assignment;
     if version >= 5 {
         resp.protocol_type = out.protocol_type.map(StrBytes::from_string);

@@ -10,16 +10,16 @@ use bytes::BytesMut;
 use kafka_protocol::messages::ApiKey;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 
-use super::Broker;
 use crate::protocol::{self, Request, RequestContext};
+use crate::state::Broker;
 
 pub(crate) async fn run(
     broker: &Broker,
     mut socket: TcpStream,
     peer: SocketAddr,
-    mut shutdown: broadcast::Receiver<()>,
+    shutdown: CancellationToken,
 ) {
     let _ = socket.set_nodelay(true);
     let max = broker.config.max_frame_bytes;
@@ -29,16 +29,21 @@ pub(crate) async fn run(
                 Ok(n) => n,
                 Err(_) => return, // closed by the client
             },
-            _ = shutdown.recv() => return,
+            _ = shutdown.cancelled() => return,
         };
         if size <= 0 || size as usize > max {
             tracing::warn!(%peer, size, max, "invalid frame size; closing connection");
             return;
         }
         let mut frame = BytesMut::zeroed(size as usize);
-        if let Err(e) = socket.read_exact(&mut frame).await {
-            tracing::debug!(%peer, error = %e, "connection closed mid-frame");
-            return;
+        // A request is only taken on once it is whole: a client that stops half-way must not
+        // hold the broker's shutdown.
+        tokio::select! {
+            r = socket.read_exact(&mut frame) => if let Err(e) = r {
+                tracing::debug!(%peer, error = %e, "connection closed mid-frame");
+                return;
+            },
+            _ = shutdown.cancelled() => return,
         }
         // Once a request is read it is finished and answered even if shutdown starts meanwhile.
         let started = Instant::now();
@@ -61,7 +66,7 @@ pub(crate) async fn run(
                     None => {
                         broker
                             .metrics
-                            .record_request(api_name(api), started.elapsed());
+                            .record_request(protocol::api_name(api), started.elapsed());
                         continue;
                     }
                 }
@@ -82,37 +87,12 @@ pub(crate) async fn run(
                 }
                 broker
                     .metrics
-                    .record_request(api_name(api), started.elapsed());
+                    .record_request(protocol::api_name(api), started.elapsed());
             }
             Err(e) => {
                 tracing::error!(%peer, error = %e, "cannot encode response; closing connection");
                 return;
             }
         }
-    }
-}
-
-/// Metric label of an API: Kafka's own name for it.
-fn api_name(api: ApiKey) -> &'static str {
-    match api {
-        ApiKey::Produce => "Produce",
-        ApiKey::Fetch => "Fetch",
-        ApiKey::ListOffsets => "ListOffsets",
-        ApiKey::Metadata => "Metadata",
-        ApiKey::ApiVersions => "ApiVersions",
-        ApiKey::CreateTopics => "CreateTopics",
-        ApiKey::DeleteTopics => "DeleteTopics",
-        ApiKey::InitProducerId => "InitProducerId",
-        ApiKey::OffsetForLeaderEpoch => "OffsetForLeaderEpoch",
-        ApiKey::FindCoordinator => "FindCoordinator",
-        ApiKey::JoinGroup => "JoinGroup",
-        ApiKey::SyncGroup => "SyncGroup",
-        ApiKey::Heartbeat => "Heartbeat",
-        ApiKey::LeaveGroup => "LeaveGroup",
-        ApiKey::OffsetCommit => "OffsetCommit",
-        ApiKey::OffsetFetch => "OffsetFetch",
-        ApiKey::ListGroups => "ListGroups",
-        ApiKey::DescribeGroups => "DescribeGroups",
-        _ => "Other",
     }
 }

@@ -19,10 +19,11 @@ use anyhow::Context;
 use clap::Parser;
 use loadtest::burst::{self, BurstConfig, BurstResult, Live};
 use loadtest::chart::{self, Sample};
+use loadtest::embedded;
 use loadtest::throwaway_pg::ThrowawayPg;
-use services::api::{ApiConfig, AppState};
-use services::worker::{Worker, WorkerConfig};
+use services::api::ApiConfig;
 use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 #[derive(Debug, Parser)]
@@ -279,7 +280,7 @@ async fn demo(args: Args) -> anyhow::Result<bool> {
     let broker_dir = tempfile::Builder::new()
         .prefix("seckill-demo-broker-")
         .tempdir()?;
-    let broker = loadtest::embedded::fsync_broker(broker_dir.path())?;
+    let broker = embedded::fsync_broker(broker_dir.path())?;
     let topics = &broker.broker().topics;
     topics.create(shared::topics::SECKILL_ORDERS, 6, topics.defaults().clone())?;
     let secret = format!(
@@ -287,7 +288,7 @@ async fn demo(args: Args) -> anyhow::Result<bool> {
         Uuid::new_v4().simple(),
         Uuid::new_v4().simple()
     );
-    let state = AppState::new(
+    let api = embedded::api(
         ApiConfig {
             bootstrap: broker.addr.clone(),
             jwt_secret: secret.clone(),
@@ -297,32 +298,9 @@ async fn demo(args: Args) -> anyhow::Result<bool> {
         pool.clone(),
     )
     .await?;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
-    tokio::spawn(state.clone().run_item_refresh(stopped()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(
-        axum::serve(listener, services::api::app(state))
-            .with_graceful_shutdown(stopped())
-            .into_future(),
-    );
-    let mut workers = Vec::new();
-    for _ in 0..args.workers {
-        let w = Worker::new(
-            WorkerConfig {
-                bootstrap: broker.addr.clone(),
-                ..WorkerConfig::default()
-            },
-            pool.clone(),
-        )?;
-        workers.push(tokio::spawn(w.run(stopped())));
-    }
+    let base = api.url();
+    let stop_workers = CancellationToken::new();
+    let workers = embedded::order_workers(args.workers, &broker.addr, &pool, &stop_workers).await?;
     println!(
         "broker {} | API {base} | {} order workers | sale: {} items x {} units\n\
          burst: {} buys from {} users over {} connections\n",
@@ -351,10 +329,11 @@ async fn demo(args: Args) -> anyhow::Result<bool> {
         &samples,
     )?;
     println!("\nchart: {}", png.display());
-    let _ = stop_tx.send(true);
+    stop_workers.cancel();
     for w in workers {
         let _ = w.await;
     }
+    api.stop().await;
     let mut all_ok = verified.ok;
     println!("summary: {}", serde_json::to_string(&verified)?);
 
@@ -399,13 +378,8 @@ async fn demo(args: Args) -> anyhow::Result<bool> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            // librdkafka reports the broker going away at the end as errors: expected here.
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "error,librdkafka=off,rdkafka=off".into()),
-        )
-        .init();
+    // librdkafka reports the broker going away at the end as errors: expected here.
+    shared::telemetry::init_tracing_or("error,librdkafka=off,rdkafka=off");
     let args = Args::parse();
     anyhow::ensure!(
         args.buys > 0 && args.users > 0 && args.items > 0,

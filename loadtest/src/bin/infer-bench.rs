@@ -15,10 +15,12 @@ use loadtest::bench_db::BenchDb;
 use loadtest::latency::Latencies;
 use serde_json::json;
 use services::api::auth::TokenKeys;
-use services::api::{ApiConfig, AppState};
-use services::inference::demo_model::{DemoConfig, DemoModel};
+use services::api::ApiConfig;
+use services::inference::handler::{InferenceConfig, InferenceHandler};
+use services::inference::model::demo::{DemoConfig, DemoModel};
 use services::inference::model::Model;
-use services::inference::worker::{InferenceWorker, InferenceWorkerConfig};
+use services::worker::{Worker, WorkerConfig};
+use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -73,11 +75,7 @@ async fn round_trips(base: &str, n: usize, connections: usize) -> (Duration, Lat
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+    shared::telemetry::init_tracing_or("warn");
     let args = Args::parse();
 
     // Ceiling: the model called in-process, one request at a time.
@@ -103,7 +101,7 @@ async fn main() -> anyhow::Result<()> {
         let dir = args.dir.join(format!("w{workers}"));
         let _ = std::fs::remove_dir_all(&dir);
         let broker = loadtest::embedded::fsync_broker(&dir)?;
-        let state = AppState::new(
+        let api = loadtest::embedded::api(
             ApiConfig {
                 bootstrap: broker.addr.clone(),
                 jwt_secret: SECRET.into(),
@@ -112,18 +110,16 @@ async fn main() -> anyhow::Result<()> {
             db.pool.clone(),
         )
         .await?;
-        state.replies.ready().await;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let base = format!("http://{}", listener.local_addr()?);
-        tokio::spawn(async move { axum::serve(listener, services::api::app(state)).await });
+        api.state.replies.ready().await;
+        let base = api.url();
+        let stop = CancellationToken::new();
         let mut tasks = Vec::new();
         for _ in 0..workers {
-            let w = InferenceWorker::<DemoModel>::start(
-                InferenceWorkerConfig::new(&broker.addr, demo()),
-                db.pool.clone(),
-            )
-            .await?;
-            tasks.push(tokio::spawn(w.run(std::future::pending())));
+            let handler =
+                InferenceHandler::<DemoModel>::load(InferenceConfig::new(demo()), db.pool.clone())
+                    .await?;
+            let w = Worker::start(WorkerConfig::inference(&broker.addr), handler).await?;
+            tasks.push(tokio::spawn(w.run(stop.clone())));
         }
         // Warm-up: the group forms and every partition is assigned.
         let (_, _, failed) = round_trips(&base, 200, args.connections).await;
@@ -136,9 +132,11 @@ async fn main() -> anyhow::Result<()> {
             "{workers} worker(s) through the queue: {rate:>8.0} req/s  p50 {p50:.1} ms  p99 {p99:.1} ms  ({:.2}% of the in-process rate)",
             100.0 * rate / bare_rate
         );
+        stop.cancel();
         for t in tasks {
-            t.abort();
+            let _ = t.await;
         }
+        api.stop().await;
         drop(broker);
         let _ = std::fs::remove_dir_all(&dir);
         db.drop_db().await?;

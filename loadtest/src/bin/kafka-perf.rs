@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use broker::clock::SystemClock;
 use broker::log::{FlushPolicy, LogConfig, PartitionLog};
-use broker::server::EmbeddedBroker;
+use broker::{EmbeddedBroker, NodeConfig};
 use clap::Parser;
 use loadtest::latency::Latencies;
 use rdkafka::config::ClientConfig;
@@ -286,11 +286,7 @@ fn consume(args: &Args, brokers: &str) -> anyhow::Result<Duration> {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+    shared::telemetry::init_tracing_or("warn");
     let args = Args::parse();
     if args.messages == 0 || args.size == 0 || args.partitions < 1 {
         bail!("--messages, --size and --partitions must be positive");
@@ -303,13 +299,13 @@ fn main() -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&broker_dir);
     let embedded = match &args.brokers {
         Some(_) => None,
-        None => Some(EmbeddedBroker::start(
-            &broker_dir,
-            LogConfig {
+        None => Some(EmbeddedBroker::start(NodeConfig {
+            log: LogConfig {
                 flush: args.flush,
                 ..LogConfig::default()
             },
-        )?),
+            ..NodeConfig::local(&broker_dir)
+        })?),
     };
     let brokers = match (&args.brokers, &embedded) {
         (Some(b), _) => b.clone(),

@@ -21,16 +21,16 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use broker::log::{FlushPolicy, LogConfig};
-use broker::server::EmbeddedBroker;
+use broker::{EmbeddedBroker, NodeConfig};
 use clap::{Parser, Subcommand};
 use loadtest::bench_db::BenchDb;
 use loadtest::latency::Latencies;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use services::api::auth::TokenKeys;
-use services::api::{ApiConfig, AppState};
-use services::worker::{Worker, WorkerConfig};
+use services::api::ApiConfig;
 use shared::messages::OrderEvent;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 #[derive(Debug, Parser)]
@@ -96,18 +96,18 @@ async fn ingest(args: &Args, requests: usize, connections: usize) -> anyhow::Res
         .await?;
     let broker_dir = args.dir.join("ingest");
     let _ = std::fs::remove_dir_all(&broker_dir);
-    let broker = EmbeddedBroker::start(
-        &broker_dir,
-        LogConfig {
+    let broker = EmbeddedBroker::start(NodeConfig {
+        log: LogConfig {
             flush: FlushPolicy::Fsync,
             ..LogConfig::default()
         },
-    )?;
+        ..NodeConfig::local(&broker_dir)
+    })?;
     let topics = &broker.broker().topics;
     topics.create(shared::topics::SECKILL_ORDERS, 6, topics.defaults().clone())?;
 
     let secret = "order-bench-secret-order-bench-secret";
-    let state = AppState::new(
+    let api = loadtest::embedded::api(
         ApiConfig {
             bootstrap: broker.addr.clone(),
             jwt_secret: secret.into(),
@@ -116,9 +116,7 @@ async fn ingest(args: &Args, requests: usize, connections: usize) -> anyhow::Res
         db.pool.clone(),
     )
     .await?;
-    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let api_url = format!("http://{}/buy", api.local_addr()?);
-    let api_server = tokio::spawn(async move { axum::serve(api, services::api::app(state)).await });
+    let api_url = format!("{}/buy", api.url());
 
     // The ceiling: the same JSON parsed by axum, a 202 with a fresh id, nothing else.
     let bare = Router::new().route(
@@ -169,8 +167,7 @@ async fn ingest(args: &Args, requests: usize, connections: usize) -> anyhow::Res
         requests - api_err
     );
     // Stop the API (and its producer) before the broker goes away.
-    api_server.abort();
-    let _ = api_server.await;
+    api.stop().await;
     drop(broker);
     let _ = std::fs::remove_dir_all(&broker_dir);
     db.drop_db().await
@@ -259,22 +256,10 @@ async fn drain(args: &Args, orders: usize) -> anyhow::Result<()> {
             r?;
         }
         // The backlog is in place; now the workers drain it.
-        let mut stops = Vec::new();
+        let stop = CancellationToken::new();
         let started = Instant::now();
-        for _ in 0..workers {
-            let w = Worker::new(
-                WorkerConfig {
-                    bootstrap: broker.addr.clone(),
-                    ..WorkerConfig::default()
-                },
-                db.pool.clone(),
-            )?;
-            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-            stops.push(tx);
-            tokio::spawn(w.run(async {
-                let _ = rx.await;
-            }));
-        }
+        let running =
+            loadtest::embedded::order_workers(workers, &broker.addr, &db.pool, &stop).await?;
         let mut first_applied: Option<(Instant, i64)> = None;
         loop {
             let n: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
@@ -293,8 +278,9 @@ async fn drain(args: &Args, orders: usize) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let took = started.elapsed();
-        for s in stops {
-            let _ = s.send(());
+        stop.cancel();
+        for w in running {
+            let _ = w.await;
         }
         let confirmed: i64 =
             sqlx::query_scalar("SELECT count(*) FROM orders WHERE status = 'confirmed'")
@@ -323,11 +309,7 @@ async fn drain(args: &Args, orders: usize) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+    shared::telemetry::init_tracing_or("warn");
     let args = Args::parse();
     std::fs::create_dir_all(&args.dir)?;
     match args.command {

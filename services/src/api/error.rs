@@ -24,9 +24,13 @@ pub enum ApiError {
     NotFound,
     /// The queue did not acknowledge: nothing was accepted, the client should retry.
     #[error("queue unavailable: {0}")]
-    Unavailable(String),
-    #[error("internal error: {0}")]
-    Internal(String),
+    Unavailable(#[source] rdkafka::error::KafkaError),
+    /// This instance is not reading inference replies yet (the broker is away): nothing was
+    /// sent, the client should retry.
+    #[error("not reading inference replies yet (broker unreachable?)")]
+    RepliesNotReady,
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
 }
 
 impl From<JsonRejection> for ApiError {
@@ -43,12 +47,6 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
-impl From<sqlx::Error> for ApiError {
-    fn from(e: sqlx::Error) -> Self {
-        ApiError::Internal(e.to_string())
-    }
-}
-
 impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
@@ -58,8 +56,8 @@ impl ApiError {
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::SoldOut(_) => StatusCode::GONE,
             ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable(_) | ApiError::RepliesNotReady => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -71,8 +69,8 @@ impl ApiError {
             ApiError::TooLarge => "too_large",
             ApiError::SoldOut(_) => "sold_out",
             ApiError::NotFound => "not_found",
-            ApiError::Unavailable(_) => "unavailable",
-            ApiError::Internal(_) => "internal",
+            ApiError::Unavailable(_) | ApiError::RepliesNotReady => "unavailable",
+            ApiError::Database(_) => "internal",
         }
     }
 }
@@ -81,13 +79,16 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let detail = match &self {
-            ApiError::Internal(e) => {
-                tracing::error!(error = %e, "internal error");
+            ApiError::Database(e) => {
+                tracing::error!(error = %e, "database error; answering 500");
                 "internal error".to_string()
             }
             ApiError::Unavailable(e) => {
                 tracing::warn!(error = %e, "queue unavailable; answering 503");
                 "the queue did not acknowledge; nothing was accepted, retry".to_string()
+            }
+            ApiError::RepliesNotReady => {
+                "not reading inference replies yet; nothing was accepted, retry".to_string()
             }
             other => other.to_string(),
         };

@@ -1,6 +1,7 @@
 //! The order-ingest API (axum): accepts buys, makes each durable in the queue before answering
 //! 202, and lets clients poll the outcome. It also fronts the inference workers (`/infer`).
 //!
+//! - [`server`]: [`Api`], the composition root: builds the state, binds, runs every task.
 //! - [`state`]: `AppState`: the producer, the database pool, caches and metrics.
 //! - [`auth`]: the bearer-token extractor (HS256), and the explicit load-test mode.
 //! - [`error`]: one error type, mapped once to HTTP statuses and a JSON body.
@@ -9,6 +10,7 @@
 pub mod auth;
 pub mod error;
 pub mod routes;
+pub mod server;
 pub mod state;
 
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 
+pub use server::{Api, ApiStartError, RunningApi};
 pub use state::{ApiConfig, AppState};
 
 /// Largest `/buy` body accepted; larger gets 413.

@@ -5,6 +5,7 @@
 //! enqueueing, within a refresh period of the worker selling the last unit.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::producer::FutureProducer;
 use sqlx::PgPool;
 use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::auth::TokenKeys;
@@ -24,6 +26,8 @@ use crate::inference::replies::{ReplyConfig, ReplyRouter};
 
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
+    /// Address the HTTP server binds (port 0: any free port).
+    pub listen: SocketAddr,
     pub bootstrap: String,
     pub topic: String,
     pub jwt_secret: String,
@@ -47,6 +51,7 @@ pub struct ApiConfig {
 impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             bootstrap: "127.0.0.1:9092".into(),
             topic: shared::topics::SECKILL_ORDERS.into(),
             jwt_secret: String::new(),
@@ -60,6 +65,42 @@ impl Default for ApiConfig {
             infer_max_deadline: Duration::from_secs(600),
             replies: ReplyConfig::new("127.0.0.1:9092"),
         }
+    }
+}
+
+/// A setting the API cannot run with.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid API configuration: {0}")]
+pub struct InvalidApiConfig(pub String);
+
+impl ApiConfig {
+    /// The one place the API's settings are checked (flags, env, tests, the demo).
+    pub fn validate(&self) -> Result<(), InvalidApiConfig> {
+        let bad = |m: &str| Err(InvalidApiConfig(m.into()));
+        if self.jwt_secret.len() < 32 {
+            return bad("the JWT secret must be at least 32 bytes");
+        }
+        if !(Duration::from_millis(100)..=Duration::from_secs(60)).contains(&self.enqueue_timeout) {
+            return bad("the enqueue timeout must be within 100..=60000 ms");
+        }
+        if self.infer_max_wait > Duration::from_secs(600)
+            || !(Duration::from_millis(1)..=Duration::from_secs(86_400))
+                .contains(&self.infer_deadline)
+        {
+            return bad("the infer max wait must be at most 600000 ms and the infer deadline within 1..=86400000 ms");
+        }
+        let r = &self.replies;
+        if !(1..=1000).contains(&r.partitions)
+            || r.partition.is_some_and(|p| !(0..r.partitions).contains(&p))
+        {
+            return bad(
+                "inference partitions must be within 1..=1000 and the reply partition below it",
+            );
+        }
+        if self.items_refresh.is_zero() || self.remember_accepted == 0 {
+            return bad("the items refresh period and the accepted-ids memory must be positive");
+        }
+        Ok(())
     }
 }
 
@@ -190,13 +231,10 @@ impl AppState {
             .set("queue.buffering.max.messages", "200000")
             .create()?;
         let keys = TokenKeys::new(config.jwt_secret.as_bytes());
-        let replies = ReplyRouter::start(
-            ReplyConfig {
-                bootstrap: config.bootstrap.clone(),
-                ..config.replies.clone()
-            },
-            std::future::pending(),
-        );
+        let replies = ReplyRouter::new(ReplyConfig {
+            bootstrap: config.bootstrap.clone(),
+            ..config.replies.clone()
+        });
         let state = Arc::new(AppState {
             config,
             producer,
@@ -231,9 +269,8 @@ impl AppState {
         Ok(())
     }
 
-    /// Refreshes the items view every `items_refresh` until `stop` resolves.
-    pub async fn run_item_refresh(self: Arc<Self>, stop: impl std::future::Future<Output = ()>) {
-        tokio::pin!(stop);
+    /// Refreshes the items view every `items_refresh` until `stop` is cancelled.
+    pub async fn run_item_refresh(self: Arc<Self>, stop: CancellationToken) {
         let mut tick = tokio::time::interval(self.config.items_refresh);
         loop {
             tokio::select! {
@@ -242,7 +279,7 @@ impl AppState {
                         tracing::warn!(error = %e, "item refresh failed");
                     }
                 }
-                _ = &mut stop => return,
+                _ = stop.cancelled() => return,
             }
         }
     }

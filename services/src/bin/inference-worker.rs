@@ -3,16 +3,16 @@
 //! micro-batch in hand, commits it and leaves the group.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
-use services::inference::command_model::CommandConfig;
-use services::inference::demo_model::DemoConfig;
+use services::db;
+use services::inference::handler::{InferenceConfig, InferenceHandler};
+use services::inference::model::command::CommandConfig;
+use services::inference::model::demo::DemoConfig;
 use services::inference::model::{AnyModel, ModelSpec};
-use services::inference::worker::{InferenceWorker, InferenceWorkerConfig};
-use services::{db, telemetry};
+use services::worker::{Worker, WorkerConfig};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum ModelKind {
@@ -54,7 +54,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    telemetry::init_tracing();
+    shared::telemetry::init_tracing();
     let args = Args::parse();
     anyhow::ensure!(
         (1..=10_000).contains(&args.max_batch),
@@ -78,32 +78,25 @@ async fn main() -> anyhow::Result<()> {
             ModelSpec::Command(CommandConfig::parse(cmd)?)
         }
     };
+    let shutdown = shared::shutdown::on_signal();
     let pool = db::connect(&args.database_url, 4)
         .await
         .context("connect to PostgreSQL")?;
-    let stop_rx = telemetry::stop_on_signal();
-    let mut config = InferenceWorkerConfig::new(&args.bootstrap, model);
-    config.group_id = args.group;
-    config.max_batch = args.max_batch;
-    config.max_attempts = args.max_attempts;
-    let listener = tokio::net::TcpListener::bind(args.metrics_listen)
-        .await
-        .with_context(|| format!("bind {}", args.metrics_listen))?;
-    let worker = tokio::select! {
-        w = InferenceWorker::<AnyModel>::start(config, pool) => w?,
-        _ = telemetry::stopped(stop_rx.clone()) => return Ok(()),
+    let config = WorkerConfig {
+        group_id: args.group,
+        max_batch: args.max_batch,
+        metrics_listen: Some(args.metrics_listen),
+        ..WorkerConfig::inference(&args.bootstrap)
     };
-    let mut registry = prometheus_client::registry::Registry::default();
-    worker.stats.register(&mut registry);
-    let router = telemetry::router(Arc::new(registry));
-    let http_stop = telemetry::stopped(stop_rx.clone());
-    let http = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(http_stop)
-            .await
-    });
-    tracing::info!("inference worker running");
-    worker.run(telemetry::stopped(stop_rx)).await?;
-    let _ = http.await;
+    let serving = InferenceConfig {
+        max_attempts: args.max_attempts,
+        ..InferenceConfig::new(model)
+    };
+    // Loading may take minutes; a SIGTERM meanwhile stops the process at once.
+    let handler = tokio::select! {
+        h = InferenceHandler::<AnyModel>::load(serving, pool) => h?,
+        _ = shutdown.cancelled() => return Ok(()),
+    };
+    Worker::start(config, handler).await?.run(shutdown).await?;
     Ok(())
 }

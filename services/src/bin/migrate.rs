@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use services::{db, telemetry};
+use services::db;
 
 #[derive(Debug, Parser)]
 #[command(about = "Apply the seckill database migrations, then exit")]
@@ -14,7 +14,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    telemetry::init_tracing();
+    shared::telemetry::init_tracing();
     let args = Args::parse();
     let pool = db::connect(&args.database_url, 1)
         .await

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use services::api::{self, ApiConfig, AppState};
+use services::api::{Api, ApiConfig};
+use services::db;
 use services::inference::replies::ReplyConfig;
-use services::{db, telemetry};
 
 #[derive(Debug, Parser)]
 #[command(about = "Seckill order-ingest API: accept buys, queue them durably, answer at once")]
@@ -46,63 +46,32 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    telemetry::init_tracing();
+    shared::telemetry::init_tracing();
     let args = Args::parse();
-    anyhow::ensure!(
-        args.jwt_secret.len() >= 32,
-        "JWT_SECRET must be at least 32 bytes"
-    );
-    anyhow::ensure!(
-        (100..=60_000).contains(&args.enqueue_timeout_ms),
-        "--enqueue-timeout-ms must be within 100..=60000"
-    );
-    anyhow::ensure!(
-        args.infer_max_wait_ms <= 600_000 && (1..=86_400_000).contains(&args.infer_deadline_ms),
-        "--infer-max-wait-ms must be at most 600000 and --infer-deadline-ms within 1..=86400000"
-    );
-    anyhow::ensure!(
-        (1..=1000).contains(&args.inference_partitions)
-            && args
-                .reply_partition
-                .is_none_or(|p| (0..args.inference_partitions).contains(&p)),
-        "--inference-partitions must be within 1..=1000 and --reply-partition below it"
-    );
+    let config = ApiConfig {
+        listen: args.listen,
+        bootstrap: args.bootstrap.clone(),
+        jwt_secret: args.jwt_secret,
+        load_test_mode: args.load_test_mode,
+        enqueue_timeout: Duration::from_millis(args.enqueue_timeout_ms),
+        infer_max_wait: Duration::from_millis(args.infer_max_wait_ms),
+        infer_deadline: Duration::from_millis(args.infer_deadline_ms),
+        replies: ReplyConfig {
+            partition: args.reply_partition,
+            partitions: args.inference_partitions,
+            ..ReplyConfig::new(&args.bootstrap)
+        },
+        ..ApiConfig::default()
+    };
+    // Checked before connecting anywhere, so a bad flag is reported at once.
+    config.validate()?;
     if args.load_test_mode {
         tracing::warn!("LOAD-TEST MODE: /buy trusts user_id from the request body when no token is sent; never use this in production");
     }
+    let shutdown = shared::shutdown::on_signal();
     let pool = db::connect(&args.database_url, args.db_connections)
         .await
         .context("connect to PostgreSQL")?;
-    let state = AppState::new(
-        ApiConfig {
-            bootstrap: args.bootstrap.clone(),
-            jwt_secret: args.jwt_secret,
-            load_test_mode: args.load_test_mode,
-            enqueue_timeout: Duration::from_millis(args.enqueue_timeout_ms),
-            infer_max_wait: Duration::from_millis(args.infer_max_wait_ms),
-            infer_deadline: Duration::from_millis(args.infer_deadline_ms),
-            replies: ReplyConfig {
-                partition: args.reply_partition,
-                partitions: args.inference_partitions,
-                ..ReplyConfig::new(&args.bootstrap)
-            },
-            ..ApiConfig::default()
-        },
-        pool,
-    )
-    .await?;
-    let stop_rx = telemetry::stop_on_signal();
-    tokio::spawn(
-        state
-            .clone()
-            .run_item_refresh(telemetry::stopped(stop_rx.clone())),
-    );
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("bind {}", args.listen))?;
-    tracing::info!(listen = %args.listen, "order API listening");
-    axum::serve(listener, api::app(state))
-        .with_graceful_shutdown(telemetry::stopped(stop_rx))
-        .await?;
+    Api::bind(config, pool).await?.run(shutdown).await?;
     Ok(())
 }

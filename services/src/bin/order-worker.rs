@@ -1,14 +1,14 @@
-//! `order-worker`: drains the `seckill` topic into PostgreSQL (see `services::worker`).
+//! `order-worker`: drains the `seckill` topic into PostgreSQL (see `services::orders::handler`).
 //! Every flag also reads an environment variable; SIGTERM finishes the batch in hand, commits
 //! it and leaves the group.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
+use services::db;
+use services::orders::OrderHandler;
 use services::worker::{Worker, WorkerConfig};
-use services::{db, telemetry};
 
 #[derive(Debug, Parser)]
 #[command(about = "Seckill order worker: queue -> PostgreSQL, in batches, exactly once in effect")]
@@ -28,39 +28,25 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    telemetry::init_tracing();
+    shared::telemetry::init_tracing();
     let args = Args::parse();
     anyhow::ensure!(
         (1..=100_000).contains(&args.max_batch),
         "--max-batch must be within 1..=100000"
     );
+    let shutdown = shared::shutdown::on_signal();
     let pool = db::connect(&args.database_url, 4)
         .await
         .context("connect to PostgreSQL")?;
-    let worker = Worker::new(
-        WorkerConfig {
-            bootstrap: args.bootstrap,
-            group_id: args.group,
-            max_batch: args.max_batch,
-            ..WorkerConfig::default()
-        },
-        pool,
-    )?;
-    let mut registry = prometheus_client::registry::Registry::default();
-    worker.stats.register(&mut registry);
-    let listener = tokio::net::TcpListener::bind(args.metrics_listen)
-        .await
-        .with_context(|| format!("bind {}", args.metrics_listen))?;
-    let stop_rx = telemetry::stop_on_signal();
-    let router = telemetry::router(Arc::new(registry));
-    let http_stop = telemetry::stopped(stop_rx.clone());
-    let http = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(http_stop)
-            .await
-    });
-    tracing::info!("order worker running");
-    worker.run(telemetry::stopped(stop_rx)).await?;
-    let _ = http.await;
+    let config = WorkerConfig {
+        group_id: args.group,
+        max_batch: args.max_batch,
+        metrics_listen: Some(args.metrics_listen),
+        ..WorkerConfig::orders(&args.bootstrap)
+    };
+    Worker::start(config, OrderHandler::new(pool))
+        .await?
+        .run(shutdown)
+        .await?;
     Ok(())
 }

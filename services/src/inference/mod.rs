@@ -5,18 +5,15 @@
 //! on micro-batches, stores each result in PostgreSQL, produces the reply to that address keyed
 //! by the UUID, and only then commits the offsets.
 //!
-//! - [`model`]: the [`model::Model`] trait (load once, infer on a micro-batch) and [`model::AnyModel`].
-//! - [`demo_model`]: a built-in model with a configurable load time and latency.
-//! - [`command_model`]: an external program, started once, speaking JSON lines.
+//! - [`model`]: the [`model::Model`] trait (load once, infer on a micro-batch), [`model::AnyModel`]
+//!   and the models: [`model::demo`] (built in) and [`model::command`] (an external program).
 //! - [`store`]: the `inference_requests` table.
-//! - [`worker`]: the inference worker.
+//! - [`handler`]: the inference worker's batch handler (the loop is [`crate::worker`]'s).
 //! - [`replies`]: the API side: routes each reply to the request waiting for it.
 //!
 //! [`InferenceRequest`]: shared::messages::InferenceRequest
 
-pub mod command_model;
-pub mod demo_model;
+pub mod handler;
 pub mod model;
 pub mod replies;
 pub mod store;
-pub mod worker;

@@ -3,7 +3,7 @@
 //! waiting for that UUID in this instance. Several instances may share a partition: a reply for a
 //! UUID this instance is not waiting for is dropped, so no caller ever sees another's reply.
 //!
-//! The router starts in the background and retries until the broker answers, so the API comes
+//! The router runs as a task of the API and retries until the broker answers, so the API comes
 //! up (and answers 503 on `/infer`) while the broker is away. The partition is read from its
 //! high watermark, taken before any request is sent,
 //! so no reply to this instance's requests is missed. A reply that arrives after its caller
@@ -23,7 +23,10 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use shared::messages::InferenceReply;
 use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+use crate::backoff::Backoff;
 
 #[derive(Debug, Clone)]
 pub struct ReplyConfig {
@@ -50,6 +53,8 @@ impl ReplyConfig {
 
 pub struct ReplyRouter {
     pub topic: String,
+    config: ReplyConfig,
+    ready: tokio::sync::watch::Sender<Option<i32>>,
     /// The partition this instance reads, once it is reading.
     partition: tokio::sync::watch::Receiver<Option<i32>>,
     waiters: Mutex<HashMap<Uuid, oneshot::Sender<InferenceReply>>>,
@@ -138,53 +143,53 @@ async fn open_reader(config: &ReplyConfig) -> Result<(StreamConsumer, i32), Kafk
 }
 
 impl ReplyRouter {
-    /// Starts routing replies in the background until `stop` resolves; see [`Self::address`].
-    pub fn start(
-        config: ReplyConfig,
-        stop: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> Arc<Self> {
+    /// A router not reading yet: [`ReplyRouter::run`] positions its reader and routes replies.
+    pub fn new(config: ReplyConfig) -> Arc<Self> {
         let (ready, partition) = tokio::sync::watch::channel(None);
-        let router = Arc::new(ReplyRouter {
+        Arc::new(ReplyRouter {
             topic: config.replies_topic.clone(),
+            config,
+            ready,
             partition,
             waiters: Mutex::new(HashMap::new()),
-        });
-        let r = router.clone();
-        tokio::spawn(async move {
-            tokio::pin!(stop);
-            let mut backoff = Duration::from_millis(100);
-            let consumer = loop {
-                tokio::select! {
-                    opened = open_reader(&config) => match opened {
-                        Ok((consumer, p)) => {
-                            let _ = ready.send(Some(p));
-                            break consumer;
-                        }
-                        Err(e) => tracing::warn!(error = %e, retry_in = ?backoff, "inference replies not readable yet"),
-                    },
-                    _ = &mut stop => return,
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            };
-            loop {
-                let m = tokio::select! {
-                    m = consumer.recv() => m,
-                    _ = &mut stop => return,
-                };
-                match m {
-                    Ok(m) => match m.payload().map(InferenceReply::decode) {
-                        Some(Ok(reply)) => r.deliver(reply),
-                        Some(Err(e)) => {
-                            tracing::warn!(error = %e, offset = m.offset(), "undecodable reply skipped")
-                        }
-                        None => {}
-                    },
-                    Err(e) => tracing::warn!(error = %e, "reply consumer error"),
-                }
+        })
+    }
+
+    /// Opens the reader (retrying with backoff until the broker answers), then hands every reply
+    /// to its waiter, until `shutdown` is cancelled.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        let consumer = loop {
+            tokio::select! {
+                opened = open_reader(&self.config) => match opened {
+                    Ok((consumer, p)) => {
+                        let _ = self.ready.send(Some(p));
+                        break consumer;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "inference replies not readable yet; retrying"),
+                },
+                _ = shutdown.cancelled() => return,
             }
-        });
-        router
+            if !backoff.wait(&shutdown).await {
+                return;
+            }
+        };
+        loop {
+            let m = tokio::select! {
+                m = consumer.recv() => m,
+                _ = shutdown.cancelled() => return,
+            };
+            match m {
+                Ok(m) => match m.payload().map(InferenceReply::decode) {
+                    Some(Ok(reply)) => self.deliver(reply),
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, offset = m.offset(), "undecodable reply skipped")
+                    }
+                    None => {}
+                },
+                Err(e) => tracing::warn!(error = %e, "reply consumer error"),
+            }
+        }
     }
 
     /// This instance's reply address, once its reader is positioned; `None` before.

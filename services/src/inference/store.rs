@@ -11,12 +11,32 @@ use shared::messages::{InferenceReply, InferenceRequest, InferenceStatus};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+/// Where an inference request is: the `inference_status` enum of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, sqlx::Type)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "inference_status", rename_all = "snake_case")]
+pub enum RequestState {
+    Pending,
+    Done,
+    Failed,
+    Expired,
+}
+
+impl From<InferenceStatus> for RequestState {
+    fn from(s: InferenceStatus) -> Self {
+        match s {
+            InferenceStatus::Done => RequestState::Done,
+            InferenceStatus::Failed => RequestState::Failed,
+            InferenceStatus::Expired => RequestState::Expired,
+        }
+    }
+}
+
 /// A request as `GET /infer/{id}` sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredRequest {
     pub id: Uuid,
-    /// `pending`, `done`, `failed` or `expired`.
-    pub status: String,
+    pub status: RequestState,
     pub output: Option<Value>,
     pub error: Option<String>,
     pub deadline_passed: bool,
@@ -26,13 +46,13 @@ pub struct StoredRequest {
 #[derive(Debug, sqlx::FromRow)]
 struct Row {
     id: Uuid,
-    status: String,
+    status: RequestState,
     output: Option<String>,
     error: Option<String>,
     deadline_passed: bool,
 }
 
-const SELECT_ROW: &str = "SELECT id, status::text AS status, output::text AS output, error, \
+const SELECT_ROW: &str = "SELECT id, status, output::text AS output, error, \
                           deadline < now() AS deadline_passed FROM inference_requests";
 
 /// Records a request the API is about to enqueue.
@@ -98,10 +118,11 @@ pub async fn finished(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<InferenceReply>
         .into_iter()
         .map(|r| InferenceReply {
             id: r.id,
-            status: match r.status.as_str() {
-                "done" => InferenceStatus::Done,
-                "expired" => InferenceStatus::Expired,
-                _ => InferenceStatus::Failed,
+            status: match r.status {
+                RequestState::Done => InferenceStatus::Done,
+                RequestState::Expired => InferenceStatus::Expired,
+                // Finished rows only (the query excludes pending ones).
+                RequestState::Failed | RequestState::Pending => InferenceStatus::Failed,
             },
             output: r.output.and_then(|o| serde_json::from_str(&o).ok()),
             error: r.error,

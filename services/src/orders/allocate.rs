@@ -26,7 +26,9 @@ pub struct Buy {
     pub offset: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// How the worker decided a buy: the `order_status` enum of the `orders` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type)]
+#[sqlx(type_name = "order_status", rename_all = "snake_case")]
 pub enum Outcome {
     Confirmed,
     RejectedSoldOut,

@@ -5,8 +5,12 @@
 use std::sync::Arc;
 
 use broker::log::{FlushPolicy, LogConfig};
-use broker::server::EmbeddedBroker;
+use broker::{EmbeddedBroker, NodeConfig};
+use services::api::{Api, ApiConfig, RunningApi};
+use services::orders::OrderHandler;
+use services::worker::{BatchHandler, Worker, WorkerConfig, WorkerError};
 use sqlx::{Connection, PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
 
 /// Where tests create their databases; CI creates this role (see .ci/run).
 pub(crate) fn admin_url() -> String {
@@ -83,19 +87,51 @@ impl TestDb {
     }
 }
 
+/// The broker as the services see it in production: fsync before ack; consumers started together
+/// land in one generation after a short initial rebalance delay.
 pub(crate) fn broker(dir: &std::path::Path) -> EmbeddedBroker {
-    EmbeddedBroker::start_with(
-        dir,
-        LogConfig {
+    EmbeddedBroker::start(NodeConfig {
+        log: LogConfig {
             flush: FlushPolicy::Fsync,
             ..LogConfig::default()
         },
-        broker::group::CoordinatorConfig {
+        groups: broker::group::CoordinatorConfig {
             initial_rebalance_delay: std::time::Duration::from_millis(300),
             ..Default::default()
         },
-    )
+        ..NodeConfig::local(dir)
+    })
     .unwrap()
+}
+
+/// An order worker on `bootstrap`, started with the worker builder the binary uses.
+pub(crate) async fn order_worker(
+    bootstrap: &str,
+    pool: PgPool,
+    tune: impl FnOnce(&mut WorkerConfig),
+) -> Worker<OrderHandler> {
+    let mut config = WorkerConfig::orders(bootstrap);
+    tune(&mut config);
+    Worker::start(config, OrderHandler::new(pool))
+        .await
+        .unwrap()
+}
+
+/// Runs `worker` as a task whose token is never cancelled: aborting the task is a crash (no
+/// final commit, no LeaveGroup of its own).
+pub(crate) fn spawn_until_aborted<H: BatchHandler>(
+    worker: Worker<H>,
+) -> tokio::task::JoinHandle<Result<(), WorkerError>> {
+    tokio::spawn(worker.run(CancellationToken::new()))
+}
+
+/// Starts an API instance with the builder the binary uses, on a free port.
+pub(crate) async fn api(config: ApiConfig, pool: PgPool) -> RunningApi {
+    let config = ApiConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..config
+    };
+    Api::bind(config, pool).await.unwrap().spawn()
 }
 
 pub(crate) fn create_topic(b: &EmbeddedBroker, name: &str, partitions: i32) {

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use rdkafka::producer::FutureRecord;
 use serde::{Deserialize, Serialize};
-use shared::messages::{OrderEvent, MAX_QTY};
+use shared::messages::OrderEvent;
 use uuid::Uuid;
 
 use crate::api::auth::MaybeUser;
@@ -54,20 +54,20 @@ pub async fn buy(
                 "user_id comes from the token, not the body".into(),
             ))
         }
-        (None, Some(u)) if state.config.load_test_mode && u > 0 => u,
-        (None, Some(_)) if state.config.load_test_mode => {
-            return Err(ApiError::Unprocessable("user_id must be positive".into()))
-        }
+        (None, Some(u)) if state.config.load_test_mode => u,
         (None, _) => return Err(ApiError::Unauthorized),
     };
-    if req.item_id <= 0 {
-        return Err(ApiError::Unprocessable("item_id must be positive".into()));
-    }
-    if req.qty == 0 || req.qty > MAX_QTY {
-        return Err(ApiError::Unprocessable(format!(
-            "qty must be within 1..={MAX_QTY}"
-        )));
-    }
+    // The event the worker will get, checked by the same rules the worker applies.
+    let event = OrderEvent {
+        request_id: Uuid::new_v4(),
+        user_id,
+        item_id: req.item_id,
+        qty: req.qty,
+        accepted_at_ms: shared::time::now_ms(),
+    };
+    event
+        .validate()
+        .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
     {
         let items = state.items.read().unwrap_or_else(|e| e.into_inner());
         if !items.known.contains(&req.item_id) {
@@ -95,20 +95,18 @@ pub async fn buy(
     };
 
     let request_id = match key {
-        None => enqueue(&state, user_id, &req).await?,
+        None => enqueue(&state, &event).await?,
         Some(key) => {
             let cap = state.config.remember_accepted;
             let cell = state
                 .idempotency
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .get_or_insert_with((user_id, key), cap, Default::default)
+                .get_or_insert_with((event.user_id, key), cap, Default::default)
                 .clone();
             // One request per key enqueues; the others wait for its request id. A failed
             // enqueue leaves the cell empty, so a retry with the key enqueues again.
-            *cell
-                .get_or_try_init(|| enqueue(&state, user_id, &req))
-                .await?
+            *cell.get_or_try_init(|| enqueue(&state, &event)).await?
         }
     };
     Ok((
@@ -120,18 +118,8 @@ pub async fn buy(
     ))
 }
 
-async fn enqueue(state: &AppState, user_id: i64, req: &BuyRequest) -> Result<Uuid, ApiError> {
-    let event = OrderEvent {
-        request_id: Uuid::new_v4(),
-        user_id,
-        item_id: req.item_id,
-        qty: req.qty,
-        accepted_at_ms: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0),
-    };
-    let key = req.item_id.to_string();
+async fn enqueue(state: &AppState, event: &OrderEvent) -> Result<Uuid, ApiError> {
+    let key = event.item_id.to_string();
     let payload = event.encode();
     let started = Instant::now();
     // The producer's own message timeout bounds the wait; queue full fails at once.
@@ -158,6 +146,6 @@ async fn enqueue(state: &AppState, user_id: i64, req: &BuyRequest) -> Result<Uui
                 .get_or_insert_with(event.request_id, cap, || ());
             Ok(event.request_id)
         }
-        Err((e, _)) => Err(ApiError::Unavailable(e.to_string())),
+        Err((e, _)) => Err(ApiError::Unavailable(e)),
     }
 }

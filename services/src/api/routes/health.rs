@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 
 use crate::api::AppState;
 
@@ -16,16 +16,6 @@ pub async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     }
 }
 
-pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let mut out = String::new();
-    if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &state.metrics.registry) {
-        tracing::error!(error = %e, "cannot encode metrics");
-    }
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        out,
-    )
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    crate::telemetry::metrics_response(&state.metrics.registry)
 }

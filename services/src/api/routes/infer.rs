@@ -23,7 +23,7 @@ use uuid::Uuid;
 use crate::api::auth::MaybeUser;
 use crate::api::error::ApiError;
 use crate::api::AppState;
-use crate::inference::store;
+use crate::inference::store::{self, RequestState};
 
 /// Largest `/infer` body accepted; larger gets 413.
 pub const MAX_INFER_BODY_BYTES: usize = 256 * 1024;
@@ -46,8 +46,7 @@ pub struct InferQuery {
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub struct InferResult {
     pub id: Uuid,
-    /// pending | done | failed | expired
-    pub status: String,
+    pub status: RequestState,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -58,13 +57,6 @@ pub struct InferResult {
 pub struct InferAccepted {
     pub id: Uuid,
     pub status_url: String,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 pub async fn infer(
@@ -99,15 +91,13 @@ pub async fn infer(
         .unwrap_or(Duration::ZERO)
         .min(cfg.infer_max_wait);
     let Some((reply_topic, reply_partition)) = state.replies.address() else {
-        return Err(ApiError::Unavailable(
-            "not reading inference replies yet (broker unreachable?)".into(),
-        ));
+        return Err(ApiError::RepliesNotReady);
     };
     let req = InferenceRequest {
         id: Uuid::new_v4(),
         model: body.model,
         input: body.input,
-        deadline_ms: now_ms() + deadline.as_millis() as i64,
+        deadline_ms: shared::time::now_ms() + deadline.as_millis() as i64,
         reply_topic: reply_topic.to_string(),
         reply_partition,
     };
@@ -127,7 +117,7 @@ pub async fn infer(
     if let Err((e, _)) = sent {
         state.replies.forget(req.id);
         store::delete_pending(&state.pool, req.id).await?;
-        return Err(ApiError::Unavailable(e.to_string()));
+        return Err(ApiError::Unavailable(e));
     }
     let accepted = || {
         (
@@ -146,7 +136,7 @@ pub async fn infer(
     match tokio::time::timeout(wait, reply).await {
         Ok(Ok(r)) => Ok(Json(InferResult {
             id: r.id,
-            status: r.status.as_str().into(),
+            status: r.status.into(),
             output: r.output,
             error: r.error,
         })
@@ -169,8 +159,8 @@ pub async fn infer_status(
         .ok_or(ApiError::NotFound)?;
     // Past its deadline a pending request will be answered `expired` by whichever worker takes
     // it, so say so now.
-    let status = if row.status == "pending" && row.deadline_passed {
-        "expired".to_string()
+    let status = if row.status == RequestState::Pending && row.deadline_passed {
+        RequestState::Expired
     } else {
         row.status
     };

@@ -10,15 +10,45 @@ use uuid::Uuid;
 
 use crate::api::error::ApiError;
 use crate::api::AppState;
+use crate::orders::Outcome;
+
+/// Where a buy is, as a client sees it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderState {
+    /// Accepted (202) and waiting in the queue for a worker.
+    Queued,
+    Confirmed,
+    Rejected,
+}
+
+/// Why a worker rejected a buy.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectReason {
+    SoldOut,
+    Duplicate,
+    Invalid,
+}
+
+impl From<Outcome> for (OrderState, Option<RejectReason>) {
+    fn from(o: Outcome) -> Self {
+        match o {
+            Outcome::Confirmed => (OrderState::Confirmed, None),
+            Outcome::RejectedSoldOut => (OrderState::Rejected, Some(RejectReason::SoldOut)),
+            Outcome::RejectedDuplicate => (OrderState::Rejected, Some(RejectReason::Duplicate)),
+            Outcome::RejectedInvalid => (OrderState::Rejected, Some(RejectReason::Invalid)),
+        }
+    }
+}
 
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct OrderStatus {
     pub request_id: Uuid,
-    /// queued | confirmed | rejected
-    pub status: String,
-    /// For rejected orders: sold_out | duplicate | invalid.
+    pub status: OrderState,
+    /// For rejected orders.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<RejectReason>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub item_id: Option<i64>,
 }
@@ -29,16 +59,13 @@ pub async fn order_status(
 ) -> Result<Json<OrderStatus>, ApiError> {
     let request_id = Uuid::parse_str(&request_id)
         .map_err(|_| ApiError::BadRequest(format!("{request_id:?} is not a UUID")))?;
-    let row: Option<(String, i64)> =
-        sqlx::query_as("SELECT status::text, item_id FROM orders WHERE request_id = $1")
+    let row: Option<(Outcome, i64)> =
+        sqlx::query_as("SELECT status, item_id FROM orders WHERE request_id = $1")
             .bind(request_id)
             .fetch_optional(&state.pool)
             .await?;
-    if let Some((status, item)) = row {
-        let (status, reason) = match status.strip_prefix("rejected_") {
-            Some(r) => ("rejected".to_string(), Some(r.to_string())),
-            None => (status, None),
-        };
+    if let Some((outcome, item)) = row {
+        let (status, reason) = outcome.into();
         return Ok(Json(OrderStatus {
             request_id,
             status,
@@ -54,7 +81,7 @@ pub async fn order_status(
     if queued {
         return Ok(Json(OrderStatus {
             request_id,
-            status: "queued".into(),
+            status: OrderState::Queued,
             reason: None,
             item_id: None,
         }));

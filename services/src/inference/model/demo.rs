@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::model::{Model, ModelError, ModelOutput};
+use super::{Model, ModelError, ModelOutput};
 
 #[derive(Debug, Clone)]
 pub struct DemoConfig {

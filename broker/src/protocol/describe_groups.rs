@@ -1,41 +1,15 @@
-//! ListGroups and DescribeGroups.
+//! DescribeGroups: state, protocol and members (with their metadata and assignments) per group;
+//! an unknown group is described as Dead, as Kafka does.
 
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
-use kafka_protocol::messages::list_groups_response::ListedGroup;
-use kafka_protocol::messages::{
-    DescribeGroupsRequest, DescribeGroupsResponse, GroupId, ListGroupsRequest, ListGroupsResponse,
-};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 
-use crate::server::Broker;
+use super::{str_bytes as s, RequestContext};
+use crate::state::Broker;
 
-fn s(v: &str) -> StrBytes {
-    StrBytes::from_string(v.to_string())
-}
-
-pub(crate) fn list(broker: &Broker, _version: i16, req: ListGroupsRequest) -> ListGroupsResponse {
-    let mut resp = ListGroupsResponse::default();
-    resp.groups = broker
-        .groups
-        .describe_all()
-        .into_iter()
-        .filter(|g| {
-            req.states_filter.is_empty() || req.states_filter.iter().any(|f| f.as_str() == g.state)
-        })
-        .map(|g| {
-            let mut l = ListedGroup::default();
-            l.group_id = GroupId(s(&g.id));
-            l.protocol_type = s(&g.protocol_type);
-            l.group_state = s(g.state);
-            l.group_type = s("classic");
-            l
-        })
-        .collect();
-    resp
-}
-
-pub(crate) fn describe(
+pub(crate) fn handle(
     broker: &Broker,
+    _ctx: &RequestContext,
     _version: i16,
     req: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {

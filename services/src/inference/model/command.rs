@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
-use super::model::{Model, ModelError, ModelOutput};
+use super::{Model, ModelError, ModelOutput};
 
 /// Longest line accepted from the program.
 const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;

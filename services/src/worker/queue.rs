@@ -1,6 +1,6 @@
-//! What both workers do with the queue: join a consumer group with manual commits, take a batch
-//! of whatever is ready, dead-letter what cannot be decoded, and commit a batch's offsets once
-//! its effects are durable.
+//! The Kafka side of a worker: join a consumer group with manual commits, take a batch of
+//! whatever is ready, dead-letter what cannot be handled, and commit a batch's offsets once its
+//! effects are durable.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -12,6 +12,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
 
 /// A consumer-group member on `topic` that commits only when told to.
 pub fn group_consumer(
@@ -47,17 +48,17 @@ pub fn durable_producer(bootstrap: &str) -> Result<FutureProducer, KafkaError> {
 }
 
 /// Waits for one message, then takes whatever else is already fetched, up to `max`. `None` once
-/// `stop` resolved.
+/// `stop` is cancelled.
 pub async fn recv_batch<'c>(
     consumer: &'c StreamConsumer,
     max: usize,
-    stop: &mut (impl std::future::Future<Output = ()> + Unpin),
+    stop: &CancellationToken,
 ) -> Option<Vec<BorrowedMessage<'c>>> {
     let mut batch = Vec::with_capacity(max);
     while batch.is_empty() {
         let first = tokio::select! {
             m = consumer.recv() => m,
-            _ = &mut *stop => return None,
+            _ = stop.cancelled() => return None,
         };
         match first {
             Ok(m) => batch.push(m),

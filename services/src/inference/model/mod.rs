@@ -6,13 +6,19 @@
 //! [`ModelError::Crashed`] means the model itself is gone (its process died, it hung): the worker
 //! reloads it and retries the batch one request at a time, counting attempts, so one poison
 //! request cannot take the others down with it.
+//!
+//! The models shipped: [`demo`] (built in: a configurable load time and latency) and
+//! [`command`] (an external program, started once, speaking JSON lines).
 
 use std::future::Future;
 
 use serde_json::Value;
 
-use super::command_model::{CommandConfig, CommandModel};
-use super::demo_model::{DemoConfig, DemoModel};
+pub mod command;
+pub mod demo;
+
+use command::{CommandConfig, CommandModel};
+use demo::{DemoConfig, DemoModel};
 
 /// One request's result: the output, or why this input failed.
 pub type ModelOutput = Result<Value, String>;

@@ -1,0 +1,150 @@
+//! `broker`: the single-node Kafka-protocol log broker. Parses flags (each also an env var) into
+//! a [`NodeConfig`], runs the [`Node`] until SIGTERM or Ctrl-C, then finishes in-flight requests,
+//! flushes and exits 0. `broker groups ...` inspects a running broker instead.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use broker::group::CoordinatorConfig;
+use broker::log::{FlushPolicy, LogConfig};
+use broker::{Node, NodeConfig};
+use clap::{ArgAction, Parser, Subcommand};
+
+mod groups_cli;
+
+/// See broker::alloc: a wire frame must not be able to abort the process through the decoder.
+#[global_allocator]
+static ALLOC: broker::alloc::NoReserveHugeAlloc = broker::alloc::NoReserveHugeAlloc;
+
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "Single-node log broker speaking the Apache Kafka wire protocol"
+)]
+struct Args {
+    /// Without a command the broker serves; with one it inspects a running broker.
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Address to listen on for Kafka clients.
+    #[arg(long, env = "BROKER_LISTEN", default_value = "127.0.0.1:9092")]
+    listen: SocketAddr,
+    /// host:port announced to clients in Metadata (default: the listen address).
+    #[arg(long, env = "BROKER_ADVERTISED")]
+    advertised: Option<String>,
+    /// Directory of topics and their logs.
+    #[arg(long, env = "BROKER_DATA_DIR", default_value = "data/broker")]
+    data_dir: PathBuf,
+    /// Partitions of auto-created topics and of CreateTopics with -1.
+    #[arg(long, env = "BROKER_DEFAULT_PARTITIONS", default_value_t = 1)]
+    default_partitions: i32,
+    /// Create unknown topics requested in Metadata.
+    #[arg(long, env = "BROKER_AUTO_CREATE_TOPICS", default_value_t = true, action = ArgAction::Set)]
+    auto_create_topics: bool,
+    /// fsync | interval:<ms> | never (see README: what each promises).
+    #[arg(long, env = "BROKER_FLUSH", default_value = "fsync")]
+    flush: FlushPolicy,
+    #[arg(long, env = "BROKER_SEGMENT_BYTES", default_value_t = broker::log::config::DEFAULT_SEGMENT_BYTES)]
+    segment_bytes: u64,
+    #[arg(long, env = "BROKER_SEGMENT_MS", default_value_t = broker::log::config::DEFAULT_SEGMENT_MS)]
+    segment_ms: i64,
+    /// -1 keeps forever.
+    #[arg(long, env = "BROKER_RETENTION_MS", default_value_t = broker::log::config::DEFAULT_RETENTION_MS)]
+    retention_ms: i64,
+    /// -1 means no size limit.
+    #[arg(long, env = "BROKER_RETENTION_BYTES", default_value_t = -1)]
+    retention_bytes: i64,
+    #[arg(long, env = "BROKER_MAX_MESSAGE_BYTES", default_value_t = broker::log::config::DEFAULT_MAX_MESSAGE_BYTES)]
+    max_message_bytes: usize,
+    /// Largest request frame accepted.
+    #[arg(long, env = "BROKER_MAX_FRAME_BYTES", default_value_t = 100 * 1024 * 1024)]
+    max_frame_bytes: usize,
+    /// Address of the admin HTTP port (`/healthz`, `/metrics`).
+    #[arg(long, env = "BROKER_ADMIN_LISTEN", default_value = "127.0.0.1:9644")]
+    admin_listen: SocketAddr,
+    /// How long an empty group waits for more members before its first rebalance completes.
+    #[arg(
+        long,
+        env = "BROKER_GROUP_INITIAL_REBALANCE_DELAY_MS",
+        default_value_t = 3000
+    )]
+    group_initial_rebalance_delay_ms: u64,
+    /// How often retention runs.
+    #[arg(long, env = "BROKER_RETENTION_CHECK_MS", default_value_t = 60_000)]
+    retention_check_ms: u64,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Consumer groups of a running broker, read from its admin port.
+    Groups {
+        /// The broker's admin address (its --admin-listen).
+        #[arg(
+            long,
+            env = "BROKER_ADMIN",
+            default_value = "127.0.0.1:9644",
+            global = true
+        )]
+        admin: String,
+        #[command(subcommand)]
+        action: GroupsAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum GroupsAction {
+    /// Every group with its state, members and total lag.
+    List,
+    /// Per partition: committed offset, log end offset, lag and owning member.
+    Describe { group: String },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    shared::telemetry::init_tracing();
+    let args = Args::parse();
+    if let Some(Command::Groups { admin, action }) = &args.command {
+        return match action {
+            GroupsAction::List => groups_cli::list(admin),
+            GroupsAction::Describe { group } => groups_cli::describe(admin, group),
+        };
+    }
+    let config = args.node_config();
+    let node = Node::bind(config, shared::shutdown::on_signal())
+        .await
+        .context("start the broker")?;
+    node.run().await;
+    Ok(())
+}
+
+impl Args {
+    fn node_config(&self) -> NodeConfig {
+        NodeConfig {
+            data_dir: self.data_dir.clone(),
+            listen: self.listen,
+            admin_listen: self.admin_listen,
+            advertised: self.advertised.clone(),
+            log: LogConfig {
+                segment_bytes: self.segment_bytes,
+                segment_ms: self.segment_ms,
+                retention_ms: self.retention_ms,
+                retention_bytes: self.retention_bytes,
+                max_message_bytes: self.max_message_bytes,
+                flush: self.flush,
+                ..LogConfig::default()
+            },
+            auto_create_topics: self.auto_create_topics,
+            default_partitions: self.default_partitions,
+            max_frame_bytes: self.max_frame_bytes,
+            groups: CoordinatorConfig {
+                initial_rebalance_delay: Duration::from_millis(
+                    self.group_initial_rebalance_delay_ms,
+                ),
+                ..CoordinatorConfig::default()
+            },
+            retention_check: Duration::from_millis(self.retention_check_ms),
+            ..NodeConfig::local(&self.data_dir)
+        }
+    }
+}

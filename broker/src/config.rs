@@ -1,0 +1,132 @@
+//! What a broker node is opened with: addresses, data directory, storage defaults, protocol
+//! limits and group settings. The binary fills it from flags, the embedded broker from
+//! [`NodeConfig::local`]; [`NodeConfig::validate`] is the one place the values are checked.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::group::CoordinatorConfig;
+use crate::log::LogConfig;
+use crate::topics::MAX_PARTITIONS;
+
+/// Node id this single-node broker announces (Metadata, FindCoordinator).
+pub const NODE_ID: i32 = 1;
+/// Cluster id announced in Metadata.
+pub const CLUSTER_ID: &str = "seckill-mq-cluster-001";
+
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Directory of topics, committed offsets and producer ids.
+    pub data_dir: PathBuf,
+    /// Address for Kafka clients (port 0: any free port).
+    pub listen: SocketAddr,
+    /// Address of the admin HTTP port: `/healthz`, `/metrics`, `/groups`.
+    pub admin_listen: SocketAddr,
+    /// `host:port` clients are told to use in Metadata; `None`: the bound listen address.
+    pub advertised: Option<String>,
+    /// Log settings topics start from (a CreateTopics request may override them per topic).
+    pub log: LogConfig,
+    /// Create unknown topics asked for in Metadata (Kafka's `auto.create.topics.enable`).
+    pub auto_create_topics: bool,
+    /// Partitions of auto-created topics and of CreateTopics with -1.
+    pub default_partitions: i32,
+    /// Largest request frame accepted; a larger announced size closes the connection unread.
+    pub max_frame_bytes: usize,
+    /// Concurrent client connections; more wait in the accept queue.
+    pub max_connections: usize,
+    pub groups: CoordinatorConfig,
+    /// How often retention runs over every partition.
+    pub retention_check: Duration,
+}
+
+#[derive(Debug, Error)]
+#[error("invalid broker configuration: {0}")]
+pub struct InvalidNodeConfig(pub String);
+
+impl NodeConfig {
+    /// A node on loopback with free ports: what tests, the perf tools and the demo run.
+    pub fn local(data_dir: impl Into<PathBuf>) -> Self {
+        NodeConfig {
+            data_dir: data_dir.into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            advertised: None,
+            log: LogConfig::default(),
+            auto_create_topics: true,
+            default_partitions: 1,
+            max_frame_bytes: 100 * 1024 * 1024,
+            max_connections: 10_000,
+            groups: CoordinatorConfig::default(),
+            retention_check: Duration::from_secs(60),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), InvalidNodeConfig> {
+        let bad = |m: String| Err(InvalidNodeConfig(m));
+        if let Err(e) = self.log.validate() {
+            return bad(format!("log settings: {e}"));
+        }
+        if !(1..=MAX_PARTITIONS).contains(&self.default_partitions) {
+            return bad(format!(
+                "default partitions must be within 1..={MAX_PARTITIONS}, not {}",
+                self.default_partitions
+            ));
+        }
+        if self.max_frame_bytes < 1024 {
+            return bad("max frame bytes must be >= 1024".into());
+        }
+        if self.max_connections == 0 {
+            return bad("max connections must be >= 1".into());
+        }
+        if self.retention_check.is_zero() {
+            return bad("the retention check interval must be >= 1 ms".into());
+        }
+        if let Some(a) = &self.advertised {
+            parse_host_port(a)?;
+        }
+        Ok(())
+    }
+}
+
+/// `host:port` (the host may be a name, an IPv4 address or a bracketed IPv6 address).
+pub fn parse_host_port(s: &str) -> Result<(String, u16), InvalidNodeConfig> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| InvalidNodeConfig(format!("advertised address {s:?} is not host:port")))?;
+    let port = port
+        .parse()
+        .map_err(|_| InvalidNodeConfig(format!("advertised port in {s:?} is not a port")))?;
+    if host.is_empty() {
+        return Err(InvalidNodeConfig(format!(
+            "advertised address {s:?} has no host"
+        )));
+    }
+    Ok((host.to_string(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_the_bad_setting() {
+        let ok = NodeConfig::local("/tmp/x");
+        assert!(ok.validate().is_ok());
+        let mut c = ok.clone();
+        c.default_partitions = 0;
+        assert!(c.validate().unwrap_err().0.contains("default partitions"));
+        let mut c = ok.clone();
+        c.advertised = Some("nohostport".into());
+        assert!(c.validate().unwrap_err().0.contains("host:port"));
+        let mut c = ok;
+        c.advertised = Some("kafka.example:9093".into());
+        assert!(c.validate().is_ok());
+        assert_eq!(
+            parse_host_port("kafka.example:9093").unwrap(),
+            ("kafka.example".to_string(), 9093)
+        );
+    }
+}

@@ -1,0 +1,79 @@
+//! Reading a segment file without the log lock: the log hands out the file, an index position
+//! and the bounds it observed under the lock, and these scan batch headers from there with
+//! `pread`, so a reader never blocks the writer on I/O.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+
+use super::batch::{self, BatchHeader, HEADER_LEN};
+use super::segment;
+
+/// From the indexed position `pos`, skips batches that end before `offset` and reads whole
+/// batches from the one containing it. `None` when the segment (up to `end`) has no such batch.
+pub(super) fn read_batches(
+    file: &File,
+    mut pos: u64,
+    end: u64,
+    offset: i64,
+    max_bytes: usize,
+    hwm: i64,
+) -> std::io::Result<Option<Vec<u8>>> {
+    let first = loop {
+        let Some(h) = segment::read_header_at(file, pos, end)? else {
+            return Ok(None);
+        };
+        if h.last_offset() >= offset {
+            break h;
+        }
+        pos += h.total_len() as u64;
+    };
+    if first.base_offset >= hwm {
+        return Ok(Some(Vec::new()));
+    }
+    let available = (end - pos) as usize;
+    let want = first.total_len().max(max_bytes.min(available));
+    let mut buf = vec![0u8; want.min(available)];
+    file.read_exact_at(&mut buf, pos)?;
+    // Keep whole batches below the high watermark.
+    let mut cut = 0;
+    while cut + HEADER_LEN <= buf.len() {
+        let Ok(h) = BatchHeader::parse(&buf[cut..]) else {
+            break;
+        };
+        if h.base_offset >= hwm || cut + h.total_len() > buf.len() {
+            break;
+        }
+        cut += h.total_len();
+    }
+    buf.truncate(cut);
+    Ok(Some(buf))
+}
+
+/// Scans batches from `pos` for the first record with timestamp >= `ts` below `hwm`.
+pub(super) fn find_timestamp(
+    file: &File,
+    mut pos: u64,
+    end: u64,
+    ts: i64,
+    hwm: i64,
+) -> std::io::Result<Option<(i64, i64)>> {
+    while let Some(h) = segment::read_header_at(file, pos, end)? {
+        if h.base_offset >= hwm {
+            return Ok(None);
+        }
+        if h.max_timestamp >= ts {
+            let mut buf = vec![0u8; h.total_len()];
+            file.read_exact_at(&mut buf, pos)?;
+            return Ok(Some(match batch::record_timestamps(&buf) {
+                Some(stamps) => stamps
+                    .iter()
+                    .position(|&t| t >= ts)
+                    .map(|i| (h.base_offset + i as i64, stamps[i]))
+                    .unwrap_or((h.base_offset, h.max_timestamp)),
+                None => (h.base_offset, h.max_timestamp),
+            }));
+        }
+        pos += h.total_len() as u64;
+    }
+    Ok(None)
+}

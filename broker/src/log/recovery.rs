@@ -1,0 +1,124 @@
+//! Opening a partition log after a clean stop or a crash: lists the segment files, checks the
+//! sealed segments' indexes (rebuilding them from the log if missing or inconsistent), recovers
+//! the active segment (cutting a torn or corrupt tail at the last valid batch), and makes what
+//! it kept durable before the log calls it so. Also replays the newest batch headers into the
+//! idempotent-producer table, so retried batches are recognised across restarts.
+
+use std::fs;
+use std::path::Path;
+
+use super::config::LogConfig;
+use super::error::LogError;
+use super::partition_log::OpenReport;
+use super::producer_state::ProducerStateTable;
+use super::segment::{self, Segment};
+use crate::durable::sync_dir;
+
+/// Opens every segment in `dir` (creating the first one in an empty dir), oldest first.
+pub(super) fn open_segments(
+    dir: &Path,
+    config: &LogConfig,
+) -> Result<(Vec<Segment>, OpenReport), LogError> {
+    fs::create_dir_all(dir).map_err(LogError::io(format!("create {}", dir.display())))?;
+    let bases = list_segments(dir)?;
+    let mut report = OpenReport::default();
+    let mut segments = Vec::with_capacity(bases.len().max(1));
+    if bases.is_empty() {
+        segments.push(
+            Segment::create(dir, 0, config).map_err(LogError::io(format!(
+                "create first segment in {}",
+                dir.display()
+            )))?,
+        );
+    } else {
+        for (i, &base) in bases.iter().enumerate() {
+            if let Some(&next) = bases.get(i + 1) {
+                let (seg, rebuilt) = Segment::open_sealed(dir, base, next, config).map_err(
+                    LogError::io(format!("open {}", segment::log_path(dir, base).display())),
+                )?;
+                if rebuilt {
+                    tracing::warn!(dir = %dir.display(), base, "rebuilt segment indexes");
+                    report.rebuilt_indexes += 1;
+                }
+                if seg.next_offset() != next {
+                    tracing::error!(
+                        dir = %dir.display(),
+                        base,
+                        ends_at = seg.next_offset(),
+                        next_segment = next,
+                        "offset gap between segments"
+                    );
+                }
+                segments.push(seg);
+            } else {
+                let (seg, recovery) =
+                    Segment::open_active(dir, base, config).map_err(LogError::io(format!(
+                        "recover {}",
+                        segment::log_path(dir, base).display()
+                    )))?;
+                if recovery.truncated_bytes > 0 {
+                    tracing::warn!(
+                        dir = %dir.display(),
+                        kept_batches = recovery.batches,
+                        truncated_bytes = recovery.truncated_bytes,
+                        "truncated a torn or corrupt tail of the active segment"
+                    );
+                }
+                report.active = recovery;
+                segments.push(seg);
+            }
+        }
+    }
+    report.segments = segments.len();
+    // What recovery kept is what the disk holds now; make sure of it before calling it durable.
+    if let Some(active) = segments.last() {
+        active
+            .log_file()
+            .sync_all()
+            .map_err(LogError::io("sync recovered segment"))?;
+    }
+    sync_dir(dir).map_err(LogError::io(format!("sync {}", dir.display())))?;
+
+    Ok((segments, report))
+}
+
+/// Segments scanned for producer state at open: a retry only ever repeats a recent batch.
+const PRODUCER_STATE_SEGMENTS: usize = 2;
+
+/// Replays the batch headers of the newest segments into a fresh producer-state table.
+pub(super) fn rebuild_producer_state(segments: &[Segment]) -> std::io::Result<ProducerStateTable> {
+    let mut table = ProducerStateTable::default();
+    let from = segments.len().saturating_sub(PRODUCER_STATE_SEGMENTS);
+    for seg in &segments[from..] {
+        let mut pos = 0;
+        while let Some(h) = segment::read_header_at(seg.log_file(), pos, seg.size())? {
+            table.record(&h);
+            pos += h.total_len() as u64;
+        }
+    }
+    if table.len() > 0 {
+        tracing::debug!(producers = table.len(), "rebuilt producer state");
+    }
+    Ok(table)
+}
+
+/// Base offsets of the `.log` files in `dir`, ascending. Other files are ignored.
+fn list_segments(dir: &Path) -> Result<Vec<i64>, LogError> {
+    let mut bases = Vec::new();
+    let entries = fs::read_dir(dir).map_err(LogError::io(format!("list {}", dir.display())))?;
+    for entry in entries {
+        let entry = entry.map_err(LogError::io(format!("list {}", dir.display())))?;
+        let name = entry.file_name();
+        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".log")) else {
+            continue;
+        };
+        match stem.parse::<i64>() {
+            Ok(base) if stem.len() == 20 && base >= 0 => bases.push(base),
+            _ => {
+                tracing::warn!(file = ?name, "ignoring a .log file whose name is not a base offset")
+            }
+        }
+    }
+    bases.sort_unstable();
+    Ok(bases)
+}

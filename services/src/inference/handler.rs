@@ -1,0 +1,322 @@
+//! The inference worker's batch handler: a model loaded once, before the worker joins the
+//! `inference-workers` group on `inference.requests`. Per micro-batch it:
+//!
+//! 1. dead-letters what cannot be decoded;
+//! 2. counts an attempt on each pending request, durably ([`store::claim`]); a redelivered
+//!    request that is already finished is answered again from its stored result;
+//! 3. answers without running the model: `expired` past the deadline, `failed` for another
+//!    model's request, and dead-letters (then fails) a request past `max_attempts`: one that
+//!    kept crashing workers;
+//! 4. runs the model on the rest; on a model crash it reloads the model and runs that batch
+//!    again one request at a time, each run counted, so a poison request ends up alone;
+//! 5. stores the results and produces each reply to the request's reply address keyed by its
+//!    UUID; only then does the worker commit the offsets.
+//!
+//! A crash anywhere before 5. completes leaves the offsets uncommitted: the requests come back
+//! (to this worker or another) and are finished exactly once in the table.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::producer::FutureRecord;
+use serde_json::Value;
+use shared::messages::{InferenceReply, InferenceRequest, InferenceStatus};
+use shared::time::now_ms;
+use sqlx::PgPool;
+
+use super::model::{Model, ModelError};
+use super::store;
+use crate::worker::{BatchHandler, HandlerError, WorkerContext};
+
+/// How a worker serves its model.
+#[derive(Debug, Clone)]
+pub struct InferenceConfig<C> {
+    /// Model runs a request may take part in; past it the request is dead-lettered.
+    pub max_attempts: i32,
+    pub model: C,
+}
+
+impl<C> InferenceConfig<C> {
+    pub fn new(model: C) -> Self {
+        InferenceConfig {
+            max_attempts: 3,
+            model,
+        }
+    }
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug)]
+pub struct InferenceStats {
+    pub requests: Counter,
+    pub done: Counter,
+    pub failed: Counter,
+    pub expired: Counter,
+    pub poisoned: Counter,
+    pub model_crashes: Counter,
+    pub redelivered: Counter,
+    pub batch_seconds: Histogram,
+}
+
+impl Default for InferenceStats {
+    fn default() -> Self {
+        InferenceStats {
+            requests: Counter::default(),
+            done: Counter::default(),
+            failed: Counter::default(),
+            expired: Counter::default(),
+            poisoned: Counter::default(),
+            model_crashes: Counter::default(),
+            redelivered: Counter::default(),
+            batch_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+        }
+    }
+}
+
+/// The inference worker's batch handler: a model loaded once and the table of requests.
+pub struct InferenceHandler<M: Model> {
+    config: InferenceConfig<M::Config>,
+    model: M,
+    pool: PgPool,
+    stats: Arc<InferenceStats>,
+}
+
+impl<M: Model> std::fmt::Debug for InferenceHandler<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InferenceHandler")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M: Model> InferenceHandler<M> {
+    /// Loads the model (once; it may take minutes). The worker joins its group only after this,
+    /// so no partition is taken before the model can serve it.
+    pub async fn load(
+        config: InferenceConfig<M::Config>,
+        pool: PgPool,
+    ) -> Result<Self, ModelError> {
+        let started = Instant::now();
+        let model = M::load(&config.model).await?;
+        tracing::info!(model = model.name(), took = ?started.elapsed(), "model loaded");
+        Ok(InferenceHandler {
+            config,
+            model,
+            pool,
+            stats: Arc::default(),
+        })
+    }
+
+    pub fn stats(&self) -> Arc<InferenceStats> {
+        self.stats.clone()
+    }
+}
+
+impl<M: Model> BatchHandler for InferenceHandler<M> {
+    const METRICS_PREFIX: &'static str = "inference_worker";
+
+    fn register_metrics(&self, r: &mut Registry) {
+        let s = &self.stats;
+        r.register("requests", "Requests received", s.requests.clone());
+        r.register("done", "Requests answered with an output", s.done.clone());
+        r.register("failed", "Requests answered failed", s.failed.clone());
+        r.register(
+            "expired",
+            "Requests past their deadline, not run",
+            s.expired.clone(),
+        );
+        r.register(
+            "poisoned",
+            "Requests dead-lettered after max attempts",
+            s.poisoned.clone(),
+        );
+        r.register(
+            "model_crashes",
+            "Model crashes (reloaded)",
+            s.model_crashes.clone(),
+        );
+        r.register(
+            "redelivered",
+            "Finished requests seen again and re-answered",
+            s.redelivered.clone(),
+        );
+        r.register(
+            "batch_seconds",
+            "Model run time per micro-batch",
+            s.batch_seconds.clone(),
+        );
+    }
+
+    async fn handle(
+        &mut self,
+        batch: &[BorrowedMessage<'_>],
+        ctx: &WorkerContext,
+    ) -> Result<(), HandlerError> {
+        self.process(batch, ctx).await
+    }
+}
+
+impl<M: Model> InferenceHandler<M> {
+    async fn process(
+        &mut self,
+        batch: &[BorrowedMessage<'_>],
+        ctx: &WorkerContext,
+    ) -> Result<(), HandlerError> {
+        let mut reqs = Vec::with_capacity(batch.len());
+        for m in batch {
+            match m.payload().map(InferenceRequest::decode) {
+                Some(Ok(r)) => reqs.push((r, m)),
+                Some(Err(e)) => ctx.dead_letter(m, &e.to_string()).await?,
+                None => ctx.dead_letter(m, "empty message").await?,
+            }
+        }
+        self.stats.requests.inc_by(reqs.len() as u64);
+        // Micro-batches still to run; after a model crash, one request each.
+        let mut todo = vec![reqs];
+        while let Some(group) = todo.pop() {
+            if group.is_empty() {
+                continue;
+            }
+            let refs: Vec<&InferenceRequest> = group.iter().map(|(r, _)| r).collect();
+            let pool = &self.pool;
+            let attempts = ctx
+                .retry_db("claim inference requests", || store::claim(pool, &refs))
+                .await?;
+            let mut replies = Vec::new();
+            let mut runnable = Vec::new();
+            let now = now_ms();
+            for (r, m) in &group {
+                let reply = |status, error: &str| InferenceReply {
+                    id: r.id,
+                    status,
+                    output: None,
+                    error: Some(error.to_string()),
+                };
+                match attempts.get(&r.id) {
+                    None => {} // finished before: answered again below
+                    Some(&n) if n > self.config.max_attempts => {
+                        let why = format!("poison: {} model runs crashed on it", n - 1);
+                        ctx.dead_letter(m, &why).await?;
+                        self.stats.poisoned.inc();
+                        replies.push(reply(InferenceStatus::Failed, &why));
+                    }
+                    Some(_) if r.deadline_ms <= now => {
+                        replies.push(reply(
+                            InferenceStatus::Expired,
+                            "deadline passed before it ran",
+                        ));
+                    }
+                    Some(_) if r.model.as_deref().is_some_and(|n| n != self.model.name()) => {
+                        let why = format!(
+                            "unknown model {:?}; this worker serves {:?}",
+                            r.model,
+                            self.model.name()
+                        );
+                        replies.push(reply(InferenceStatus::Failed, &why));
+                    }
+                    Some(_) => runnable.push((r, *m)),
+                }
+            }
+            let finished: Vec<uuid::Uuid> = group
+                .iter()
+                .filter(|(r, _)| !attempts.contains_key(&r.id))
+                .map(|(r, _)| r.id)
+                .collect();
+            if !finished.is_empty() {
+                let again = ctx
+                    .retry_db("read finished requests", || {
+                        store::finished(pool, &finished)
+                    })
+                    .await?;
+                self.stats.redelivered.inc_by(again.len() as u64);
+                // Stored already: reply only.
+                send_replies(ctx, &group, &again).await;
+            }
+            if !runnable.is_empty() {
+                let inputs: Vec<Value> = runnable.iter().map(|(r, _)| r.input.clone()).collect();
+                let t = Instant::now();
+                match self.model.infer(&inputs).await {
+                    Ok(outputs) if outputs.len() == inputs.len() => {
+                        self.stats.batch_seconds.observe(t.elapsed().as_secs_f64());
+                        for ((r, _), out) in runnable.iter().zip(outputs) {
+                            replies.push(match out {
+                                Ok(o) => InferenceReply {
+                                    id: r.id,
+                                    status: InferenceStatus::Done,
+                                    output: Some(o),
+                                    error: None,
+                                },
+                                Err(e) => InferenceReply {
+                                    id: r.id,
+                                    status: InferenceStatus::Failed,
+                                    output: None,
+                                    error: Some(e),
+                                },
+                            });
+                        }
+                    }
+                    result => {
+                        let why = match result {
+                            Err(e) => e.to_string(),
+                            Ok(o) => format!("{} outputs for {} inputs", o.len(), inputs.len()),
+                        };
+                        self.stats.model_crashes.inc();
+                        tracing::warn!(reason = %why, requests = runnable.len(), "model crashed; reloading it");
+                        self.model = M::load(&self.config.model)
+                            .await
+                            .map_err(|e| HandlerError::Fatal(Box::new(e)))?;
+                        // Again, one by one: only a poison request keeps failing.
+                        let ids: Vec<uuid::Uuid> = runnable.iter().map(|(r, _)| r.id).collect();
+                        for (r, m) in group.iter().filter(|(r, _)| ids.contains(&r.id)) {
+                            todo.push(vec![(r.clone(), *m)]);
+                        }
+                    }
+                }
+            }
+            for r in &replies {
+                match r.status {
+                    InferenceStatus::Done => self.stats.done.inc(),
+                    InferenceStatus::Failed => self.stats.failed.inc(),
+                    InferenceStatus::Expired => self.stats.expired.inc(),
+                };
+            }
+            let pool = &self.pool;
+            ctx.retry_db("store inference results", || {
+                store::store_results(pool, &replies)
+            })
+            .await?;
+            send_replies(ctx, &group, &replies).await;
+        }
+        Ok(())
+    }
+}
+
+/// Produces each reply to its request's reply address and waits for the acknowledgements.
+/// A reply that cannot be delivered (its topic is gone) is logged: the stored result stays
+/// readable through `GET /infer/{id}`.
+async fn send_replies(
+    ctx: &WorkerContext,
+    group: &[(InferenceRequest, &BorrowedMessage<'_>)],
+    replies: &[InferenceReply],
+) {
+    let sends = replies.iter().filter_map(|reply| {
+        let (req, _) = group.iter().find(|(r, _)| r.id == reply.id)?;
+        let payload = reply.encode();
+        let key = reply.id.to_string();
+        let producer = ctx.producer();
+        Some(async move {
+            let record = FutureRecord::to(&req.reply_topic)
+                .partition(req.reply_partition)
+                .key(&key)
+                .payload(&payload);
+            if let Err((e, _)) = producer.send(record, Duration::from_secs(30)).await {
+                tracing::warn!(id = %req.id, topic = req.reply_topic, error = %e, "reply not delivered; the result is stored");
+            }
+        })
+    });
+    futures_util::future::join_all(sends).await;
+}

@@ -1,0 +1,195 @@
+//! The batch worker: one loop for every worker of this project. It joins a consumer group,
+//! takes a batch of whatever is ready, hands it to a [`BatchHandler`] (the only part each kind
+//! of worker writes), and commits the batch's offsets only after the handler returned `Ok`:
+//! whatever the handler's effects are (rows in PostgreSQL, replies, dead letters), they are
+//! durable before the queue forgets the messages that caused them.
+//!
+//! - `handler`: the [`BatchHandler`] trait and the [`WorkerContext`] a handler works with
+//!   (dead-lettering, retries with backoff, the shutdown token).
+//! - `queue`: the Kafka side: group consumer, durable producer, batches, commits, dead letters.
+//! - `metrics`: the counters every worker has, and its `/healthz` + `/metrics` port.
+//!
+//! Shutdown: when the token is cancelled the worker finishes the batch in hand (a handler
+//! waiting in a retry stops instead, and that batch stays uncommitted), commits, leaves the
+//! group, stops its metrics port and returns.
+
+mod handler;
+mod metrics;
+pub mod queue;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use prometheus_client::registry::Registry;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use shared::shutdown::Tasks;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use handler::{BatchHandler, HandlerError, WorkerContext};
+pub use metrics::WorkerMetrics;
+
+/// Where a worker reads from and how.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub bootstrap: String,
+    pub group_id: String,
+    pub topic: String,
+    pub dead_letter_topic: String,
+    /// Largest batch handed to the handler.
+    pub max_batch: usize,
+    pub session_timeout_ms: u32,
+    /// `/healthz` and `/metrics`; `None` serves none (tests, the demo).
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+impl WorkerConfig {
+    /// The order worker's defaults: group `order-workers` on `seckill`, batches of 1000.
+    pub fn orders(bootstrap: &str) -> Self {
+        WorkerConfig {
+            bootstrap: bootstrap.into(),
+            group_id: "order-workers".into(),
+            topic: shared::topics::SECKILL_ORDERS.into(),
+            dead_letter_topic: shared::topics::SECKILL_DEAD_LETTER.into(),
+            max_batch: 1000,
+            session_timeout_ms: 10_000,
+            metrics_listen: None,
+        }
+    }
+
+    /// The inference worker's defaults: group `inference-workers` on `inference.requests`,
+    /// micro-batches of 32.
+    pub fn inference(bootstrap: &str) -> Self {
+        WorkerConfig {
+            group_id: "inference-workers".into(),
+            topic: shared::topics::INFERENCE_REQUESTS.into(),
+            dead_letter_topic: shared::topics::INFERENCE_DEAD_LETTER.into(),
+            max_batch: 32,
+            ..WorkerConfig::orders(bootstrap)
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum WorkerError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("bind the metrics port {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the batch handler failed: {0}")]
+    Handler(#[source] HandlerError),
+}
+
+/// A worker ready to run: its group consumer exists, its metrics port is bound.
+pub struct Worker<H: BatchHandler> {
+    config: WorkerConfig,
+    consumer: StreamConsumer,
+    context: WorkerContext,
+    handler: H,
+    metrics_port: Option<TcpListener>,
+}
+
+impl<H: BatchHandler> std::fmt::Debug for Worker<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("config", &self.config)
+            .field("handler", &H::METRICS_PREFIX)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<H: BatchHandler> Worker<H> {
+    /// Binds the metrics port and joins the group. The handler is ready (a model loaded, a pool
+    /// connected) before the worker takes any partition.
+    pub async fn start(config: WorkerConfig, handler: H) -> Result<Self, WorkerError> {
+        let metrics_port = match config.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| WorkerError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
+        let consumer = queue::group_consumer(
+            &config.bootstrap,
+            &config.group_id,
+            &config.topic,
+            config.session_timeout_ms,
+        )?;
+        let producer = queue::durable_producer(&config.bootstrap)?;
+        let context = WorkerContext::new(
+            producer,
+            config.dead_letter_topic.clone(),
+            Arc::new(WorkerMetrics::default()),
+        );
+        Ok(Worker {
+            config,
+            consumer,
+            context,
+            handler,
+            metrics_port,
+        })
+    }
+
+    /// The counters every worker has (batches, events, dead letters, retries).
+    pub fn metrics(&self) -> &Arc<WorkerMetrics> {
+        self.context.metrics()
+    }
+
+    /// The address of the `/metrics` port, if one was asked for.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_port.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Serves until `shutdown` is cancelled, then commits what it finished and leaves the group.
+    /// Returns once every task it started has ended.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), WorkerError> {
+        let Worker {
+            config,
+            consumer,
+            mut context,
+            mut handler,
+            metrics_port,
+        } = self;
+        let tasks = Tasks::new(shutdown.clone());
+        context.set_shutdown(shutdown.clone());
+        if let Some(listener) = metrics_port {
+            let mut registry = Registry::default();
+            {
+                let sub = registry.sub_registry_with_prefix(H::METRICS_PREFIX);
+                context.metrics().register(sub);
+                handler.register_metrics(sub);
+            }
+            metrics::serve(listener, Arc::new(registry), &tasks);
+        }
+        tracing::info!(group = %config.group_id, topic = %config.topic, "worker running");
+        let result = loop {
+            let Some(batch) = queue::recv_batch(&consumer, config.max_batch, &shutdown).await
+            else {
+                break Ok(());
+            };
+            match handler.handle(&batch, &context).await {
+                Ok(()) => {
+                    context.metrics().batch_done(batch.len());
+                    queue::commit_batch(&consumer, &batch, CommitMode::Async)?;
+                }
+                // Stopped while retrying: the batch stays uncommitted and comes back.
+                Err(HandlerError::Stopped) => break Ok(()),
+                Err(e) => break Err(WorkerError::Handler(e)),
+            }
+        };
+        tracing::info!(group = %config.group_id, "worker stopping");
+        // What was committed asynchronously is flushed by a final synchronous commit.
+        if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+            tracing::debug!(error = %e, "final commit (nothing to commit?)");
+        }
+        drop(consumer);
+        tasks.shutdown().await;
+        result
+    }
+}
