@@ -2,13 +2,11 @@
 //! nothing before it is lost and the next append gets the right offset. Missing or damaged
 //! indexes of sealed segments are rebuilt from the log.
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use super::common::*;
 use broker::log::{BatchHeader, FlushPolicy, LogConfig};
-use common::*;
 
 /// Writes 5 batches into one segment; returns the batches as stored.
 fn make_log(dir: &Path) -> Vec<Vec<u8>> {

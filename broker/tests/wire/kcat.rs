@@ -2,9 +2,7 @@
 //! produces with keys and headers, consumes from the beginning, and finds everything again
 //! after a graceful restart.
 
-mod harness;
-
-use harness::{kcat, BrokerProcess};
+use super::harness::{kcat, BrokerProcess};
 
 #[test]
 fn kcat_produce_consume_with_keys_and_headers_survives_restart() {

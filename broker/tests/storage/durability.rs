@@ -1,13 +1,11 @@
 //! Flush policies: under `fsync` an append is durable (and visible to readers) only once an
 //! fdatasync covered it, and concurrent appends share syncs; `interval` flushes in the background.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::common::*;
 use broker::log::{FlushPolicy, LogConfig};
-use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fsync_policy_acknowledges_after_a_sync_and_groups_concurrent_appends() {

@@ -2,12 +2,10 @@
 //! create_topics, an idempotent acks=all producer, assign()-mode consumption from the beginning,
 //! watermarks and offsets by time.
 
-mod harness;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
-use harness::BrokerProcess;
+use super::harness::BrokerProcess;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;

@@ -1,13 +1,11 @@
 //! Consumer groups against the real broker binary with real clients: rdkafka StreamConsumers
 //! (bundled librdkafka 2.12.1) and kcat (librdkafka 2.0.2) as a member that dies without leaving.
 
-mod harness;
-
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use harness::BrokerProcess;
+use super::harness::BrokerProcess;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -335,7 +333,7 @@ async fn lag_shows_on_metrics_json_and_the_cli() {
         .unwrap();
     c.commit(&tpl, CommitMode::Sync).unwrap();
 
-    let (status, metrics) = harness::admin_get(&broker, "/metrics");
+    let (status, metrics) = super::harness::admin_get(&broker, "/metrics");
     assert_eq!(status, 200);
     for (line, want) in [
         (
@@ -359,7 +357,7 @@ async fn lag_shows_on_metrics_json_and_the_cli() {
         assert_eq!(got.rsplit(' ').next(), Some(want), "{got}");
     }
 
-    let (status, json) = harness::admin_get(&broker, "/groups/lg");
+    let (status, json) = super::harness::admin_get(&broker, "/groups/lg");
     assert_eq!(status, 200);
     let report: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(report["state"], "Stable");
@@ -368,7 +366,7 @@ async fn lag_shows_on_metrics_json_and_the_cli() {
         report["members"][0]["assignment"]["lagged"],
         serde_json::json!([0, 1])
     );
-    assert_eq!(harness::admin_get(&broker, "/groups/nope").0, 404);
+    assert_eq!(super::harness::admin_get(&broker, "/groups/nope").0, 404);
 
     let out = Command::new(env!("CARGO_BIN_EXE_broker"))
         .args([

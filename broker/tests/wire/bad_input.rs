@@ -1,13 +1,11 @@
 //! Bad input on the wire: the offending connection is closed (or answered with the documented
 //! error), and the broker keeps serving everyone else.
 
-mod harness;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use harness::{kcat, BrokerProcess};
+use super::harness::{kcat, BrokerProcess};
 
 fn connect(b: &BrokerProcess) -> TcpStream {
     let s = TcpStream::connect(b.addr()).unwrap();

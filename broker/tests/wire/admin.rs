@@ -1,9 +1,7 @@
 //! The admin HTTP port of the real broker binary: `/healthz` and Prometheus `/metrics` that
 //! reflect real traffic.
 
-mod harness;
-
-use harness::{admin_get, kcat, BrokerProcess};
+use super::harness::{admin_get, kcat, BrokerProcess};
 
 /// The value of the sample whose name and labels start with `prefix`.
 fn sample(metrics: &str, prefix: &str) -> f64 {

@@ -1,10 +1,8 @@
 //! Property: whatever batches are appended read back byte-identical from any offset, across
 //! segment rolls and a close/reopen.
 
-mod common;
-
+use super::common::*;
 use broker::log::{BatchHeader, FlushPolicy, LogError};
-use common::*;
 use proptest::prelude::*;
 
 fn check_reads(log: &broker::log::PartitionLog, stored: &[(i64, i64, Vec<u8>)], max_bytes: usize) {

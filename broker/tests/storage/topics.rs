@@ -1,13 +1,11 @@
 //! The topic registry persists topics (id, partition count, configs) so a restart brings them back.
 
-mod common;
-
 use std::sync::Arc;
 
+use super::common::*;
 use broker::clock::SystemClock;
 use broker::log::{FlushPolicy, LogConfig};
 use broker::topics::{TopicError, TopicRegistry};
-use common::*;
 
 fn registry(dir: &std::path::Path) -> TopicRegistry {
     let defaults = LogConfig {

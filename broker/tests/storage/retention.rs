@@ -1,12 +1,10 @@
 //! Segment rolling by size and by age, and retention by time and by size, driven by a manual clock.
 
-mod common;
-
 use std::sync::Arc;
 
+use super::common::*;
 use broker::clock::ManualClock;
 use broker::log::{FlushPolicy, LogConfig, LogError};
-use common::*;
 
 const START: i64 = 1_700_000_000_000;
 

@@ -1,13 +1,11 @@
 //! Hand-made requests over TCP to the real broker binary, for answers that stock clients do not
 //! let a test provoke: corrupt batches, CreateTopics errors, auto-create switched off.
 
-mod harness;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
+use super::harness::BrokerProcess;
 use bytes::{Bytes, BytesMut};
-use harness::BrokerProcess;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};

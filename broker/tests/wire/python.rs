@@ -9,13 +9,11 @@
 //! The packages are pinned and must be installed (`.ci/run` does it); a missing one fails the
 //! test with the command to install it, it is never skipped.
 
-mod harness;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use harness::BrokerProcess;
+use super::harness::BrokerProcess;
 
 const INSTALL: &str = "python3 -m pip install kafka-python==3.0.12 confluent-kafka==2.16.1";
 /// Each script keeps itself well under this; past it the script is killed and the test fails.

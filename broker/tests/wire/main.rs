@@ -1,0 +1,13 @@
+//! The real `broker` binary on a free port, driven over TCP by real Kafka clients (rdkafka,
+//! kcat, kafka-python, confluent-kafka) and by hand-made requests. One test binary for the
+//! subject, so the suite links once.
+
+mod harness;
+
+mod admin;
+mod bad_input;
+mod groups;
+mod kcat;
+mod python;
+mod rdkafka_client;
+mod requests;
