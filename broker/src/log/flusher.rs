@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use super::config::FlushPolicy;
 use super::error::LogError;
-use super::partition_log::{Durable, Shared, State};
+use super::shared_state::{Durable, Shared, State};
 use crate::durable::sync_dir;
 
 /// Runs until the log closes, then does a final flush.

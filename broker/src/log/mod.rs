@@ -6,6 +6,8 @@
 //! - `recovery`: opening a log: segment listing, index checks, active-segment recovery.
 //! - `retention`: the pure decision of which segments retention deletes.
 //! - `reader`: reading whole batches out of a segment file without the log lock.
+//! - `shared_state`: what a log shares with its flusher thread (segments and offsets under one
+//!   lock, the flusher's wake-up, the durability watches).
 //! - `segment`: one `.log` file with its indexes; recovery of the active segment on open.
 //! - `offset_index` / `time_index`: sparse, memory-mapped indexes over `index_file`.
 //! - `producer_state`: idempotent-producer sequence checks, rebuilt from the log at open.
@@ -23,6 +25,7 @@ mod reader;
 mod recovery;
 mod retention;
 mod segment;
+mod shared_state;
 mod time_index;
 
 pub use batch::{BatchBuilder, BatchError, BatchHeader, Record};

@@ -17,10 +17,9 @@
 //! Opening (`recovery.rs`), the retention decision (`retention.rs`) and lock-free reads of a
 //! segment file (`reader.rs`) live beside this file.
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use tokio::sync::watch;
@@ -29,11 +28,13 @@ use super::batch::{self, BatchError, BatchHeader};
 use super::config::{FlushPolicy, LogConfig, TimestampType};
 use super::error::LogError;
 use super::flusher::{flush_once, flusher_loop};
-use super::producer_state::{ProducerError, ProducerStateTable, SequenceCheck};
+use super::producer_state::{ProducerError, SequenceCheck};
 use super::reader::{find_timestamp, read_batches};
 use super::recovery;
+pub use super::recovery::OpenReport;
 use super::retention::{self, SegmentStats};
-use super::segment::{Recovery, Segment};
+use super::segment::Segment;
+use super::shared_state::{Durable, Shared, State};
 use crate::clock::Clock;
 
 /// What an append did.
@@ -65,87 +66,6 @@ pub struct RetentionReport {
     pub deleted_segments: usize,
     pub deleted_bytes: u64,
     pub log_start_offset: i64,
-}
-
-/// What opening the log found.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct OpenReport {
-    pub segments: usize,
-    /// Sealed segments whose indexes had to be rebuilt from the log.
-    pub rebuilt_indexes: usize,
-    pub active: Recovery,
-}
-
-/// Progress of the flusher, published to waiters.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Durable {
-    pub(super) offset: i64,
-    pub(super) failure: Option<String>,
-}
-
-#[derive(Debug)]
-pub(super) struct State {
-    segments: Vec<Segment>,
-    log_start_offset: i64,
-    pub(super) log_end_offset: i64,
-    pub(super) flushed_offset: i64,
-    /// Files of segments sealed since the last flush; the next flush syncs them.
-    pub(super) unflushed: Vec<Arc<File>>,
-    /// A segment file was created or deleted since the last flush: the directory needs a sync.
-    pub(super) dir_dirty: bool,
-    pub(super) failure: Option<String>,
-    pub(super) closed: bool,
-    producers: ProducerStateTable,
-}
-
-impl State {
-    pub(super) fn active(&mut self) -> &mut Segment {
-        // `open` and every roll leave at least one segment.
-        let last = self.segments.len() - 1;
-        &mut self.segments[last]
-    }
-
-    /// Index of the segment that may contain `offset` (the last with base <= offset).
-    fn segment_for(&self, offset: i64) -> usize {
-        self.segments
-            .partition_point(|s| s.base_offset() <= offset)
-            .saturating_sub(1)
-    }
-
-    fn high_watermark(&self, policy: FlushPolicy) -> i64 {
-        match policy {
-            FlushPolicy::Fsync => self.flushed_offset,
-            _ => self.log_end_offset,
-        }
-    }
-}
-
-#[derive(Debug)]
-pub(super) struct Shared {
-    pub(super) dir: PathBuf,
-    pub(super) config: LogConfig,
-    clock: Arc<dyn Clock>,
-    state: Mutex<State>,
-    pub(super) wake_flusher: Condvar,
-    pub(super) durable: watch::Sender<Durable>,
-    pub(super) high_watermark: watch::Sender<i64>,
-    /// Completed flushes (fdatasync rounds), for metrics and to observe group commit.
-    pub(super) flushes: AtomicU64,
-}
-
-impl Shared {
-    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave the on-disk log inconsistent (recovery
-        // handles any tail), so keep serving rather than cascade the panic.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub(super) fn failed(&self, reason: &str) -> LogError {
-        LogError::Failed {
-            dir: self.dir.clone(),
-            reason: reason.to_string(),
-        }
-    }
 }
 
 /// A partition's log. Cheap to share behind an `Arc`; dropping it stops its flusher after a

@@ -9,10 +9,18 @@ use std::path::Path;
 
 use super::config::LogConfig;
 use super::error::LogError;
-use super::partition_log::OpenReport;
 use super::producer_state::ProducerStateTable;
-use super::segment::{self, Segment};
+use super::segment::{self, Recovery, Segment};
 use crate::durable::sync_dir;
+
+/// What opening the log found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpenReport {
+    pub segments: usize,
+    /// Sealed segments whose indexes had to be rebuilt from the log.
+    pub rebuilt_indexes: usize,
+    pub active: Recovery,
+}
 
 /// Opens every segment in `dir` (creating the first one in an empty dir), oldest first.
 pub(super) fn open_segments(
