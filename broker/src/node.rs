@@ -145,6 +145,8 @@ impl Node {
 
         server::serve(listener, broker.clone(), &tasks).await;
         tracing::info!("shutting down: finishing in-flight requests");
+        // Parked JoinGroup/SyncGroup requests would otherwise wait for timers that no longer run.
+        broker.groups.close();
         tasks.shutdown().await;
         broker.flush_all();
         tracing::info!("broker stopped");

@@ -6,9 +6,61 @@ use std::time::Duration;
 
 use broker::group::{CoordinatorConfig, JoinRequest};
 use broker::{Node, NodeConfig};
-use bytes::Bytes;
-use tokio::io::AsyncWriteExt;
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use kafka_protocol::messages::{
+    ApiKey, GroupId, JoinGroupRequest, JoinGroupResponse, RequestHeader, ResponseHeader,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
+
+const JOIN_VERSION: i16 = 5;
+
+/// Sends a JoinGroup v5 for group "wire" on `s`.
+async fn send_join(s: &mut TcpStream, member_id: &str) {
+    let mut header = RequestHeader::default();
+    header.request_api_key = ApiKey::JoinGroup as i16;
+    header.request_api_version = JOIN_VERSION;
+    header.correlation_id = 7;
+    header.client_id = Some(StrBytes::from_static_str("node-test"));
+    let mut req = JoinGroupRequest::default();
+    req.group_id = GroupId(StrBytes::from_static_str("wire"));
+    req.session_timeout_ms = 10_000;
+    req.rebalance_timeout_ms = 120_000;
+    req.member_id = StrBytes::from_string(member_id.to_string());
+    req.protocol_type = StrBytes::from_static_str("consumer");
+    let mut p = JoinGroupRequestProtocol::default();
+    p.name = StrBytes::from_static_str("range");
+    req.protocols.push(p);
+    let mut buf = BytesMut::new();
+    header
+        .encode(
+            &mut buf,
+            ApiKey::JoinGroup.request_header_version(JOIN_VERSION),
+        )
+        .unwrap();
+    req.encode(&mut buf, JOIN_VERSION).unwrap();
+    s.write_all(&(buf.len() as i32).to_be_bytes())
+        .await
+        .unwrap();
+    s.write_all(&buf).await.unwrap();
+}
+
+/// Reads a JoinGroup answer; `None` if the broker closed the connection instead.
+async fn read_join(s: &mut TcpStream) -> Option<JoinGroupResponse> {
+    let len = s.read_i32().await.ok()?;
+    let mut body = vec![0u8; len as usize];
+    s.read_exact(&mut body).await.ok()?;
+    let mut body = Bytes::from(body);
+    ResponseHeader::decode(
+        &mut body,
+        ApiKey::JoinGroup.response_header_version(JOIN_VERSION),
+    )
+    .unwrap();
+    Some(JoinGroupResponse::decode(&mut body, JOIN_VERSION).unwrap())
+}
 
 fn alive_tasks() -> usize {
     tokio::runtime::Handle::current()
@@ -58,10 +110,21 @@ async fn cancelling_the_token_ends_every_task_of_the_node() {
             })
             .await
     });
+    // A client parked in JoinGroup over TCP: its connection task waits on the group.
+    let mut joiner = TcpStream::connect(addr).await.unwrap();
+    send_join(&mut joiner, "").await;
+    let first = read_join(&mut joiner).await.unwrap();
+    assert_eq!(first.error_code, 79, "MEMBER_ID_REQUIRED first");
+    send_join(&mut joiner, first.member_id.as_str()).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(tasks.running() >= 4, "node tasks: {}", tasks.running());
+    assert!(tasks.running() >= 5, "node tasks: {}", tasks.running());
 
     token.cancel();
+    // The parked join is answered (COORDINATOR_NOT_AVAILABLE: retry), not left hanging.
+    let answer = tokio::time::timeout(Duration::from_secs(5), read_join(&mut joiner))
+        .await
+        .expect("the parked JoinGroup is answered at shutdown");
+    assert_eq!(answer.map(|a| a.error_code), Some(15));
     tokio::time::timeout(Duration::from_secs(10), running)
         .await
         .expect("run returns soon after the token is cancelled")

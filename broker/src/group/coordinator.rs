@@ -45,6 +45,8 @@ pub struct GroupCoordinator {
     pub(super) offsets: OffsetStore,
     /// Runs the rebalance timers; they end when the node shuts down.
     tasks: Tasks,
+    /// Set by [`GroupCoordinator::close`]: no request parks any more.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl GroupCoordinator {
@@ -54,7 +56,25 @@ impl GroupCoordinator {
             groups: Mutex::new(HashMap::new()),
             offsets,
             tasks,
+            closed: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Shutdown: answers every parked JoinGroup and SyncGroup with COORDINATOR_NOT_AVAILABLE
+    /// (their rebalance timers stop with the node, so nothing else would), and refuses new ones
+    /// the same way. Members keep their ids; they find the coordinator again after the restart.
+    pub fn close(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut groups = self.lock();
+        for g in groups.values_mut() {
+            for m in g.members.values_mut() {
+                m.fail_waiters(GroupError::ShuttingDown);
+            }
+        }
+    }
+
+    pub(super) fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub(super) fn lock(&self) -> MutexGuard<'_, HashMap<String, Group>> {

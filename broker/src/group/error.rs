@@ -27,4 +27,7 @@ pub enum GroupError {
     /// The commit could not be made durable; the client retries.
     #[error("the commit could not be made durable")]
     CommitNotDurable,
+    /// The broker is shutting down; the client finds the coordinator again and retries.
+    #[error("the coordinator is shutting down")]
+    ShuttingDown,
 }

@@ -50,6 +50,9 @@ impl GroupCoordinator {
     }
 
     fn join_locked(self: &Arc<Self>, req: JoinRequest) -> Answer<JoinOutcome> {
+        if self.is_closed() {
+            return Answer::Now(error(GroupError::ShuttingDown, &req.member_id));
+        }
         if req.group_id.is_empty() {
             return Answer::Now(error(GroupError::InvalidGroupId, &req.member_id));
         }

@@ -38,6 +38,9 @@ impl GroupCoordinator {
     }
 
     fn sync_locked(self: &Arc<Self>, req: SyncRequest) -> Answer<SyncOutcome> {
+        if self.is_closed() {
+            return Answer::Now(error(GroupError::ShuttingDown));
+        }
         let mut groups = self.lock();
         let Some(group) = groups.get_mut(&req.group_id) else {
             return Answer::Now(error(GroupError::UnknownMember));

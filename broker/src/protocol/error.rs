@@ -56,7 +56,9 @@ pub(crate) fn group_error_code(e: GroupError) -> i16 {
         GroupError::RebalanceInProgress => ResponseError::RebalanceInProgress,
         GroupError::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
         GroupError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
-        GroupError::CommitNotDurable => ResponseError::CoordinatorNotAvailable,
+        GroupError::CommitNotDurable | GroupError::ShuttingDown => {
+            ResponseError::CoordinatorNotAvailable
+        }
     }
     .code()
 }

@@ -1,10 +1,15 @@
 //! One client connection: reads length-prefixed frames, answers each in order. Requests of one
 //! connection are processed one after the other (Kafka clients match answers FIFO); different
 //! connections run concurrently, so a parked Fetch blocks only its own connection.
+//!
+//! Shutdown: a connection stops at the next frame boundary. A request already read is finished
+//! and answered (a Produce waits for its fsync); one still parked [`SHUTDOWN_GRACE`] after the
+//! shutdown began (a Fetch long poll of up to 30 s) is dropped with its connection, as a broker
+//! going away would: the client retries.
 
 use std::net::SocketAddr;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use kafka_protocol::messages::ApiKey;
@@ -14,6 +19,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::protocol::{self, Request, RequestContext};
 use crate::state::Broker;
+
+/// How long a request in hand may take once shutdown began.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Resolves [`SHUTDOWN_GRACE`] after `shutdown` is cancelled.
+async fn grace_after(shutdown: &CancellationToken) {
+    shutdown.cancelled().await;
+    tokio::time::sleep(SHUTDOWN_GRACE).await;
+}
 
 pub(crate) async fn run(
     broker: &Broker,
@@ -58,7 +72,14 @@ pub(crate) async fn run(
                         .unwrap_or_default(),
                     client_host: format!("/{}", peer.ip()),
                 };
-                match protocol::handle(broker, &ctx, api, version, *body).await {
+                let handled = tokio::select! {
+                    r = protocol::handle(broker, &ctx, api, version, *body) => r,
+                    _ = grace_after(&shutdown) => {
+                        tracing::debug!(%peer, ?api, "request still parked at shutdown; closing");
+                        return;
+                    }
+                };
+                match handled {
                     Some(resp) => (
                         api,
                         protocol::encode_response(header.correlation_id, api, version, &resp),
