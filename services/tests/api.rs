@@ -25,14 +25,15 @@ struct Stack {
     keys: TokenKeys,
     api: RunningApi,
     /// The order worker's task: aborting it is a crash (no final commit).
-    worker: tokio::task::JoinHandle<Result<(), WorkerError>>,
+    worker: Option<tokio::task::JoinHandle<Result<(), WorkerError>>>,
 }
 
 async fn spawn_worker(
     bootstrap: &str,
     pool: sqlx::PgPool,
 ) -> tokio::task::JoinHandle<Result<(), WorkerError>> {
-    spawn_until_aborted(order_worker(bootstrap, pool, |_| {}).await)
+    // Small batches, so a kill lands in the middle of the work.
+    spawn_until_aborted(order_worker(bootstrap, pool, |c| c.max_batch = 100).await)
 }
 
 async fn stack(items: &[(i64, i32)], load_test_mode: bool) -> Stack {
@@ -43,7 +44,7 @@ async fn stack(items: &[(i64, i32)], load_test_mode: bool) -> Stack {
     let dir = tempfile::tempdir().unwrap();
     let b = broker(dir.path());
     create_topic(&b, "seckill", 6);
-    let worker = spawn_worker(&b.addr, db.pool.clone()).await;
+    let worker = Some(spawn_worker(&b.addr, db.pool.clone()).await);
     let api = api(
         ApiConfig {
             bootstrap: b.addr.clone(),
@@ -94,13 +95,38 @@ impl Stack {
 
     /// Kills the order worker mid-run and starts a fresh one in the same group.
     async fn restart_worker(&mut self) {
-        self.worker.abort();
-        let _ = (&mut self.worker).await;
-        self.worker = spawn_worker(&self.broker.addr, self.db.pool.clone()).await;
+        self.kill_worker().await;
+        self.start_worker().await;
     }
 
-    async fn finish(self) {
-        self.worker.abort();
+    async fn kill_worker(&mut self) {
+        if let Some(w) = self.worker.take() {
+            w.abort();
+            let _ = w.await;
+        }
+    }
+
+    async fn start_worker(&mut self) {
+        self.worker = Some(spawn_worker(&self.broker.addr, self.db.pool.clone()).await);
+    }
+
+    /// Another API instance on the same broker and database (another process, as far as the
+    /// API knows: it shares nothing in memory with the first).
+    async fn second_api(&self) -> RunningApi {
+        api(
+            ApiConfig {
+                bootstrap: self.broker.addr.clone(),
+                jwt_secret: SECRET.into(),
+                items_refresh: Duration::from_millis(100),
+                ..ApiConfig::default()
+            },
+            self.db.pool.clone(),
+        )
+        .await
+    }
+
+    async fn finish(mut self) {
+        self.kill_worker().await;
         self.api.stop().await;
         self.db.drop_db().await;
     }
@@ -149,7 +175,11 @@ async fn five_thousand_concurrent_buyers_for_a_thousand_units_with_the_worker_ki
         *by_status.entry(status).or_default() += 1;
         if status == 202 {
             let id: Uuid = body["request_id"].as_str().unwrap().parse().unwrap();
-            assert_eq!(body["status_url"], format!("/orders/{id}"));
+            let url = body["status_url"].as_str().unwrap();
+            assert!(
+                url.starts_with(&format!("/orders/{id}?receipt=q.")),
+                "{body}"
+            );
             accepted.push(id);
         } else {
             assert_eq!(status, 410, "{body}");
@@ -157,7 +187,8 @@ async fn five_thousand_concurrent_buyers_for_a_thousand_units_with_the_worker_ki
         }
     }
     assert_eq!(by_status.values().sum::<usize>(), 5000);
-    assert!(accepted.len() >= 1000, "{by_status:?}");
+    // Admission counts what is queued: exactly the stock is accepted, the rest refused at once.
+    assert_eq!(accepted.len(), 1000, "{by_status:?}");
     assert!(
         applied_before_kill < accepted.len() as i64,
         "the kill came after the whole run: {applied_before_kill}"
@@ -226,18 +257,55 @@ async fn repeat_buyers_idempotency_keys_and_bad_requests() {
     assert_eq!(first.status(), 202);
     let first: serde_json::Value = first.json().await.unwrap();
     let second: serde_json::Value = buy(None).await.unwrap().json().await.unwrap();
-    // The same Idempotency-Key, concurrently: one request id, enqueued once.
+    // The same Idempotency-Key, concurrently: one request id (each may be enqueued; the worker
+    // applies the id once).
     let (k1, k2) = tokio::join!(buy(Some("abc")), buy(Some("abc")));
     let (k1, k2): (serde_json::Value, serde_json::Value) = (
         k1.unwrap().json().await.unwrap(),
         k2.unwrap().json().await.unwrap(),
     );
     assert_eq!(k1["request_id"], k2["request_id"]);
-    assert_eq!(s.queued(), 3);
+    assert_eq!(k1["idempotency_key"], "abc");
+    assert_eq!(s.queued(), 4);
     s.wait_for_orders(3).await;
-    let status = |id: &serde_json::Value| {
+    // The key names the request on any instance, also later: a fresh API instance derives the
+    // same id, and the worker applies it once.
+    let other = api(
+        ApiConfig {
+            bootstrap: s.broker.addr.clone(),
+            jwt_secret: SECRET.into(),
+            ..ApiConfig::default()
+        },
+        s.db.pool.clone(),
+    )
+    .await;
+    let again: serde_json::Value = c
+        .post(format!("{}/buy", other.url()))
+        .bearer_auth(&token)
+        .header("Idempotency-Key", "abc")
+        .json(&json!({"item_id": 3001}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["request_id"], k1["request_id"], "{again}");
+    other.stop().await;
+    let wait_applied = Instant::now() + Duration::from_secs(30);
+    while sqlx::query_scalar::<_, i64>("SELECT count(*) FROM orders")
+        .fetch_one(&s.db.pool)
+        .await
+        .unwrap()
+        != 3
+        || s.queued() != 5
+    {
+        assert!(Instant::now() < wait_applied, "retry not queued");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let status = |reply: &serde_json::Value| {
         let c = c.clone();
-        let url = format!("{}/orders/{}", s.base, id.as_str().unwrap());
+        let url = format!("{}{}", s.base, reply["status_url"].as_str().unwrap());
         async move {
             c.get(url)
                 .send()
@@ -248,8 +316,8 @@ async fn repeat_buyers_idempotency_keys_and_bad_requests() {
                 .unwrap()
         }
     };
-    assert_eq!(status(&first["request_id"]).await["status"], "confirmed");
-    let dup = status(&second["request_id"]).await;
+    assert_eq!(status(&first).await["status"], "confirmed");
+    let dup = status(&second).await;
     assert_eq!(
         (dup["status"].as_str(), dup["reason"].as_str()),
         (Some("rejected"), Some("duplicate"))
@@ -359,13 +427,16 @@ async fn repeat_buyers_idempotency_keys_and_bad_requests() {
         assert!(body["error"].is_string(), "case {i}: {body}");
     }
     assert_eq!(s.queued(), before, "bad requests enqueued nothing");
-    assert_eq!(
-        c.get(format!("{}/orders/{}", s.base, Uuid::new_v4()))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
+    let unknown = c
+        .get(format!("{}/orders/{}", s.base, Uuid::new_v4()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    let unknown: serde_json::Value = unknown.json().await.unwrap();
+    assert!(
+        unknown["detail"].as_str().unwrap().contains("receipt"),
+        "{unknown}"
     );
     assert_eq!(
         c.get(format!("{}/orders/nope", s.base))
@@ -390,7 +461,7 @@ async fn repeat_buyers_idempotency_keys_and_bad_requests() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("order_api_enqueue_seconds_count 3"),
+        metrics.contains("order_api_enqueue_seconds_count 4"),
         "{metrics}"
     );
     s.finish().await;
@@ -410,24 +481,34 @@ async fn an_unreachable_queue_is_a_503_never_a_false_202() {
         ApiConfig {
             bootstrap: format!("127.0.0.1:{port}"),
             jwt_secret: SECRET.into(),
-            enqueue_timeout: Duration::from_millis(800),
+            enqueue_timeout: Duration::from_millis(3000),
             ..ApiConfig::default()
         },
         db.pool.clone(),
     )
     .await;
     let base = api.url();
+    let started = Instant::now();
     let r = reqwest::Client::new()
         .post(format!("{base}/buy"))
         .bearer_auth(TokenKeys::new(SECRET.as_bytes()).mint(1, 600))
+        .header("Idempotency-Key", "k-1")
         .json(&json!({"item_id": 3002}))
         .send()
         .await
         .unwrap();
+    let took = started.elapsed();
     assert_eq!(r.status(), 503);
     assert_eq!(r.headers().get("retry-after").unwrap(), "1");
     let body: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(body["error"], "unavailable");
+    // Never sent: certainly not queued, and said so within the configured timeout.
+    assert_eq!(body["error"], "not_accepted", "{body}");
+    assert_eq!(body["idempotency_key"], "k-1");
+    assert!(body["request_id"].is_string(), "{body}");
+    assert!(
+        took < Duration::from_millis(3100),
+        "answered after {took:?}, past the 3000 ms enqueue timeout"
+    );
     // Inference too: a 503, and no request left behind as pending.
     let r = reqwest::Client::new()
         .post(format!("{base}/infer?wait_ms=100"))
@@ -470,5 +551,157 @@ async fn load_test_mode_takes_the_user_from_the_body_only_when_switched_on() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401, "no token and no user id");
+    s.finish().await;
+}
+
+/// POST /buy as `user` on `base`; (status, body).
+async fn buy_as(
+    c: &reqwest::Client,
+    keys: &TokenKeys,
+    base: &str,
+    user: i64,
+    item: i64,
+) -> (u16, serde_json::Value) {
+    let r = c
+        .post(format!("{base}/buy"))
+        .bearer_auth(keys.mint(user, 600))
+        .json(&json!({"item_id": item}))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+async fn get_json(c: &reqwest::Client, url: String) -> (u16, serde_json::Value) {
+    let r = c.get(url).send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_is_said_by_every_instance_and_freed_units_are_offered_again() {
+    let mut s = stack(&[(3010, 10)], false).await;
+    s.kill_worker().await;
+    let c = reqwest::Client::new();
+    // 10 units: user 1 buys twice (the second will be a duplicate), users 2..=9 once.
+    let mut accepted = Vec::new();
+    for user in [1, 1, 2, 3, 4, 5, 6, 7, 8, 9] {
+        let (status, body) = buy_as(&c, &s.keys, &s.base, user, 3010).await;
+        assert_eq!(status, 202, "{body}");
+        accepted.push(body);
+    }
+    // The queue claims every unit: an 11th buyer is refused at once, nothing enqueued.
+    let before = s.queued();
+    let (status, body) = buy_as(&c, &s.keys, &s.base, 11, 3010).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (410, Some("sold_out")),
+        "{body}"
+    );
+    assert_eq!(s.queued(), before);
+
+    // Another instance (nothing shared in memory) says "queued" from the receipt alone, and
+    // refuses the item too: it sees the first instance's queued units (published every refresh).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let other = s.second_api().await;
+    for a in &accepted {
+        let (status, body) = get_json(
+            &c,
+            format!("{}{}", other.url(), a["status_url"].as_str().unwrap()),
+        )
+        .await;
+        assert_eq!(
+            (status, body["status"].as_str()),
+            (200, Some("queued")),
+            "{body}"
+        );
+    }
+    let (status, body) = buy_as(&c, &s.keys, &other.url(), 12, 3010).await;
+    assert_eq!(
+        status, 410,
+        "the other instance admitted a claimed unit: {body}"
+    );
+    // A tampered or foreign receipt is refused; no receipt is a 404 that says where it is.
+    let id = accepted[0]["request_id"].as_str().unwrap();
+    let (status, _) = get_json(
+        &c,
+        format!(
+            "{}/orders/{id}?receipt=q.AAAAAAAAAAAAAAAAAAAAAA",
+            other.url()
+        ),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, body) = get_json(&c, format!("{}/orders/{id}", other.url())).await;
+    assert_eq!(status, 404, "{body}");
+
+    // The worker decides: the duplicate frees a unit, which is offered again within a second.
+    s.start_worker().await;
+    s.wait_for_orders(accepted.len() as i64).await;
+    let freed_at = Instant::now();
+    let (status, body) = loop {
+        let (status, body) = buy_as(&c, &s.keys, &s.base, 13, 3010).await;
+        if status == 202 || freed_at.elapsed() > Duration::from_secs(3) {
+            break (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(status, 202, "the freed unit was not offered again: {body}");
+    assert!(
+        freed_at.elapsed() < Duration::from_secs(1),
+        "offered again after {:?}",
+        freed_at.elapsed()
+    );
+    s.wait_for_orders(accepted.len() as i64 + 1).await;
+    assert_eq!(s.db.stock(3010).await, 0, "the sale sold out");
+    let (_, body) = get_json(
+        &c,
+        format!(
+            "{}{}",
+            other.url(),
+            accepted[0]["status_url"].as_str().unwrap()
+        ),
+    )
+    .await;
+    assert_eq!(body["status"], "confirmed", "{body}");
+    other.stop().await;
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_the_broker_and_the_database() {
+    let s = stack(&[(3011, 1)], false).await;
+    let c = reqwest::Client::new();
+    let (status, body) = get_json(&c, format!("{}/readyz", s.base)).await;
+    assert_eq!(
+        (status, body["ready"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
+    // An API whose broker is not there: alive, not ready, and it says why.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let lonely = api(
+        ApiConfig {
+            bootstrap: format!("127.0.0.1:{port}"),
+            jwt_secret: SECRET.into(),
+            ..ApiConfig::default()
+        },
+        s.db.pool.clone(),
+    )
+    .await;
+    let r = c
+        .get(format!("{}/healthz", lonely.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (status, body) = get_json(&c, format!("{}/readyz", lonely.url())).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["failed"]["broker"].is_string(), "{body}");
+    assert!(body["failed"].get("database").is_none(), "{body}");
+    lonely.stop().await;
     s.finish().await;
 }

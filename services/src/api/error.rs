@@ -1,12 +1,27 @@
 //! The API's error type: every failure a handler can return, mapped to its HTTP status and a
-//! JSON body `{"error": "...", "detail": "..."}` in one place. Internal errors are logged here,
-//! once, and answered without their details.
+//! JSON body `{"error": "...", "detail": "...", ...}` in one place. Internal errors are logged
+//! here, once, and answered without their details.
+//!
+//! The two 503s of an enqueue say different things and are kept apart: `not_accepted` (nothing
+//! was queued: retry freely) and `outcome_unknown` (it may be queued: retry with the same
+//! Idempotency-Key). Both carry the request's id and key.
 
 use axum::extract::rejection::JsonRejection;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::Serialize;
 use serde_json::json;
+use uuid::Uuid;
+
+/// The request a failed enqueue was about, so the client can retry it or look it up.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pending {
+    pub request_id: Uuid,
+    pub idempotency_key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_url: Option<String>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -20,9 +35,24 @@ pub enum ApiError {
     TooLarge,
     #[error("item {0} is sold out")]
     SoldOut(i64),
-    #[error("not found")]
-    NotFound,
-    /// The queue did not acknowledge: nothing was accepted, the client should retry.
+    /// Units are left, but buys already in the queue claim them all.
+    #[error(
+        "item {0}: every unit left is claimed by queued orders; some may come back if those fail"
+    )]
+    Claimed(i64),
+    #[error("{0}")]
+    NotFound(String),
+    /// Certainly not queued (the producer refused it, or the broker refused or never got it).
+    #[error("the queue did not take the request; nothing was accepted: {source}")]
+    NotAccepted {
+        request: Pending,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    /// Maybe queued: no acknowledgement within the enqueue timeout.
+    #[error("the outcome is unknown ({reason}); retry with the same Idempotency-Key")]
+    OutcomeUnknown { request: Pending, reason: String },
+    /// The queue did not take an inference request; nothing was accepted.
     #[error("queue unavailable: {0}")]
     Unavailable(#[source] rdkafka::error::KafkaError),
     /// This instance is not reading inference replies yet (the broker is away): nothing was
@@ -54,9 +84,12 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::SoldOut(_) => StatusCode::GONE,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::Unavailable(_) | ApiError::RepliesNotReady => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::SoldOut(_) | ApiError::Claimed(_) => StatusCode::GONE,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::NotAccepted { .. }
+            | ApiError::OutcomeUnknown { .. }
+            | ApiError::Unavailable(_)
+            | ApiError::RepliesNotReady => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -67,8 +100,10 @@ impl ApiError {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Unprocessable(_) => "invalid",
             ApiError::TooLarge => "too_large",
-            ApiError::SoldOut(_) => "sold_out",
-            ApiError::NotFound => "not_found",
+            ApiError::SoldOut(_) | ApiError::Claimed(_) => "sold_out",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::NotAccepted { .. } => "not_accepted",
+            ApiError::OutcomeUnknown { .. } => "outcome_unknown",
             ApiError::Unavailable(_) | ApiError::RepliesNotReady => "unavailable",
             ApiError::Database(_) => "internal",
         }
@@ -83,19 +118,35 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = %e, "database error; answering 500");
                 "internal error".to_string()
             }
-            ApiError::Unavailable(e) => {
-                tracing::warn!(error = %e, "queue unavailable; answering 503");
-                "the queue did not acknowledge; nothing was accepted, retry".to_string()
+            ApiError::NotAccepted { source, .. } | ApiError::Unavailable(source) => {
+                tracing::warn!(error = %source, "the queue did not take a request; answering 503");
+                "the queue did not take the request; nothing was accepted, retry".to_string()
+            }
+            ApiError::OutcomeUnknown { reason, .. } => {
+                tracing::warn!(reason = %reason, "enqueue outcome unknown; answering 503");
+                format!(
+                    "the request may or may not be queued ({reason}); retry with the same \
+                     Idempotency-Key: it names the same request, so it becomes at most one order"
+                )
             }
             ApiError::RepliesNotReady => {
                 "not reading inference replies yet; nothing was accepted, retry".to_string()
             }
             other => other.to_string(),
         };
-        let body = Json(json!({ "error": self.code(), "detail": detail }));
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            return (status, [(header::RETRY_AFTER, "1")], body).into_response();
+        let mut body = json!({ "error": self.code(), "detail": detail });
+        if let ApiError::NotAccepted { request, .. } | ApiError::OutcomeUnknown { request, .. } =
+            &self
+        {
+            if let (Some(map), Ok(serde_json::Value::Object(extra))) =
+                (body.as_object_mut(), serde_json::to_value(request))
+            {
+                map.extend(extra);
+            }
         }
-        (status, body).into_response()
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            return (status, [(header::RETRY_AFTER, "1")], Json(body)).into_response();
+        }
+        (status, Json(body)).into_response()
     }
 }

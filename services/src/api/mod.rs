@@ -2,13 +2,20 @@
 //! 202, and lets clients poll the outcome. It also fronts the inference workers (`/infer`).
 //!
 //! - [`server`]: [`Api`], the composition root: builds the state, binds, runs every task.
-//! - [`state`]: `AppState`: the producer, the database pool, caches and metrics.
+//! - [`state`]: `AppState`: the producer, the database pool, keys, budgets and metrics.
+//! - [`enqueue`]: the producer, and the three outcomes of an enqueue (acked, certainly not
+//!   queued, unknown).
+//! - [`admission`]: stop accepting an item once the queue claims its stock.
+//! - [`receipt`]: signed receipts, so any instance can say "queued" for a 202'd buy.
 //! - [`auth`]: the bearer-token extractor (HS256), and the explicit load-test mode.
 //! - [`error`]: one error type, mapped once to HTTP statuses and a JSON body.
 //! - `routes/`: one file per endpoint.
 
+pub mod admission;
 pub mod auth;
+pub mod enqueue;
 pub mod error;
+pub mod receipt;
 pub mod routes;
 pub mod server;
 pub mod state;
@@ -39,6 +46,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         )
         .route("/infer/{id}", get(routes::infer::infer_status))
         .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz))
         .route("/metrics", get(routes::health::metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(

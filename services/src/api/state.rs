@@ -1,12 +1,8 @@
-//! `AppState`: everything the handlers share.
-//!
-//! The sale's items are mirrored from the database every `items_refresh` (stock left, known
-//! ids): that is how the API refuses unknown items (422) and sold-out items (410) without
-//! enqueueing, within a refresh period of the worker selling the last unit.
+//! `AppState`: everything the handlers share: the producer, the database pool, the token and
+//! receipt keys, the admission budgets, the inference reply router and the metrics.
 
-use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -14,14 +10,13 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use rdkafka::config::ClientConfig;
-use rdkafka::producer::FutureProducer;
 use sqlx::PgPool;
-use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
+use super::admission::Admission;
 use super::auth::TokenKeys;
+use super::enqueue::DurableProducer;
+use super::receipt::Receipts;
 use crate::inference::replies::{ReplyConfig, ReplyRouter};
 
 #[derive(Debug, Clone)]
@@ -33,11 +28,15 @@ pub struct ApiConfig {
     pub jwt_secret: String,
     /// Trust `user_id` from the body when there is no token. Benchmarks only.
     pub load_test_mode: bool,
-    /// How long a buy may wait for the queue's acknowledgement before the API answers 503.
+    /// How long a buy may wait for the queue's acknowledgement before the API answers 503 (the
+    /// bound a client sees).
     pub enqueue_timeout: Duration,
+    /// How often the admission budgets are refreshed (stock, committed offsets, other
+    /// instances' queued units).
     pub items_refresh: Duration,
-    /// Request ids remembered for `GET /orders/{id}` -> "queued" before the worker has them.
-    pub remember_accepted: usize,
+    /// The order workers' consumer group: its committed offsets say which queued buys are
+    /// decided.
+    pub worker_group: String,
     pub inference_topic: String,
     /// Longest `?wait_ms=` honoured on `POST /infer`.
     pub infer_max_wait: Duration,
@@ -58,13 +57,28 @@ impl Default for ApiConfig {
             load_test_mode: false,
             enqueue_timeout: Duration::from_secs(5),
             items_refresh: Duration::from_millis(250),
-            remember_accepted: 1_000_000,
+            worker_group: "order-workers".into(),
             inference_topic: shared::topics::INFERENCE_REQUESTS.into(),
             infer_max_wait: Duration::from_secs(30),
             infer_deadline: Duration::from_secs(60),
             infer_max_deadline: Duration::from_secs(600),
             replies: ReplyConfig::new("127.0.0.1:9092"),
         }
+    }
+}
+
+/// How long librdkafka keeps trying a message, for an API that waits `enqueue_timeout`.
+///
+/// librdkafka looks for timed-out messages about once a second, so it must give up at least that
+/// much before the API stops waiting: then a message that was never sent (the broker was away)
+/// is reported as certainly not queued in time, and the client hears `not_accepted` rather
+/// than `outcome_unknown`. A message that was sent and not answered stays unknown either way.
+fn give_up_after(enqueue_timeout: Duration) -> Duration {
+    const SCAN_SLACK: Duration = Duration::from_millis(1200);
+    if enqueue_timeout >= 2 * SCAN_SLACK {
+        enqueue_timeout - SCAN_SLACK
+    } else {
+        enqueue_timeout / 2
     }
 }
 
@@ -97,64 +111,15 @@ impl ApiConfig {
                 "inference partitions must be within 1..=1000 and the reply partition below it",
             );
         }
-        if self.items_refresh.is_zero() || self.remember_accepted == 0 {
-            return bad("the items refresh period and the accepted-ids memory must be positive");
+        if self.items_refresh.is_zero() || self.items_refresh > Duration::from_secs(60) {
+            return bad("the items refresh period must be within 1..=60000 ms");
+        }
+        if self.worker_group.is_empty() {
+            return bad("the worker group must not be empty");
         }
         Ok(())
     }
 }
-
-/// The sale's items as last read from the database.
-#[derive(Debug, Default)]
-pub struct ItemsView {
-    pub known: HashSet<i64>,
-    pub sold_out: HashSet<i64>,
-}
-
-/// A map that remembers at most `cap` keys, forgetting the oldest first: what an API instance
-/// keeps in memory about past requests must not grow with the traffic.
-#[derive(Debug)]
-pub struct BoundedMap<K, V> {
-    entries: HashMap<K, V>,
-    order: VecDeque<K>,
-}
-
-impl<K, V> Default for BoundedMap<K, V> {
-    fn default() -> Self {
-        BoundedMap {
-            entries: HashMap::new(),
-            order: VecDeque::new(),
-        }
-    }
-}
-
-impl<K: std::hash::Hash + Eq + Clone, V> BoundedMap<K, V> {
-    /// The value under `key`, inserted with `make` if absent.
-    pub fn get_or_insert_with(&mut self, key: K, cap: usize, make: impl FnOnce() -> V) -> &V {
-        if !self.entries.contains_key(&key) {
-            self.entries.insert(key.clone(), make());
-            self.order.push_back(key.clone());
-            while self.order.len() > cap.max(1) {
-                if let Some(old) = self.order.pop_front() {
-                    self.entries.remove(&old);
-                }
-            }
-        }
-        // `key` is the newest entry, which the cap (at least 1) never evicts.
-        &self.entries[&key]
-    }
-
-    pub fn contains(&self, key: &K) -> bool {
-        self.entries.contains_key(key)
-    }
-}
-
-/// Request ids accepted by this instance.
-pub type RecentIds = BoundedMap<Uuid, ()>;
-
-/// (user, Idempotency-Key) -> the request id it was accepted as. Concurrent requests with one
-/// key wait on one cell, so the buy is enqueued once.
-pub type IdempotencyKeys = BoundedMap<(i64, String), Arc<OnceCell<Uuid>>>;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResponseLabel {
@@ -195,12 +160,11 @@ impl ApiMetrics {
 
 pub struct AppState {
     pub config: ApiConfig,
-    pub producer: FutureProducer,
+    pub producer: DurableProducer,
     pub pool: PgPool,
     pub keys: TokenKeys,
-    pub items: RwLock<ItemsView>,
-    pub idempotency: Mutex<IdempotencyKeys>,
-    pub accepted: Mutex<RecentIds>,
+    pub receipts: Receipts,
+    pub admission: Admission,
     pub replies: Arc<ReplyRouter>,
     pub metrics: ApiMetrics,
 }
@@ -218,89 +182,48 @@ impl AppState {
         config: ApiConfig,
         pool: PgPool,
     ) -> Result<Arc<Self>, rdkafka::error::KafkaError> {
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &config.bootstrap)
-            // Retries never duplicate, and acks=all: a 202 means the broker has it durably.
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "1")
-            .set(
-                "message.timeout.ms",
-                config.enqueue_timeout.as_millis().to_string(),
-            )
-            .set("queue.buffering.max.messages", "200000")
-            .create()?;
-        let keys = TokenKeys::new(config.jwt_secret.as_bytes());
+        let producer =
+            DurableProducer::new(&config.bootstrap, give_up_after(config.enqueue_timeout))?;
+        let admission = Admission::new(&config.bootstrap, &config.topic, &config.worker_group)?;
         let replies = ReplyRouter::new(ReplyConfig {
             bootstrap: config.bootstrap.clone(),
             ..config.replies.clone()
         });
         let state = Arc::new(AppState {
+            keys: TokenKeys::new(config.jwt_secret.as_bytes()),
+            receipts: Receipts::new(config.jwt_secret.as_bytes()),
             config,
             producer,
             pool,
-            keys,
-            items: RwLock::new(ItemsView::default()),
-            idempotency: Mutex::new(IdempotencyKeys::default()),
-            accepted: Mutex::new(RecentIds::default()),
+            admission,
             replies,
             metrics: ApiMetrics::new(),
         });
-        if let Err(e) = state.refresh_items().await {
+        if let Err(e) = state.admission.refresh(&state.pool).await {
             tracing::warn!(error = %e, "could not read the sale's items yet");
         }
         Ok(state)
     }
 
-    /// Re-reads stock from the database.
-    pub async fn refresh_items(&self) -> Result<(), sqlx::Error> {
-        let rows: Vec<(i64, i32)> = sqlx::query_as("SELECT id, stock FROM items")
-            .fetch_all(&self.pool)
-            .await?;
-        let view = ItemsView {
-            known: rows.iter().map(|(id, _)| *id).collect(),
-            sold_out: rows
-                .iter()
-                .filter(|(_, s)| *s <= 0)
-                .map(|(id, _)| *id)
-                .collect(),
-        };
-        *self.items.write().unwrap_or_else(|e| e.into_inner()) = view;
-        Ok(())
-    }
-
-    /// Refreshes the items view every `items_refresh` until `stop` is cancelled.
+    /// Refreshes the admission budgets every `items_refresh` until `stop` is cancelled.
     pub async fn run_item_refresh(self: Arc<Self>, stop: CancellationToken) {
         let mut tick = tokio::time::interval(self.config.items_refresh);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticks: u64 = 0;
         loop {
             tokio::select! {
-                _ = tick.tick() => {
-                    if let Err(e) = self.refresh_items().await {
-                        tracing::warn!(error = %e, "item refresh failed");
-                    }
-                }
+                _ = tick.tick() => {}
                 _ = stop.cancelled() => return,
             }
+            if let Err(e) = self.admission.refresh(&self.pool).await {
+                tracing::warn!(error = %e, "admission refresh failed; keeping the last view");
+            }
+            ticks += 1;
+            if ticks % 240 == 0 {
+                if let Err(e) = Admission::forget_stopped_instances(&self.pool).await {
+                    tracing::debug!(error = %e, "could not clean up stopped instances");
+                }
+            }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bounded_map_keeps_the_newest_and_inserts_once() {
-        let mut m: BoundedMap<u32, u32> = BoundedMap::default();
-        assert_eq!(*m.get_or_insert_with(1, 2, || 10), 10);
-        assert_eq!(
-            *m.get_or_insert_with(1, 2, || 99),
-            10,
-            "existing value kept"
-        );
-        m.get_or_insert_with(2, 2, || 20);
-        m.get_or_insert_with(3, 2, || 30);
-        assert!(!m.contains(&1), "oldest forgotten beyond the cap");
-        assert!(m.contains(&2) && m.contains(&3));
     }
 }

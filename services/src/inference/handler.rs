@@ -119,6 +119,10 @@ impl<M: Model> InferenceHandler<M> {
 impl<M: Model> BatchHandler for InferenceHandler<M> {
     const METRICS_PREFIX: &'static str = "inference_worker";
 
+    fn database(&self) -> Option<PgPool> {
+        Some(self.pool.clone())
+    }
+
     fn register_metrics(&self, r: &mut Registry) {
         let s = &self.stats;
         r.register("requests", "Requests received", s.requests.clone());

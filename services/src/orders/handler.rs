@@ -46,6 +46,10 @@ impl OrderHandler {
 impl BatchHandler for OrderHandler {
     const METRICS_PREFIX: &'static str = "order_worker";
 
+    fn database(&self) -> Option<PgPool> {
+        Some(self.pool.clone())
+    }
+
     fn register_metrics(&self, r: &mut Registry) {
         let s = &self.stats;
         r.register("confirmed", "Orders confirmed", s.confirmed.clone());

@@ -9,6 +9,7 @@ use prometheus_client::registry::Registry;
 use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::producer::FutureProducer;
+use sqlx::PgPool;
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
@@ -38,6 +39,11 @@ pub trait BatchHandler: Send + 'static {
 
     /// Registers the handler's own metrics beside the shared ones.
     fn register_metrics(&self, registry: &mut Registry);
+
+    /// The database the handler writes to, checked by the worker's `/readyz`.
+    fn database(&self) -> Option<PgPool> {
+        None
+    }
 
     /// Handles a batch. `Ok` means every effect of the batch is durable: the worker then
     /// commits its offsets.

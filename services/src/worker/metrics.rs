@@ -8,6 +8,8 @@ use prometheus_client::registry::Registry;
 use shared::shutdown::Tasks;
 use tokio::net::TcpListener;
 
+use crate::telemetry::ReadinessCheck;
+
 /// Registered under the worker's prefix (`order_worker_*`, `inference_worker_*`).
 #[derive(Debug, Default)]
 pub struct WorkerMetrics {
@@ -43,9 +45,15 @@ impl WorkerMetrics {
     }
 }
 
-/// Serves `/healthz` and `/metrics` as a task of `tasks`, until their token is cancelled.
-pub(super) fn serve(listener: TcpListener, registry: Arc<Registry>, tasks: &Tasks) {
-    let router = crate::telemetry::router(registry);
+/// Serves `/healthz`, `/readyz` and `/metrics` as a task of `tasks`, until their token is
+/// cancelled.
+pub(super) fn serve(
+    listener: TcpListener,
+    registry: Arc<Registry>,
+    ready: ReadinessCheck,
+    tasks: &Tasks,
+) {
+    let router = crate::telemetry::router(registry, ready);
     let stop = tasks.token().clone().cancelled_owned();
     tasks.spawn(async move {
         if let Err(e) = axum::serve(listener, router)

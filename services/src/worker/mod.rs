@@ -22,11 +22,14 @@ use std::sync::Arc;
 
 use prometheus_client::registry::Registry;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::producer::{FutureProducer, Producer};
 use shared::shutdown::Tasks;
+use sqlx::PgPool;
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::telemetry::{check_broker, check_database, ready_response, ReadinessCheck};
 pub use handler::{BatchHandler, HandlerError, WorkerContext};
 pub use metrics::WorkerMetrics;
 
@@ -83,6 +86,22 @@ pub enum WorkerError {
     },
     #[error("the batch handler failed: {0}")]
     Handler(#[source] HandlerError),
+}
+
+/// `/readyz` of a worker: the broker (through the worker's producer) and the handler's database.
+fn readiness(producer: FutureProducer, pool: Option<PgPool>) -> ReadinessCheck {
+    Arc::new(move || {
+        let (producer, pool) = (producer.clone(), pool.clone());
+        Box::pin(async move {
+            let broker =
+                check_broker(move |t| producer.client().fetch_metadata(None, t).map(|_| ())).await;
+            let mut checks = vec![("broker", broker)];
+            if let Some(pool) = &pool {
+                checks.push(("database", check_database(pool).await));
+            }
+            ready_response(checks)
+        })
+    })
 }
 
 /// A worker ready to run: its group consumer exists, its metrics port is bound.
@@ -165,7 +184,12 @@ impl<H: BatchHandler> Worker<H> {
                 context.metrics().register(sub);
                 handler.register_metrics(sub);
             }
-            metrics::serve(listener, Arc::new(registry), &tasks);
+            metrics::serve(
+                listener,
+                Arc::new(registry),
+                readiness(context.producer().clone(), handler.database()),
+                &tasks,
+            );
         }
         tracing::info!(group = %config.group_id, topic = %config.topic, "worker running");
         let result = loop {

@@ -1,6 +1,16 @@
-//! `POST /buy {item_id, qty}`: validate, refuse sold-out items without enqueueing, enqueue the
-//! order event (keyed by item, idempotent producer, acks=all) and answer 202 only once the
-//! broker acknowledged it. Never a 202 for something the queue does not have.
+//! `POST /buy {item_id, qty}`: validate, admit (refuse an item whose stock the queue already
+//! claims, without enqueueing), enqueue the order event (keyed by item, idempotent producer,
+//! acks=all) and answer 202 only once the broker acknowledged it.
+//!
+//! Every answer is true, also under failure:
+//! - 202 `{request_id, idempotency_key, receipt, status_url}`: the buy is durable in the queue.
+//! - 503 `not_accepted`: certainly nothing was queued; retrying is safe.
+//! - 503 `outcome_unknown`: it may be queued; retry with the same `Idempotency-Key`, which names
+//!   the same request, so it becomes at most one order.
+//!
+//! The request id follows from the buyer and the Idempotency-Key (a name-based UUID of both), so
+//! the same key on any instance, before or after a restart, names the same order; the worker
+//! applies a request id once. Without a key the API makes one and returns it.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,13 +19,15 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use rdkafka::producer::FutureRecord;
 use serde::{Deserialize, Serialize};
 use shared::messages::OrderEvent;
 use uuid::Uuid;
 
+use crate::api::admission::Refusal;
 use crate::api::auth::MaybeUser;
-use crate::api::error::ApiError;
+use crate::api::enqueue::Enqueued;
+use crate::api::error::{ApiError, Pending};
+use crate::api::receipt::ReceiptKind;
 use crate::api::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -35,10 +47,29 @@ fn one() -> u32 {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Accepted {
     pub request_id: Uuid,
+    /// The key this request is known by: the client's `Idempotency-Key`, or the one the API made.
+    pub idempotency_key: String,
+    /// Proof, for any API instance, that this buy was queued (see `receipt.rs`).
+    pub receipt: String,
+    /// `GET` it for the outcome; it carries the receipt.
     pub status_url: String,
 }
 
 const MAX_IDEMPOTENCY_KEY: usize = 200;
+
+/// Namespace of the name-based request ids (random, fixed for this project).
+const REQUEST_ID_NAMESPACE: Uuid = Uuid::from_u128(0x5ec1_1a7e_0b5e_4c3a_9f1d_2a7c_e4b8_1d60);
+
+/// The request id of `user`'s buy with `key`: the same on every instance and after restarts.
+pub fn request_id(user: i64, key: &str) -> Uuid {
+    // The user id is a number, so the first '/' separates it from the key unambiguously.
+    Uuid::new_v5(&REQUEST_ID_NAMESPACE, format!("{user}/{key}").as_bytes())
+}
+
+/// `/orders/{id}?receipt=...`
+pub fn status_url(id: Uuid, receipt: &str) -> String {
+    format!("/orders/{id}?receipt={receipt}")
+}
 
 pub async fn buy(
     State(state): State<Arc<AppState>>,
@@ -57,9 +88,22 @@ pub async fn buy(
         (None, Some(u)) if state.config.load_test_mode => u,
         (None, _) => return Err(ApiError::Unauthorized),
     };
+    let key = match headers.get("idempotency-key") {
+        None => Uuid::new_v4().simple().to_string(),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY)
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "Idempotency-Key must be 1..={MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+                ))
+            })?
+            .to_string(),
+    };
     // The event the worker will get, checked by the same rules the worker applies.
     let event = OrderEvent {
-        request_id: Uuid::new_v4(),
+        request_id: request_id(user_id, &key),
         user_id,
         item_id: req.item_id,
         qty: req.qty,
@@ -68,84 +112,79 @@ pub async fn buy(
     event
         .validate()
         .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
-    {
-        let items = state.items.read().unwrap_or_else(|e| e.into_inner());
-        if !items.known.contains(&req.item_id) {
+    let reservation = match state.admission.reserve(event.item_id, event.qty as i64) {
+        Ok(r) => r,
+        Err(Refusal::UnknownItem) => {
             return Err(ApiError::Unprocessable(format!(
                 "unknown item {}",
-                req.item_id
-            )));
+                event.item_id
+            )))
         }
-        if items.sold_out.contains(&req.item_id) {
-            return Err(ApiError::SoldOut(req.item_id));
-        }
-    }
-    let key = match headers.get("idempotency-key") {
-        None => None,
-        Some(v) => {
-            let k = v
-                .to_str()
-                .ok()
-                .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY)
-                .ok_or_else(|| {
-                    ApiError::BadRequest(format!("Idempotency-Key must be 1..={MAX_IDEMPOTENCY_KEY} visible ASCII characters"))
-                })?;
-            Some(k.to_string())
-        }
+        Err(Refusal::SoldOut) => return Err(ApiError::SoldOut(event.item_id)),
+        Err(Refusal::Claimed) => return Err(ApiError::Claimed(event.item_id)),
     };
 
-    let request_id = match key {
-        None => enqueue(&state, &event).await?,
-        Some(key) => {
-            let cap = state.config.remember_accepted;
-            let cell = state
-                .idempotency
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get_or_insert_with((event.user_id, key), cap, Default::default)
-                .clone();
-            // One request per key enqueues; the others wait for its request id. A failed
-            // enqueue leaves the cell empty, so a retry with the key enqueues again.
-            *cell.get_or_try_init(|| enqueue(&state, &event)).await?
-        }
-    };
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(Accepted {
-            request_id,
-            status_url: format!("/orders/{request_id}"),
-        }),
-    ))
-}
-
-async fn enqueue(state: &AppState, event: &OrderEvent) -> Result<Uuid, ApiError> {
-    let key = event.item_id.to_string();
-    let payload = event.encode();
     let started = Instant::now();
-    // The producer's own message timeout bounds the wait; queue full fails at once.
-    let sent = state
+    let outcome = state
         .producer
         .send(
-            FutureRecord::to(&state.config.topic)
-                .key(&key)
-                .payload(&payload),
-            rdkafka::util::Timeout::After(std::time::Duration::ZERO),
+            &state.config.topic,
+            event.item_id.to_string().as_bytes(),
+            &event.encode(),
+            state.config.enqueue_timeout,
         )
         .await;
-    match sent {
-        Ok(_) => {
+    let id = event.request_id;
+    match outcome {
+        Enqueued::Acked { partition, offset } => {
+            reservation.queued(partition, offset);
             state
                 .metrics
                 .enqueue_seconds
                 .observe(started.elapsed().as_secs_f64());
-            let cap = state.config.remember_accepted;
-            state
-                .accepted
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get_or_insert_with(event.request_id, cap, || ());
-            Ok(event.request_id)
+            let receipt = state.receipts.sign(ReceiptKind::Queued, id);
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(Accepted {
+                    request_id: id,
+                    idempotency_key: key,
+                    status_url: status_url(id, &receipt),
+                    receipt,
+                }),
+            ))
         }
-        Err((e, _)) => Err(ApiError::Unavailable(e)),
+        Enqueued::NotQueued(e) => Err(ApiError::NotAccepted {
+            request: Pending {
+                request_id: id,
+                idempotency_key: key,
+                status_url: None,
+            },
+            source: e,
+        }),
+        Enqueued::Unknown(why) => {
+            let receipt = state.receipts.sign(ReceiptKind::Unknown, id);
+            Err(ApiError::OutcomeUnknown {
+                request: Pending {
+                    request_id: id,
+                    idempotency_key: key,
+                    status_url: Some(status_url(id, &receipt)),
+                },
+                reason: why,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_user_and_key_name_the_same_request() {
+        assert_eq!(request_id(7, "k-1"), request_id(7, "k-1"));
+        assert_ne!(request_id(7, "k-1"), request_id(8, "k-1"));
+        assert_ne!(request_id(7, "k-1"), request_id(7, "k-2"));
+        // No user/key pair can collide with another by moving the separator.
+        assert_ne!(request_id(1, "2/x"), request_id(12, "x"));
     }
 }

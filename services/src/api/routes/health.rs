@@ -1,19 +1,26 @@
-//! `/healthz` and `/metrics`.
+//! `/healthz` (the process serves), `/readyz` (the database and the broker answer) and
+//! `/metrics`.
 
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use crate::api::AppState;
+use crate::telemetry::{check_broker, check_database, ready_response};
 
-/// 200 when the database answers; 503 otherwise (the queue is checked per request).
-pub async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    match sqlx::query("SELECT 1").execute(&state.pool).await {
-        Ok(_) => (StatusCode::OK, "ok\n".to_string()),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("database: {e}\n")),
-    }
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// 200 when the database and the broker answer, else 503 naming which did not.
+pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    let s = state.clone();
+    let (db, broker) = tokio::join!(
+        check_database(&state.pool),
+        check_broker(move |t| s.producer.reachable(t))
+    );
+    ready_response(vec![("database", db), ("broker", broker)])
 }
 
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {

@@ -14,14 +14,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use rdkafka::producer::FutureRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::messages::InferenceRequest;
 use uuid::Uuid;
 
 use crate::api::auth::MaybeUser;
-use crate::api::error::ApiError;
+use crate::api::enqueue::Enqueued;
+use crate::api::error::{ApiError, Pending};
 use crate::api::AppState;
 use crate::inference::store::{self, RequestState};
 
@@ -108,16 +108,33 @@ pub async fn infer(
     let sent = state
         .producer
         .send(
-            FutureRecord::to(&cfg.inference_topic)
-                .key(&key)
-                .payload(&payload),
-            rdkafka::util::Timeout::After(Duration::ZERO),
+            &cfg.inference_topic,
+            key.as_bytes(),
+            &payload,
+            cfg.enqueue_timeout,
         )
         .await;
-    if let Err((e, _)) = sent {
-        state.replies.forget(req.id);
-        store::delete_pending(&state.pool, req.id).await?;
-        return Err(ApiError::Unavailable(e));
+    match sent {
+        Enqueued::Acked { .. } => {}
+        Enqueued::NotQueued(e) => {
+            // Certainly not queued: forget it, so it never reads as pending.
+            state.replies.forget(req.id);
+            store::delete_pending(&state.pool, req.id).await?;
+            return Err(ApiError::Unavailable(e));
+        }
+        Enqueued::Unknown(why) => {
+            // Maybe queued: the pending row stays, and GET /infer/{id} will show the result
+            // if a worker gets it (or `expired` once its deadline passed).
+            state.replies.forget(req.id);
+            return Err(ApiError::OutcomeUnknown {
+                request: Pending {
+                    request_id: req.id,
+                    idempotency_key: req.id.to_string(),
+                    status_url: Some(format!("/infer/{}", req.id)),
+                },
+                reason: why,
+            });
+        }
     }
     let accepted = || {
         (
@@ -156,7 +173,7 @@ pub async fn infer_status(
         Uuid::parse_str(&id).map_err(|_| ApiError::BadRequest(format!("{id:?} is not a UUID")))?;
     let row = store::get(&state.pool, id)
         .await?
-        .ok_or(ApiError::NotFound)?;
+        .ok_or_else(|| ApiError::NotFound(format!("no inference request {id}")))?;
     // Past its deadline a pending request will be answered `expired` by whichever worker takes
     // it, so say so now.
     let status = if row.status == RequestState::Pending && row.deadline_passed {

@@ -1,14 +1,18 @@
-//! `GET /orders/{request_id}`: the outcome once the worker applied the buy, "queued" while it
-//! waits in the queue (for ids this instance accepted), 404 for ids never seen.
+//! `GET /orders/{request_id}?receipt=...`: the outcome once the worker decided the buy; before
+//! that, what the receipt of the 202 (or of the 503) says: `queued`, or `unknown`. Any instance
+//! answers the same, before or after restarts: the receipt is verified with the shared secret,
+//! nothing is looked up in memory. Without a receipt an undecided id is 404, with a detail
+//! saying where the receipt is.
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::api::error::ApiError;
+use crate::api::receipt::ReceiptKind;
 use crate::api::AppState;
 use crate::orders::Outcome;
 
@@ -18,6 +22,9 @@ use crate::orders::Outcome;
 pub enum OrderState {
     /// Accepted (202) and waiting in the queue for a worker.
     Queued,
+    /// The API could not learn whether it reached the queue (a 503 `outcome_unknown`): retry
+    /// with the same Idempotency-Key.
+    Unknown,
     Confirmed,
     Rejected,
 }
@@ -53,9 +60,15 @@ pub struct OrderStatus {
     pub item_id: Option<i64>,
 }
 
+#[derive(Debug, Deserialize)]
+pub struct StatusQuery {
+    pub receipt: Option<String>,
+}
+
 pub async fn order_status(
     State(state): State<Arc<AppState>>,
     Path(request_id): Path<String>,
+    Query(query): Query<StatusQuery>,
 ) -> Result<Json<OrderStatus>, ApiError> {
     let request_id = Uuid::parse_str(&request_id)
         .map_err(|_| ApiError::BadRequest(format!("{request_id:?} is not a UUID")))?;
@@ -73,18 +86,30 @@ pub async fn order_status(
             item_id: Some(item),
         }));
     }
-    let queued = state
-        .accepted
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .contains(&request_id);
-    if queued {
-        return Ok(Json(OrderStatus {
-            request_id,
-            status: OrderState::Queued,
-            reason: None,
-            item_id: None,
-        }));
-    }
-    Err(ApiError::NotFound)
+    let said = query
+        .receipt
+        .as_deref()
+        .and_then(|r| state.receipts.verify(request_id, r));
+    let status = match said {
+        Some(ReceiptKind::Queued) => OrderState::Queued,
+        Some(ReceiptKind::Unknown) => OrderState::Unknown,
+        None if query.receipt.is_some() => {
+            return Err(ApiError::BadRequest(
+                "the receipt does not match this request id".into(),
+            ))
+        }
+        None => {
+            return Err(ApiError::NotFound(
+                "no decided order has this id; for a buy that is still queued, use the \
+                 status_url of its 202 (it carries the receipt)"
+                    .into(),
+            ))
+        }
+    };
+    Ok(Json(OrderStatus {
+        request_id,
+        status,
+        reason: None,
+        item_id: None,
+    }))
 }
