@@ -179,3 +179,126 @@ async fn every_event_becomes_one_order_even_when_the_worker_is_killed_midway() {
     assert_eq!(reasons.len(), 3, "three distinct bad events dead-lettered");
     db.drop_db().await;
 }
+
+/// Every (payload, reason) in the dead-letter topic, read until `n` are there.
+async fn dead_letters(bootstrap: &str, n: usize) -> Vec<(Vec<u8>, String)> {
+    let dlq: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "dlq-check")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("seckill.dlq", 0, Offset::Beginning)
+        .unwrap();
+    dlq.assign(&tpl).unwrap();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while out.len() < n && Instant::now() < deadline {
+        if let Some(Ok(m)) = dlq.poll(Duration::from_millis(200)) {
+            let reason = m
+                .headers()
+                .and_then(|h| h.iter().find(|h| h.key == "reason"))
+                .and_then(|h| h.value)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default();
+            out.push((m.payload().unwrap_or_default().to_vec(), reason));
+        }
+    }
+    out
+}
+
+/// Regression: the worker retried every database error forever, so one event the database
+/// refuses for its data (a timestamp out of range, any data exception) stopped its partition
+/// for good, and every worker that took it over. Now such an event is isolated and
+/// dead-lettered, and the rest of the batch and of the partition is applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_the_database_refuses_is_dead_lettered_and_the_partition_goes_on() {
+    let db = TestDb::new().await;
+    db.item(2100, 1000).await;
+    // The database refuses user 666's orders for their data, as it would a bad value.
+    sqlx::raw_sql(
+        "CREATE FUNCTION refuse_666() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+           IF NEW.user_id = 666 THEN \
+             RAISE EXCEPTION 'user 666 is refused' USING ERRCODE = '22023'; \
+           END IF; RETURN NEW; END $$; \
+         CREATE TRIGGER refuse_666 BEFORE INSERT ON orders \
+           FOR EACH ROW EXECUTE FUNCTION refuse_666();",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path());
+    create_topic(&b, "seckill", 1);
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &b.addr)
+        .set("enable.idempotence", "true")
+        .create()
+        .unwrap();
+    let event = |user: i64, accepted_at_ms: i64| OrderEvent {
+        request_id: Uuid::new_v4(),
+        user_id: user,
+        item_id: 2100,
+        qty: 1,
+        accepted_at_ms,
+    };
+    // 40 good buys with a refused one and one whose timestamp no database can hold in the
+    // middle, all in one partition (so in the same batches).
+    let mut events: Vec<OrderEvent> = (1..=40).map(|u| event(u, 1_700_000_000_000)).collect();
+    events.insert(17, event(666, 1_700_000_000_000));
+    events.insert(30, event(41, 100_000_000_000_000_000));
+    for e in &events {
+        producer
+            .send(
+                FutureRecord::to("seckill").key("2100").payload(&e.encode()),
+                Duration::from_secs(30),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    let w = order_worker(&b.addr, db.pool.clone(), |c| c.session_timeout_ms = 6000).await;
+    let stats = w.metrics().clone();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(w.run(stop.clone()));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while orders(&db).await < 40 {
+        assert!(
+            Instant::now() < deadline,
+            "the partition is stuck at {} orders",
+            orders(&db).await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let letters = dead_letters(&b.addr, 2).await;
+    assert_eq!(letters.len(), 2, "{letters:?}");
+    assert!(
+        letters
+            .iter()
+            .any(|(_, r)| r.contains("user 666 is refused")),
+        "{letters:?}"
+    );
+    assert!(
+        letters.iter().any(|(_, r)| r.contains("accepted_at_ms")),
+        "{letters:?}"
+    );
+    assert_eq!(stats.dead_lettered.get(), 2);
+    // And the partition goes on: a later buy is applied too.
+    producer
+        .send(
+            FutureRecord::to("seckill")
+                .key("2100")
+                .payload(&event(42, 1_700_000_000_000).encode()),
+            Duration::from_secs(30),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
+    while orders(&db).await < 41 {
+        assert!(Instant::now() < deadline, "a later buy was not applied");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.cancel();
+    task.await.unwrap().unwrap();
+    db.drop_db().await;
+}

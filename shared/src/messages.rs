@@ -7,6 +7,22 @@ use uuid::Uuid;
 /// Largest quantity one buy may ask for.
 pub const MAX_QTY: u32 = 10;
 
+/// The latest time PostgreSQL's `timestamptz` holds exactly in our use (9999-12-31T23:59:59Z),
+/// in ms since the Unix epoch: a later `accepted_at_ms` could not be stored.
+pub const MAX_TIMESTAMP_MS: i64 = 253_402_300_799_999;
+
+/// Whether any string (or object key) inside `v` holds a NUL character, which PostgreSQL
+/// cannot store in `text` or `jsonb`.
+pub fn has_nul(v: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(has_nul),
+        Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
 /// A buy accepted by the ingest API, to be applied by an order worker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -47,6 +63,12 @@ impl OrderEvent {
             return Err(MessageError::Invalid {
                 field: "qty",
                 reason: format!("must be within 1..={MAX_QTY}"),
+            });
+        }
+        if !(0..=MAX_TIMESTAMP_MS).contains(&self.accepted_at_ms) {
+            return Err(MessageError::Invalid {
+                field: "accepted_at_ms",
+                reason: format!("must be within 0..={MAX_TIMESTAMP_MS}"),
             });
         }
         Ok(())
@@ -95,6 +117,12 @@ impl InferenceRequest {
             return Err(MessageError::Invalid {
                 field: "reply_partition",
                 reason: "must not be negative".into(),
+            });
+        }
+        if has_nul(&r.input) || r.model.as_deref().is_some_and(|m| m.contains('\0')) {
+            return Err(MessageError::Invalid {
+                field: "input",
+                reason: "contains a NUL character, which cannot be stored".into(),
             });
         }
         Ok(r)
@@ -183,6 +211,16 @@ mod tests {
         );
         let json = r#"{"request_id":"00000000-0000-0000-0000-000000000000","user_id":1,"item_id":1,"qty":1,"accepted_at_ms":0,"extra":1}"#;
         assert!(OrderEvent::decode(json.as_bytes()).is_err());
+        // A timestamp PostgreSQL cannot store is refused here, not by the database.
+        let mut e = event();
+        e.accepted_at_ms = MAX_TIMESTAMP_MS + 1;
+        assert!(matches!(
+            OrderEvent::decode(&e.encode()),
+            Err(MessageError::Invalid {
+                field: "accepted_at_ms",
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -204,6 +242,12 @@ mod tests {
                 field: "reply_partition",
                 ..
             })
+        ));
+        let mut nul = r.clone();
+        nul.input = serde_json::json!({"q": ["ok", "bad\u{0}"]});
+        assert!(matches!(
+            InferenceRequest::decode(&nul.encode()),
+            Err(MessageError::Invalid { field: "input", .. })
         ));
         let reply = InferenceReply {
             id: r.id,

@@ -28,9 +28,9 @@ use shared::messages::{InferenceReply, InferenceRequest, InferenceStatus};
 use shared::time::now_ms;
 use sqlx::PgPool;
 
-use super::model::{Model, ModelError};
+use super::model::{Model, ModelError, ModelOutput};
 use super::store;
-use crate::worker::{BatchHandler, HandlerError, WorkerContext};
+use crate::worker::{BatchHandler, DbFailure, HandlerError, WorkerContext};
 
 /// How a worker serves its model.
 #[derive(Debug, Clone)]
@@ -187,9 +187,17 @@ impl<M: Model> InferenceHandler<M> {
             }
             let refs: Vec<&InferenceRequest> = group.iter().map(|(r, _)| r).collect();
             let pool = &self.pool;
-            let attempts = ctx
+            let attempts = match ctx
                 .retry_db("claim inference requests", || store::claim(pool, &refs))
-                .await?;
+                .await
+            {
+                Ok(a) => a,
+                Err(DbFailure::Permanent(e)) => {
+                    isolate(group, e, &mut todo, ctx).await?;
+                    continue;
+                }
+                Err(stopped) => return Err(stopped.into()),
+            };
             let mut replies = Vec::new();
             let mut runnable = Vec::new();
             let now = now_ms();
@@ -247,20 +255,7 @@ impl<M: Model> InferenceHandler<M> {
                     Ok(outputs) if outputs.len() == inputs.len() => {
                         self.stats.batch_seconds.observe(t.elapsed().as_secs_f64());
                         for ((r, _), out) in runnable.iter().zip(outputs) {
-                            replies.push(match out {
-                                Ok(o) => InferenceReply {
-                                    id: r.id,
-                                    status: InferenceStatus::Done,
-                                    output: Some(o),
-                                    error: None,
-                                },
-                                Err(e) => InferenceReply {
-                                    id: r.id,
-                                    status: InferenceStatus::Failed,
-                                    output: None,
-                                    error: Some(e),
-                                },
-                            });
+                            replies.push(reply_for(r.id, out));
                         }
                     }
                     result => {
@@ -289,11 +284,16 @@ impl<M: Model> InferenceHandler<M> {
                 };
             }
             let pool = &self.pool;
-            ctx.retry_db("store inference results", || {
-                store::store_results(pool, &replies)
-            })
-            .await?;
-            send_replies(ctx, &group, &replies).await;
+            match ctx
+                .retry_db("store inference results", || {
+                    store::store_results(pool, &replies)
+                })
+                .await
+            {
+                Ok(()) => send_replies(ctx, &group, &replies).await,
+                Err(DbFailure::Permanent(e)) => isolate(group, e, &mut todo, ctx).await?,
+                Err(stopped) => return Err(stopped.into()),
+            }
         }
         Ok(())
     }
@@ -323,4 +323,71 @@ async fn send_replies(
         })
     });
     futures_util::future::join_all(sends).await;
+}
+
+/// A model's answer for one request, as a reply the database can store: an output holding a NUL
+/// character (which `jsonb` cannot hold) fails the request with that reason, and NULs in an
+/// error text are replaced.
+fn reply_for(id: uuid::Uuid, out: ModelOutput) -> InferenceReply {
+    match out {
+        Ok(o) if shared::messages::has_nul(&o) => InferenceReply {
+            id,
+            status: InferenceStatus::Failed,
+            output: None,
+            error: Some(
+                "the model's output contains a NUL character, which cannot be stored".into(),
+            ),
+        },
+        Ok(o) => InferenceReply {
+            id,
+            status: InferenceStatus::Done,
+            output: Some(o),
+            error: None,
+        },
+        Err(e) => InferenceReply {
+            id,
+            status: InferenceStatus::Failed,
+            output: None,
+            error: Some(e.replace('\0', "\u{FFFD}")),
+        },
+    }
+}
+
+/// A group of requests the database refused for their data: split it into single requests to
+/// run again, or, for one request alone, dead-letter it with the database's reason (it is not
+/// answered: the table could not hold its row).
+async fn isolate<'m>(
+    group: Vec<(InferenceRequest, &'m BorrowedMessage<'m>)>,
+    e: sqlx::Error,
+    todo: &mut Vec<Vec<(InferenceRequest, &'m BorrowedMessage<'m>)>>,
+    ctx: &WorkerContext,
+) -> Result<(), HandlerError> {
+    if group.len() == 1 {
+        let (_, m) = &group[0];
+        return ctx
+            .dead_letter(m, &format!("refused by the database: {e}"))
+            .await;
+    }
+    // `todo` is a stack: push in reverse, so they run in queue order.
+    for one in group.into_iter().rev() {
+        todo.push(vec![one]);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_and_errors_the_database_cannot_hold_become_storable_failures() {
+        let id = uuid::Uuid::new_v4();
+        let r = reply_for(id, Ok(serde_json::json!({"sql": "select 1\u{0}"})));
+        assert_eq!(r.status, InferenceStatus::Failed);
+        assert!(r.error.unwrap().contains("NUL"));
+        let r = reply_for(id, Err("bad\u{0}input".into()));
+        assert_eq!(r.error.as_deref(), Some("bad\u{FFFD}input"));
+        let r = reply_for(id, Ok(serde_json::json!({"sql": "select 1"})));
+        assert_eq!(r.status, InferenceStatus::Done);
+    }
 }

@@ -1,8 +1,9 @@
 //! The order worker's batch handler: drains buys into PostgreSQL.
 //!
 //! Per batch: the events that cannot be decoded go to the dead-letter topic; the rest are
-//! applied in one transaction ([`super::apply_batch`]), retried with backoff on a database
-//! error, never skipped. The generic worker ([`crate::worker`]) commits the offsets only after
+//! applied in one transaction ([`super::apply_batch`]), retried with backoff on a transient
+//! database error, never skipped. An event the database refuses for its data is isolated by
+//! splitting the batch and dead-lettered with the reason. The generic worker ([`crate::worker`]) commits the offsets only after
 //! that. Restarted at any point, the worker re-applies at most the last uncommitted batch, which
 //! the transaction's request-id check turns into no-ops.
 
@@ -14,7 +15,7 @@ use sqlx::PgPool;
 use std::sync::Arc;
 
 use super::{apply_batch, Buy};
-use crate::worker::{BatchHandler, HandlerError, WorkerContext};
+use crate::worker::{BatchHandler, DbFailure, HandlerError, WorkerContext};
 
 /// What the order worker decided, for `/metrics` and the demo's progress line.
 #[derive(Debug, Default)]
@@ -70,32 +71,62 @@ impl BatchHandler for OrderHandler {
         batch: &[BorrowedMessage<'_>],
         ctx: &WorkerContext,
     ) -> Result<(), HandlerError> {
-        let mut buys = Vec::with_capacity(batch.len());
+        // Each buy with the message it came from, for the dead-letter topic.
+        let mut buys: Vec<(Buy, &BorrowedMessage<'_>)> = Vec::with_capacity(batch.len());
         for m in batch {
             match m.payload().map(OrderEvent::decode) {
-                Some(Ok(e)) => buys.push(Buy {
-                    request_id: e.request_id,
-                    user_id: e.user_id,
-                    item_id: e.item_id,
-                    qty: e.qty,
-                    accepted_at_ms: e.accepted_at_ms,
-                    partition: m.partition(),
-                    offset: m.offset(),
-                }),
+                Some(Ok(e)) => buys.push((
+                    Buy {
+                        request_id: e.request_id,
+                        user_id: e.user_id,
+                        item_id: e.item_id,
+                        qty: e.qty,
+                        accepted_at_ms: e.accepted_at_ms,
+                        partition: m.partition(),
+                        offset: m.offset(),
+                    },
+                    m,
+                )),
                 Some(Err(e)) => ctx.dead_letter(m, &e.to_string()).await?,
                 None => ctx.dead_letter(m, "empty message").await?,
             }
         }
-        let pool = &self.pool;
-        let s = ctx
-            .retry_db("apply a batch of orders", || apply_batch(pool, &buys))
-            .await?;
-        self.stats.confirmed.inc_by(s.confirmed);
-        self.stats
-            .rejected
-            .inc_by(s.sold_out + s.duplicate + s.invalid);
-        self.stats.already_applied.inc_by(s.already_applied);
-        tracing::debug!(events = batch.len(), ?s, "batch applied");
+        // Runs of the batch to apply, in queue order. A run the database refuses for its data
+        // is split in halves until the offending buy stands alone; that one is dead-lettered
+        // with the database's reason and the others are applied, so one bad event never stops
+        // the partition.
+        let mut runs = std::collections::VecDeque::new();
+        runs.push_back(0..buys.len());
+        while let Some(run) = runs.pop_front() {
+            if run.is_empty() {
+                continue;
+            }
+            let slice: Vec<Buy> = buys[run.clone()].iter().map(|(b, _)| b.clone()).collect();
+            let pool = &self.pool;
+            match ctx
+                .retry_db("apply a batch of orders", || apply_batch(pool, &slice))
+                .await
+            {
+                Ok(s) => {
+                    self.stats.confirmed.inc_by(s.confirmed);
+                    self.stats
+                        .rejected
+                        .inc_by(s.sold_out + s.duplicate + s.invalid);
+                    self.stats.already_applied.inc_by(s.already_applied);
+                    tracing::debug!(events = slice.len(), ?s, "batch applied");
+                }
+                Err(DbFailure::Permanent(e)) if run.len() == 1 => {
+                    let reason = format!("refused by the database: {e}");
+                    ctx.dead_letter(buys[run.start].1, &reason).await?;
+                }
+                Err(DbFailure::Permanent(_)) => {
+                    let mid = run.start + run.len() / 2;
+                    runs.push_front(mid..run.end);
+                    runs.push_front(run.start..mid);
+                }
+                Err(stopped @ DbFailure::Stopped) => return Err(stopped.into()),
+            }
+        }
         Ok(())
     }
 }

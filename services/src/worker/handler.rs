@@ -111,9 +111,11 @@ impl WorkerContext {
         Ok(())
     }
 
-    /// Runs a database call until it succeeds, with backoff: the offsets stay uncommitted
-    /// meanwhile, so nothing is skipped. Gives up with [`HandlerError::Stopped`] on shutdown.
-    pub async fn retry_db<'a, T, F, Fut>(&self, what: &str, mut call: F) -> Result<T, HandlerError>
+    /// Runs a database call until it succeeds, retrying transient failures with backoff: the
+    /// offsets stay uncommitted meanwhile, so nothing is skipped. A permanent failure (the data
+    /// itself is refused, see [`is_permanent`]) is returned at once, for the handler to isolate
+    /// the offending event; shutdown ends the retries with [`DbFailure::Stopped`].
+    pub async fn retry_db<'a, T, F, Fut>(&self, what: &str, mut call: F) -> Result<T, DbFailure>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, sqlx::Error>> + 'a,
@@ -122,16 +124,50 @@ impl WorkerContext {
         loop {
             match call().await {
                 Ok(v) => return Ok(v),
+                Err(e) if is_permanent(&e) => {
+                    tracing::warn!(error = %e, what, "the database refuses this data");
+                    return Err(DbFailure::Permanent(e));
+                }
                 Err(e) => {
-                    // Connection loss, serialization failure, a database restart: all worth
-                    // retrying.
                     self.metrics.db_retries.inc();
                     tracing::warn!(error = %e, what, "database call failed; retrying");
                     if !backoff.wait(&self.shutdown).await {
-                        return Err(HandlerError::Stopped);
+                        return Err(DbFailure::Stopped);
                     }
                 }
             }
         }
+    }
+}
+
+/// A database call that did not succeed.
+#[derive(Debug, Error)]
+pub enum DbFailure {
+    /// Shutdown came while retrying.
+    #[error("stopped while retrying")]
+    Stopped,
+    /// The database refuses the data itself: retrying the same events cannot succeed.
+    #[error("the database refuses the data: {0}")]
+    Permanent(#[source] sqlx::Error),
+}
+
+impl From<DbFailure> for HandlerError {
+    fn from(f: DbFailure) -> Self {
+        match f {
+            DbFailure::Stopped => HandlerError::Stopped,
+            DbFailure::Permanent(e) => HandlerError::Fatal(Box::new(e)),
+        }
+    }
+}
+
+/// Whether retrying `e` cannot help: a data exception (SQLSTATE class 22: a value out of
+/// range, an invalid timestamp, a character the encoding cannot hold) depends only on the
+/// events, so the same batch fails the same way every time. Everything else (connection loss,
+/// serialization failures and deadlocks, a unique-key race between two workers, a database
+/// restart or a full disk) may pass, and is retried.
+pub fn is_permanent(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| c.starts_with("22")),
+        _ => false,
     }
 }

@@ -30,7 +30,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::telemetry::{check_broker, check_database, ready_response, ReadinessCheck};
-pub use handler::{BatchHandler, HandlerError, WorkerContext};
+pub use handler::{is_permanent, BatchHandler, DbFailure, HandlerError, WorkerContext};
 pub use metrics::WorkerMetrics;
 
 /// Where a worker reads from and how.

@@ -72,6 +72,13 @@ pub async fn infer(
     if body.input.is_null() {
         return Err(ApiError::Unprocessable("input is required".into()));
     }
+    if shared::messages::has_nul(&body.input)
+        || body.model.as_deref().is_some_and(|m| m.contains('\0'))
+    {
+        return Err(ApiError::Unprocessable(
+            "input and model must not contain NUL characters".into(),
+        ));
+    }
     if let Some(m) = &body.model {
         if m.is_empty() || m.len() > 100 {
             return Err(ApiError::Unprocessable(
