@@ -60,6 +60,7 @@ fn sync_req(member: &str, generation: i32, assignments: Vec<(String, Bytes)>) ->
         group_id: "g".into(),
         generation,
         member_id: member.into(),
+        group_instance_id: None,
         protocol_type: None,
         protocol_name: None,
         assignments,
@@ -104,13 +105,13 @@ async fn two_members_one_generation_leader_assigns_followers_get_their_share() {
     // The leader left itself out of the assignment: it gets empty bytes, not an error.
     assert_eq!((ls.error, ls.assignment.len()), (None, 0));
 
-    assert_eq!(c.heartbeat("g", 1, &follower.member_id), Ok(()));
+    assert_eq!(c.heartbeat("g", 1, &follower.member_id, None), Ok(()));
     assert_eq!(
-        c.heartbeat("g", 0, &follower.member_id),
+        c.heartbeat("g", 0, &follower.member_id, None),
         Err(GroupError::IllegalGeneration)
     );
     assert_eq!(
-        c.heartbeat("g", 1, "nobody"),
+        c.heartbeat("g", 1, "nobody", None),
         Err(GroupError::UnknownMember)
     );
 }
@@ -156,7 +157,7 @@ async fn a_member_that_does_not_rejoin_is_dropped_at_the_rebalance_timeout() {
     let newcomer = tokio::spawn(async move { join_new(&c2, &["range"]).await });
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert_eq!(
-        c.heartbeat("g", 1, &b.member_id),
+        c.heartbeat("g", 1, &b.member_id, None),
         Err(GroupError::RebalanceInProgress)
     );
     let a2 = c.join(join_req(&a.member_id, &["range"])).await;
@@ -176,7 +177,7 @@ async fn a_member_that_does_not_rejoin_is_dropped_at_the_rebalance_timeout() {
         assert_eq!(a2.leader, a.member_id);
     }
     assert_eq!(
-        c.heartbeat("g", 2, &b.member_id),
+        c.heartbeat("g", 2, &b.member_id, None),
         Err(GroupError::UnknownMember)
     );
 }
@@ -199,14 +200,14 @@ async fn sessions_expire_and_the_group_rebalances_or_empties() {
     // Heartbeats keep it alive past the session timeout...
     for _ in 0..4 {
         tokio::time::advance(Duration::from_secs(4)).await;
-        assert_eq!(c.heartbeat("g", 1, &a.member_id), Ok(()));
+        assert_eq!(c.heartbeat("g", 1, &a.member_id, None), Ok(()));
         c.expire_sessions();
     }
     // ...silence does not.
     tokio::time::advance(Duration::from_secs(11)).await;
     c.expire_sessions();
     assert_eq!(
-        c.heartbeat("g", 1, &a.member_id),
+        c.heartbeat("g", 1, &a.member_id, None),
         Err(GroupError::UnknownMember)
     );
     let g = c.describe_all();
@@ -270,4 +271,80 @@ async fn commit_rules_for_members_and_assign_mode_consumers() {
         vec![Err(GroupError::IllegalGeneration)]
     );
     assert_eq!(c.offsets().fetch("g", "t", 0).unwrap().offset, 9);
+}
+
+fn static_join(instance: &str, member: &str) -> JoinRequest {
+    JoinRequest {
+        group_instance_id: Some(instance.into()),
+        ..join_req(member, &["range"])
+    }
+}
+
+/// KIP-345: a static member that restarts (new incarnation, empty member id, same
+/// group.instance.id) takes its old place without a rebalance: same generation, the other
+/// member undisturbed, its own assignment back from SyncGroup; the old incarnation is fenced.
+#[tokio::test(start_paused = true)]
+async fn a_restarted_static_member_takes_its_place_back_without_a_rebalance() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = coordinator(dir.path());
+    // Static members skip the MEMBER_ID_REQUIRED round.
+    let (a, b) = tokio::join!(
+        c.join(static_join("worker-a", "")),
+        c.join(static_join("worker-b", ""))
+    );
+    assert_eq!((a.error, b.error), (None, None));
+    let (leader, follower) = if a.leader == a.member_id {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    let assignments = vec![
+        (leader.member_id.clone(), Bytes::from_static(b"L")),
+        (follower.member_id.clone(), Bytes::from_static(b"F")),
+    ];
+    let (ls, fs) = tokio::join!(
+        c.sync(sync_req(&leader.member_id, 1, assignments)),
+        c.sync(sync_req(&follower.member_id, 1, vec![]))
+    );
+    assert_eq!((ls.error, fs.error), (None, None));
+    // The leader's member list says which instance the follower is.
+    let follower_instance = leader
+        .members
+        .iter()
+        .find(|(id, _, _)| *id == follower.member_id)
+        .and_then(|(_, instance, _)| instance.clone())
+        .unwrap();
+    let follower_instance = follower_instance.as_str();
+
+    // The follower's process dies and comes back: it joins with no member id.
+    let back = c.join(static_join(follower_instance, "")).await;
+    assert_eq!(back.error, None);
+    assert_eq!(back.generation, 1, "no rebalance");
+    assert_ne!(back.member_id, follower.member_id, "a new incarnation id");
+    let mut sync = sync_req(&back.member_id, 1, vec![]);
+    sync.group_instance_id = Some(follower_instance.into());
+    let s = c.sync(sync).await;
+    assert_eq!((s.error, s.assignment.as_ref()), (None, &b"F"[..]));
+    // The leader was not disturbed.
+    assert_eq!(c.heartbeat("g", 1, &leader.member_id, None), Ok(()));
+    // The old incarnation is fenced, by its instance id.
+    assert_eq!(
+        c.heartbeat("g", 1, &follower.member_id, Some(follower_instance)),
+        Err(GroupError::FencedInstanceId)
+    );
+    assert_eq!(
+        c.join(static_join(follower_instance, &follower.member_id))
+            .await
+            .error,
+        Some(GroupError::FencedInstanceId)
+    );
+    // Leaving by instance id removes the current incarnation and rebalances the rest.
+    assert_eq!(
+        c.leave("g", &[(String::new(), Some(follower_instance.into()))]),
+        vec![Ok(())]
+    );
+    assert_eq!(
+        c.heartbeat("g", 1, &leader.member_id, None),
+        Err(GroupError::RebalanceInProgress)
+    );
 }

@@ -180,6 +180,9 @@ impl GroupCoordinator {
             for id in gone {
                 if let Some(mut m) = group.members.remove(&id) {
                     tracing::info!(group = %group.id, member = %id, "member did not rejoin in time; removed");
+                    if let Some(instance) = &m.group_instance_id {
+                        group.static_members.remove(instance);
+                    }
                     m.fail_waiters(GroupError::UnknownMember);
                 }
             }
@@ -262,6 +265,11 @@ impl GroupCoordinator {
         let Some(mut m) = group.members.remove(member_id) else {
             return;
         };
+        if let Some(instance) = &m.group_instance_id {
+            if group.static_members.get(instance).map(String::as_str) == Some(member_id) {
+                group.static_members.remove(instance);
+            }
+        }
         m.fail_waiters(error);
         if group.leader.as_deref() == Some(member_id) {
             group.leader = None;

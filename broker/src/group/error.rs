@@ -27,6 +27,10 @@ pub enum GroupError {
     /// The commit could not be made durable; the client retries.
     #[error("the commit could not be made durable")]
     CommitNotDurable,
+    /// Another member now holds this static member's `group.instance.id` (KIP-345): this
+    /// member was replaced and must stop.
+    #[error("another member holds this group.instance.id")]
+    FencedInstanceId,
     /// The broker is shutting down; the client finds the coordinator again and retries.
     #[error("the coordinator is shutting down")]
     ShuttingDown,

@@ -15,9 +15,11 @@ impl GroupCoordinator {
         group_id: &str,
         generation: i32,
         member_id: &str,
+        instance_id: Option<&str>,
     ) -> Result<(), GroupError> {
         let mut groups = self.lock();
         let group = groups.get_mut(group_id).ok_or(GroupError::UnknownMember)?;
+        group.check_instance(member_id, instance_id)?;
         let state = group.state;
         let current = group.generation;
         let m = group
@@ -35,19 +37,29 @@ impl GroupCoordinator {
         }
     }
 
-    /// Removes the members; per-member errors (UNKNOWN_MEMBER_ID for ones not in the group).
+    /// Removes the members, each named by member id, by `group.instance.id`, or both (v3+);
+    /// per-member errors: UNKNOWN_MEMBER_ID for ones not in the group, FENCED_INSTANCE_ID for a
+    /// static member whose instance another member holds now.
     pub fn leave(
         self: &Arc<Self>,
         group_id: &str,
-        member_ids: &[String],
+        members: &[(String, Option<String>)],
     ) -> Vec<Result<(), GroupError>> {
         let mut groups = self.lock();
         let Some(group) = groups.get_mut(group_id) else {
-            return vec![Err(GroupError::UnknownMember); member_ids.len()];
+            return vec![Err(GroupError::UnknownMember); members.len()];
         };
-        member_ids
+        members
             .iter()
-            .map(|id| {
+            .map(|(member_id, instance)| {
+                let id = match instance.as_ref().and_then(|i| group.static_members.get(i)) {
+                    Some(holder) if !member_id.is_empty() && holder != member_id => {
+                        return Err(GroupError::FencedInstanceId)
+                    }
+                    Some(holder) => holder.clone(),
+                    None => member_id.clone(),
+                };
+                let id = &id;
                 if group.members.contains_key(id) {
                     tracing::info!(group = %group_id, member = %id, "member left");
                     self.remove_member(group, id, GroupError::UnknownMember);

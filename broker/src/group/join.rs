@@ -86,20 +86,74 @@ impl GroupCoordinator {
         }
 
         let now = Instant::now();
-        let member_id = if req.member_id.is_empty() {
-            let id = format!("{}-{}", req.client_id, uuid::Uuid::new_v4());
-            if req.require_known_member_id && req.group_instance_id.is_none() {
-                group.pending_members.insert(id.clone(), now + session);
-                return Answer::Now(error(GroupError::MemberIdRequired, &id));
+        let held_by = req
+            .group_instance_id
+            .as_ref()
+            .and_then(|i| group.static_members.get(i).cloned());
+        let member_id = match (&req.group_instance_id, held_by) {
+            // A static member whose id was taken over by a newer incarnation.
+            (Some(_), Some(holder)) if !req.member_id.is_empty() && holder != req.member_id => {
+                return Answer::Now(error(GroupError::FencedInstanceId, &req.member_id));
             }
-            id
-        } else if group.members.contains_key(&req.member_id)
-            || group.pending_members.remove(&req.member_id).is_some()
-        {
-            req.member_id.clone()
-        } else {
-            return Answer::Now(error(GroupError::UnknownMember, &req.member_id));
+            // A static member restarted (KIP-345): it takes over its old place, assignment
+            // included, under a new member id; the old incarnation is fenced.
+            (Some(instance), Some(holder)) if req.member_id.is_empty() => {
+                let new_id = format!("{}-{}", req.client_id, uuid::Uuid::new_v4());
+                let Some(mut m) = group.members.remove(&holder) else {
+                    return Answer::Now(error(GroupError::UnknownMember, &req.member_id));
+                };
+                m.fail_waiters(GroupError::FencedInstanceId);
+                let unchanged = m.protocols == req.protocols;
+                m.id = new_id.clone();
+                m.client_id = req.client_id.clone();
+                m.client_host = req.client_host.clone();
+                m.last_seen = now;
+                group.members.insert(new_id.clone(), m);
+                group
+                    .static_members
+                    .insert(instance.clone(), new_id.clone());
+                let was_leader = group.leader.as_deref() == Some(holder.as_str());
+                if was_leader {
+                    group.leader = Some(new_id.clone());
+                }
+                tracing::info!(group = %group.id, instance = %instance, old = %holder, new = %new_id, "static member rejoined");
+                // A follower of a stable group with the same protocols carries on without a
+                // rebalance: the others keep their partitions, it gets its own back in
+                // SyncGroup. A returning leader must assign again, so that is a rebalance.
+                if group.state == GroupState::Stable && unchanged && !was_leader {
+                    return Answer::Now(JoinOutcome {
+                        error: None,
+                        generation: group.generation,
+                        protocol_type: group.protocol_type.clone(),
+                        protocol_name: group.protocol_name.clone(),
+                        leader: group.leader.clone().unwrap_or_default(),
+                        member_id: new_id,
+                        members: Vec::new(),
+                    });
+                }
+                new_id
+            }
+            _ if req.member_id.is_empty() => {
+                let id = format!("{}-{}", req.client_id, uuid::Uuid::new_v4());
+                // Static members skip the member-id round (KIP-394 exempts them).
+                if req.require_known_member_id && req.group_instance_id.is_none() {
+                    group.pending_members.insert(id.clone(), now + session);
+                    return Answer::Now(error(GroupError::MemberIdRequired, &id));
+                }
+                id
+            }
+            _ if group.members.contains_key(&req.member_id)
+                || group.pending_members.remove(&req.member_id).is_some() =>
+            {
+                req.member_id.clone()
+            }
+            _ => return Answer::Now(error(GroupError::UnknownMember, &req.member_id)),
         };
+        if let Some(instance) = &req.group_instance_id {
+            group
+                .static_members
+                .insert(instance.clone(), member_id.clone());
+        }
 
         let (tx, rx) = oneshot::channel();
         let is_new = !group.members.contains_key(&member_id);

@@ -74,6 +74,7 @@ impl GroupCoordinator {
                 Err(GroupError::UnknownMember)
             };
         }
+        group.check_instance(&req.member_id, req.group_instance_id.as_deref())?;
         let generation = group.generation;
         let state = group.state;
         let Some(m) = group.members.get_mut(&req.member_id) else {

@@ -127,6 +127,8 @@ pub struct Group {
     pub protocol_name: Option<String>,
     pub leader: Option<String>,
     pub members: BTreeMap<String, Member>,
+    /// Static members (KIP-345): `group.instance.id` -> the member id that holds it now.
+    pub static_members: HashMap<String, String>,
     /// Member ids handed out with MEMBER_ID_REQUIRED, not yet back; dropped at the deadline.
     pub pending_members: HashMap<String, Instant>,
     /// Identifies the current rebalance, so a stale timer does not complete a later one.
@@ -147,6 +149,7 @@ impl Group {
             protocol_name: None,
             leader: None,
             members: BTreeMap::new(),
+            static_members: HashMap::new(),
             pending_members: HashMap::new(),
             rebalance_id: 0,
             initial_delay_until: None,
@@ -204,6 +207,19 @@ impl Group {
         self.leader = None;
         self.protocol_name = None;
         self.initial_delay_until = None;
+    }
+
+    /// Checks a request that names `instance_id` (v3+ requests of static members): the
+    /// instance must be held by `member_id`, or the sender was replaced (fenced).
+    pub fn check_instance(
+        &self,
+        member_id: &str,
+        instance_id: Option<&str>,
+    ) -> Result<(), GroupError> {
+        match instance_id.and_then(|i| self.static_members.get(i)) {
+            Some(holder) if holder != member_id => Err(GroupError::FencedInstanceId),
+            _ => Ok(()),
+        }
     }
 
     pub fn all_joined(&self) -> bool {

@@ -15,6 +15,8 @@ pub struct SyncRequest {
     pub group_id: String,
     pub generation: i32,
     pub member_id: String,
+    /// v3+: the static member's `group.instance.id`.
+    pub group_instance_id: Option<String>,
     pub protocol_type: Option<String>,
     pub protocol_name: Option<String>,
     pub assignments: Vec<(String, Bytes)>,
@@ -45,6 +47,9 @@ impl GroupCoordinator {
         let Some(group) = groups.get_mut(&req.group_id) else {
             return Answer::Now(error(GroupError::UnknownMember));
         };
+        if let Err(e) = group.check_instance(&req.member_id, req.group_instance_id.as_deref()) {
+            return Answer::Now(error(e));
+        }
         if !group.members.contains_key(&req.member_id) {
             return Answer::Now(error(GroupError::UnknownMember));
         }

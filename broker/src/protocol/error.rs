@@ -56,6 +56,7 @@ pub(crate) fn group_error_code(e: GroupError) -> i16 {
         GroupError::RebalanceInProgress => ResponseError::RebalanceInProgress,
         GroupError::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
         GroupError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+        GroupError::FencedInstanceId => ResponseError::FencedInstanceId,
         GroupError::CommitNotDurable | GroupError::ShuttingDown => {
             ResponseError::CoordinatorNotAvailable
         }

@@ -17,6 +17,7 @@ pub(crate) fn handle(
         req.group_id.0.as_str(),
         req.generation_id,
         req.member_id.as_str(),
+        req.group_instance_id.as_deref(),
     ));
     resp
 }

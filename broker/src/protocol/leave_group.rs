@@ -17,14 +17,21 @@ pub(crate) fn handle(
     let mut resp = LeaveGroupResponse::default();
     let group = req.group_id.0.as_str();
     if version < 3 {
-        let results = broker.groups.leave(group, &[req.member_id.to_string()]);
+        let results = broker
+            .groups
+            .leave(group, &[(req.member_id.to_string(), None)]);
         resp.error_code = results.into_iter().next().map_or(NONE, group_result_code);
         return resp;
     }
-    let ids: Vec<String> = req
+    let ids: Vec<(String, Option<String>)> = req
         .members
         .iter()
-        .map(|m| m.member_id.to_string())
+        .map(|m| {
+            (
+                m.member_id.to_string(),
+                m.group_instance_id.as_ref().map(|g| g.to_string()),
+            )
+        })
         .collect();
     let results = broker.groups.leave(group, &ids);
     resp.members = req

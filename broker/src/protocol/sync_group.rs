@@ -18,6 +18,7 @@ pub(crate) async fn handle(
         group_id: req.group_id.0.to_string(),
         generation: req.generation_id,
         member_id: req.member_id.to_string(),
+        group_instance_id: req.group_instance_id.map(|g| g.to_string()),
         protocol_type: req.protocol_type.map(|p| p.to_string()),
         protocol_name: req.protocol_name.map(|p| p.to_string()),
         assignments: req

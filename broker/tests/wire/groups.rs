@@ -68,7 +68,21 @@ async fn produce(broker: &BrokerProcess, topic: &str, partitions: i32, per_parti
 }
 
 fn consumer(broker: &BrokerProcess, group: &str, topic: &str) -> StreamConsumer {
-    let c: StreamConsumer = ClientConfig::new()
+    consumer_with(broker, group, topic, &[])
+}
+
+/// A group member with extra client settings.
+fn consumer_with(
+    broker: &BrokerProcess,
+    group: &str,
+    topic: &str,
+    extra: &[(&str, &str)],
+) -> StreamConsumer {
+    let mut config = ClientConfig::new();
+    for (k, v) in extra {
+        config.set(*k, *v);
+    }
+    let c: StreamConsumer = config
         .set("bootstrap.servers", broker.addr())
         .set("group.id", group)
         .set("enable.auto.commit", "false")
@@ -256,6 +270,42 @@ async fn a_member_killed_without_leaving_is_replaced_within_its_session_timeout(
     first.extend(rest);
     let distinct: HashSet<(i32, i64)> = first.iter().map(|(_, p, o, _)| (*p, *o)).collect();
     assert_eq!(distinct.len(), 50);
+}
+
+/// Static membership (KIP-345): a member that restarts with its `group.instance.id` gets its
+/// partitions back at once, without waiting out its old session and without taking the other
+/// member's partitions away meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_static_member_that_restarts_gets_its_partitions_back_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start_broker(dir.path());
+    create_topic(&broker, "static", 4).await;
+    let settings = |instance| {
+        [
+            ("group.instance.id", instance),
+            ("session.timeout.ms", "10000"),
+        ]
+    };
+    let a = consumer_with(&broker, "sg", "static", &settings("worker-a"));
+    let b = consumer_with(&broker, "sg", "static", &settings("worker-b"));
+    wait_for_assignment(&[&a, &b], "both joined", |s| disjoint_cover(s, 4)).await;
+    let (a_parts, b_parts) = (assigned(&a), assigned(&b));
+
+    // b's process goes away (a static member sends no LeaveGroup) and comes back.
+    drop(b);
+    let restarted = Instant::now();
+    let b = consumer_with(&broker, "sg", "static", &settings("worker-b"));
+    wait_for_assignment(&[&a, &b], "b is back", |s| s[1] == b_parts).await;
+    assert!(
+        restarted.elapsed() < Duration::from_secs(5),
+        "b got its partitions back after {:?}; its session timeout is 10 s",
+        restarted.elapsed()
+    );
+    assert_eq!(assigned(&a), a_parts, "a kept its partitions throughout");
+    // And both consume.
+    produce(&broker, "static", 4, 5).await;
+    let got = receive(&[&a, &b], 20).await;
+    assert!(got.iter().any(|(i, _, _, _)| *i == 1), "b consumes again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,7 +12,7 @@ use services::inference::handler::{InferenceConfig, InferenceHandler};
 use services::inference::model::command::CommandConfig;
 use services::inference::model::demo::DemoConfig;
 use services::inference::model::{AnyModel, ModelSpec};
-use services::worker::{Worker, WorkerConfig};
+use services::worker::{self, Worker, WorkerConfig};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum ModelKind {
@@ -47,6 +47,10 @@ struct Args {
     /// Model runs a request may crash before it is dead-lettered.
     #[arg(long, env = "INFER_MAX_ATTEMPTS", default_value_t = 3)]
     max_attempts: i32,
+    /// Static group membership id: a restarted worker with the same id gets its partitions
+    /// back at once. Default: this host's name and the metrics port; "" joins dynamically.
+    #[arg(long, env = "INFER_INSTANCE_ID")]
+    instance_id: Option<String>,
     /// `/healthz` and `/metrics`.
     #[arg(long, env = "INFER_METRICS_LISTEN", default_value = "127.0.0.1:9102")]
     metrics_listen: SocketAddr,
@@ -85,6 +89,7 @@ async fn main() -> anyhow::Result<()> {
     let config = WorkerConfig {
         group_id: args.group,
         max_batch: args.max_batch,
+        instance_id: worker::instance_id(args.instance_id.as_deref(), args.metrics_listen),
         metrics_listen: Some(args.metrics_listen),
         ..WorkerConfig::inference(&args.bootstrap)
     };

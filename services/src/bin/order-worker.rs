@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Parser;
 use services::db;
 use services::orders::OrderHandler;
-use services::worker::{Worker, WorkerConfig};
+use services::worker::{self, Worker, WorkerConfig};
 
 #[derive(Debug, Parser)]
 #[command(about = "Seckill order worker: queue -> PostgreSQL, in batches, exactly once in effect")]
@@ -21,6 +21,10 @@ struct Args {
     group: String,
     #[arg(long, env = "WORKER_MAX_BATCH", default_value_t = 1000)]
     max_batch: usize,
+    /// Static group membership id: a restarted worker with the same id gets its partitions
+    /// back at once. Default: this host's name and the metrics port; "" joins dynamically.
+    #[arg(long, env = "WORKER_INSTANCE_ID")]
+    instance_id: Option<String>,
     /// `/healthz` and `/metrics`.
     #[arg(long, env = "WORKER_METRICS_LISTEN", default_value = "127.0.0.1:9101")]
     metrics_listen: SocketAddr,
@@ -41,6 +45,7 @@ async fn main() -> anyhow::Result<()> {
     let config = WorkerConfig {
         group_id: args.group,
         max_batch: args.max_batch,
+        instance_id: worker::instance_id(args.instance_id.as_deref(), args.metrics_listen),
         metrics_listen: Some(args.metrics_listen),
         ..WorkerConfig::orders(&args.bootstrap)
     };

@@ -43,6 +43,10 @@ pub struct WorkerConfig {
     /// Largest batch handed to the handler.
     pub max_batch: usize,
     pub session_timeout_ms: u32,
+    /// Static group membership (KIP-345): a worker that restarts with the same id gets its
+    /// partitions back at once instead of after its old session timed out. Must be unique
+    /// per running worker; `None` joins as a dynamic member.
+    pub instance_id: Option<String>,
     /// `/healthz` and `/metrics`; `None` serves none (tests, the demo).
     pub metrics_listen: Option<SocketAddr>,
 }
@@ -57,6 +61,7 @@ impl WorkerConfig {
             dead_letter_topic: shared::topics::SECKILL_DEAD_LETTER.into(),
             max_batch: 1000,
             session_timeout_ms: 10_000,
+            instance_id: None,
             metrics_listen: None,
         }
     }
@@ -70,6 +75,25 @@ impl WorkerConfig {
             dead_letter_topic: shared::topics::INFERENCE_DEAD_LETTER.into(),
             max_batch: 32,
             ..WorkerConfig::orders(bootstrap)
+        }
+    }
+}
+
+/// The static member id a worker binary uses unless told otherwise: this host's name and the
+/// worker's metrics port, which no other worker on the host can share (it would fail to bind).
+/// `flag` is the `--instance-id` given: an empty one means dynamic membership.
+pub fn instance_id(flag: Option<&str>, metrics_listen: SocketAddr) -> Option<String> {
+    match flag {
+        Some("") => None,
+        Some(id) => Some(id.to_string()),
+        None => {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .or_else(|| std::env::var("HOSTNAME").ok())
+                .unwrap_or_else(|| "localhost".into());
+            Some(format!("{host}:{}", metrics_listen.port()))
         }
     }
 }
@@ -134,12 +158,7 @@ impl<H: BatchHandler> Worker<H> {
             ),
             None => None,
         };
-        let consumer = queue::group_consumer(
-            &config.bootstrap,
-            &config.group_id,
-            &config.topic,
-            config.session_timeout_ms,
-        )?;
+        let consumer = queue::group_consumer(&config)?;
         let producer = queue::durable_producer(&config.bootstrap)?;
         let context = WorkerContext::new(
             producer,
@@ -193,9 +212,10 @@ impl<H: BatchHandler> Worker<H> {
         }
         tracing::info!(group = %config.group_id, topic = %config.topic, "worker running");
         let result = loop {
-            let Some(batch) = queue::recv_batch(&consumer, config.max_batch, &shutdown).await
-            else {
-                break Ok(());
+            let batch = match queue::recv_batch(&consumer, config.max_batch, &shutdown).await {
+                Ok(Some(batch)) => batch,
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(WorkerError::Kafka(e)),
             };
             match handler.handle(&batch, &context).await {
                 Ok(()) => {

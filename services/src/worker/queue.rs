@@ -14,25 +14,26 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
-/// A consumer-group member on `topic` that commits only when told to.
-pub fn group_consumer(
-    bootstrap: &str,
-    group_id: &str,
-    topic: &str,
-    session_timeout_ms: u32,
-) -> Result<StreamConsumer, KafkaError> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", group_id)
+use super::WorkerConfig;
+
+/// A consumer-group member on the worker's topic that commits only when told to.
+pub fn group_consumer(config: &WorkerConfig) -> Result<StreamConsumer, KafkaError> {
+    let mut client = ClientConfig::new();
+    client
+        .set("bootstrap.servers", &config.bootstrap)
+        .set("group.id", &config.group_id)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", session_timeout_ms.to_string())
+        .set("session.timeout.ms", config.session_timeout_ms.to_string())
         .set(
             "heartbeat.interval.ms",
-            (session_timeout_ms / 4).max(100).to_string(),
-        )
-        .create()?;
-    consumer.subscribe(&[topic])?;
+            (config.session_timeout_ms / 4).max(100).to_string(),
+        );
+    if let Some(id) = &config.instance_id {
+        client.set("group.instance.id", id);
+    }
+    let consumer: StreamConsumer = client.create()?;
+    consumer.subscribe(&[&config.topic])?;
     Ok(consumer)
 }
 
@@ -47,32 +48,43 @@ pub fn durable_producer(bootstrap: &str) -> Result<FutureProducer, KafkaError> {
         .create()
 }
 
-/// Waits for one message, then takes whatever else is already fetched, up to `max`. `None` once
-/// `stop` is cancelled.
+/// Waits for one message, then takes whatever else is already fetched, up to `max`.
+/// `Ok(None)` once `stop` is cancelled; `Err` when the consumer cannot go on (a fatal client
+/// error, such as being fenced by another worker with the same `group.instance.id`).
 pub async fn recv_batch<'c>(
     consumer: &'c StreamConsumer,
     max: usize,
     stop: &CancellationToken,
-) -> Option<Vec<BorrowedMessage<'c>>> {
+) -> Result<Option<Vec<BorrowedMessage<'c>>>, KafkaError> {
     let mut batch = Vec::with_capacity(max);
     while batch.is_empty() {
         let first = tokio::select! {
             m = consumer.recv() => m,
-            _ = stop.cancelled() => return None,
+            _ = stop.cancelled() => return Ok(None),
         };
         match first {
             Ok(m) => batch.push(m),
-            Err(e) => tracing::warn!(error = %e, "consume error"),
+            Err(e) => consume_error(e)?,
         }
     }
     while batch.len() < max {
         match consumer.recv().now_or_never() {
             Some(Ok(m)) => batch.push(m),
-            Some(Err(e)) => tracing::warn!(error = %e, "consume error"),
+            Some(Err(e)) => consume_error(e)?,
             None => break,
         }
     }
-    Some(batch)
+    Ok(Some(batch))
+}
+
+/// Logs a consume error the client recovers from by itself; returns a fatal one.
+fn consume_error(e: KafkaError) -> Result<(), KafkaError> {
+    if matches!(e, KafkaError::MessageConsumptionFatal(_)) {
+        tracing::error!(error = %e, "the consumer hit a fatal error (fenced by another worker with the same instance id?)");
+        return Err(e);
+    }
+    tracing::warn!(error = %e, "consume error");
+    Ok(())
 }
 
 /// Commits, per partition, the offset after the batch's last message.
