@@ -10,6 +10,8 @@ use uuid::Uuid;
 pub struct BenchDb {
     admin: String,
     name: String,
+    /// Where to reach this database (for processes started against it).
+    pub url: String,
     pub pool: PgPool,
 }
 
@@ -30,6 +32,7 @@ impl BenchDb {
         Ok(BenchDb {
             admin: admin.to_string(),
             name,
+            url,
             pool,
         })
     }

@@ -36,6 +36,8 @@ pub struct Live {
     /// 2xx answers: accepted (202) or, for the direct API, written (201).
     pub accepted: AtomicU64,
     pub sold_out: AtomicU64,
+    /// 409: the buyer already bought this item (refused by the API, nothing enqueued).
+    pub duplicates: AtomicU64,
     pub errors: AtomicU64,
 }
 
@@ -130,6 +132,8 @@ pub async fn run(config: BurstConfig, live: Arc<Live>) -> BurstResult {
                                 }
                             } else if status == 410 {
                                 live.sold_out.fetch_add(1, Ordering::Relaxed);
+                            } else if status == 409 {
+                                live.duplicates.fetch_add(1, Ordering::Relaxed);
                             } else {
                                 live.errors.fetch_add(1, Ordering::Relaxed);
                             }

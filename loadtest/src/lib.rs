@@ -7,4 +7,6 @@ pub mod direct;
 pub mod embedded;
 pub mod fire;
 pub mod latency;
+pub mod processes;
 pub mod throwaway_pg;
+pub mod verify;

@@ -16,6 +16,7 @@ pub struct ThrowawayPg {
     dir: tempfile::TempDir,
     bin: PathBuf,
     as_user: Option<String>,
+    port: u16,
     pub url: String,
 }
 
@@ -85,6 +86,7 @@ impl ThrowawayPg {
             dir,
             bin,
             as_user,
+            port,
             url: format!("postgres://seckill@127.0.0.1:{port}/postgres"),
         };
         pg.run(
@@ -101,12 +103,20 @@ impl ThrowawayPg {
             ],
         )
         .context("initdb")?;
-        let log = pg.dir.path().join("postgres.log");
+        pg.start_server()?;
+        Ok(pg)
+    }
+
+    /// Starts the server on its port and waits until it accepts connections.
+    pub fn start_server(&self) -> anyhow::Result<()> {
+        let data = self.data_dir();
+        let log = self.dir.path().join("postgres.log");
         let opts = format!(
-            "-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={} -c max_connections=200 -c shared_buffers=256MB",
-            pg.dir.path().display()
+            "-c listen_addresses=127.0.0.1 -c port={} -c unix_socket_directories={} -c max_connections=200 -c shared_buffers=256MB",
+            self.port,
+            self.dir.path().display()
         );
-        pg.run(
+        self.run(
             "pg_ctl",
             &[
                 "-D".as_ref(),
@@ -123,14 +133,32 @@ impl ThrowawayPg {
         )
         .with_context(|| format!("start PostgreSQL (log: {})", log.display()))?;
         let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             anyhow::ensure!(
                 Instant::now() < deadline,
-                "PostgreSQL did not listen on {port}"
+                "PostgreSQL did not listen on {}",
+                self.port
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(pg)
+        Ok(())
+    }
+
+    /// Stops the server at once (`pg_ctl stop -m immediate`: no clean shutdown, as a crash
+    /// would), keeping its data for [`ThrowawayPg::start_server`].
+    pub fn kill_server(&self) -> anyhow::Result<()> {
+        let data = self.data_dir();
+        self.run(
+            "pg_ctl",
+            &[
+                "-D".as_ref(),
+                data.as_os_str(),
+                "-m".as_ref(),
+                "immediate".as_ref(),
+                "-w".as_ref(),
+                "stop".as_ref(),
+            ],
+        )
     }
 
     fn run(&self, program: &str, args: &[&std::ffi::OsStr]) -> anyhow::Result<()> {

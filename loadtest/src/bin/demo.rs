@@ -64,6 +64,7 @@ struct Verified {
     requests: usize,
     accepted: usize,
     sold_out_answers: u64,
+    duplicate_answers: u64,
     errors: u64,
     order_rows: i64,
     accepted_with_exactly_one_row: i64,
@@ -125,6 +126,7 @@ async fn verify(pool: &PgPool, r: &BurstResult, live: &Live) -> anyhow::Result<V
         requests: r.statuses.values().sum::<u64>() as usize,
         accepted: r.accepted.len(),
         sold_out_answers: live.sold_out.load(Ordering::Relaxed),
+        duplicate_answers: live.duplicates.load(Ordering::Relaxed),
         errors: live.errors.load(Ordering::Relaxed),
         order_rows: orders(pool).await,
         accepted_with_exactly_one_row: with_row,
@@ -148,8 +150,8 @@ fn print_verified(label: &str, v: &Verified) {
     let mark = |b: bool| if b { "ok" } else { "FAILED" };
     println!("\n{label}: verified against the database");
     println!(
-        "  requests answered        {:>9}   (202/201 accepted {}, 410 sold out {}, errors {})",
-        v.requests, v.accepted, v.sold_out_answers, v.errors
+        "  requests answered        {:>9}   (202/201 accepted {}, 410 sold out {}, 409 already bought {}, errors {})",
+        v.requests, v.accepted, v.sold_out_answers, v.duplicate_answers, v.errors
     );
     println!(
         "  every accepted request is exactly one order row: {} ({} rows, {} accepted)",

@@ -12,6 +12,12 @@
 //! 2. then, in one statement, this instance publishes its queued units per item and reads each
 //!    item's stock and the other instances' queued units.
 //!
+//! A buyer's second buy of an item through this instance is refused at once (the worker would
+//! reject it as a duplicate, and meanwhile it would hold units other buyers could have): the
+//! instance remembers which request of each (user, item) it admitted. A retry of that same
+//! request (same Idempotency-Key, so the same request id) is not a duplicate: it is enqueued
+//! again, holds no units, and the worker applies the id once.
+//!
 //! The order matters: a worker commits offsets only after the transaction that decided those
 //! buys, so everything below a committed offset read in step 1 is already in the stock read in
 //! step 2. A buy decided but not yet committed is counted twice for one refresh: the error is
@@ -41,7 +47,13 @@ pub enum Refusal {
     SoldOut,
     /// Stock is left, but queued buys claim all of it (some may come back if they fail).
     Claimed,
+    /// This buyer already has another buy of this item admitted (its request id).
+    Duplicate(Uuid),
 }
+
+/// (user, item) pairs remembered for duplicate refusal, at most: past it, duplicates are left
+/// to the worker (which rejects them) rather than grow memory without bound.
+const MAX_REMEMBERED_BUYERS: usize = 1_000_000;
 
 #[derive(Debug, Default, Clone, Copy)]
 struct Budget {
@@ -59,6 +71,8 @@ struct State {
     queued: BTreeMap<(i32, i64), (i64, i64)>,
     /// Items this instance has published a nonzero count for (so a zero is published too).
     published: HashSet<i64>,
+    /// The request this instance admitted for each (user, item).
+    admitted: HashMap<(i64, i64), Uuid>,
     refreshed: bool,
 }
 
@@ -100,12 +114,32 @@ impl Admission {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Reserves `units` of `item` for a buy about to be enqueued.
-    pub fn reserve(&self, item: i64, units: i64) -> Result<Reservation<'_>, Refusal> {
+    /// Reserves `units` of `item` for `user`'s buy `request`, about to be enqueued.
+    pub fn reserve(
+        &self,
+        user: i64,
+        item: i64,
+        units: i64,
+        request: Uuid,
+    ) -> Result<Reservation<'_>, Refusal> {
         let mut st = self.lock();
         let Some(&budget) = st.items.get(&item) else {
             return Err(Refusal::UnknownItem);
         };
+        match st.admitted.get(&(user, item)) {
+            // The same request again (a retry): it holds no second set of units.
+            Some(&earlier) if earlier == request => {
+                return Ok(Reservation {
+                    admission: self,
+                    item,
+                    units: 0,
+                    admit: None,
+                    done: false,
+                })
+            }
+            Some(&earlier) => return Err(Refusal::Duplicate(earlier)),
+            None => {}
+        }
         let mine = st.mine.entry(item).or_insert(0);
         if budget.stock_left <= 0 {
             return Err(Refusal::SoldOut);
@@ -118,6 +152,7 @@ impl Admission {
             admission: self,
             item,
             units,
+            admit: Some((user, request)),
             done: false,
         })
     }
@@ -275,6 +310,8 @@ pub struct Reservation<'a> {
     admission: &'a Admission,
     item: i64,
     units: i64,
+    /// The buyer and request to remember once queued (none for a retry).
+    admit: Option<(i64, Uuid)>,
     done: bool,
 }
 
@@ -282,10 +319,16 @@ impl Reservation<'_> {
     /// The broker acknowledged the buy at `partition`/`offset`: the units stay counted until the
     /// workers' committed offset passes it.
     pub fn queued(mut self, partition: i32, offset: i64) {
-        self.admission
-            .lock()
-            .queued
-            .insert((partition, offset), (self.item, self.units));
+        let mut st = self.admission.lock();
+        if self.units > 0 {
+            st.queued
+                .insert((partition, offset), (self.item, self.units));
+        }
+        if let Some((user, request)) = self.admit {
+            if st.admitted.len() < MAX_REMEMBERED_BUYERS {
+                st.admitted.insert((user, self.item), request);
+            }
+        }
         self.done = true;
     }
 }

@@ -40,6 +40,9 @@ pub enum ApiError {
         "item {0}: every unit left is claimed by queued orders; some may come back if those fail"
     )]
     Claimed(i64),
+    /// The buyer already has another buy of this item queued or decided.
+    #[error("you already bought item {item} (request {request_id}); one per buyer")]
+    Duplicate { item: i64, request_id: Uuid },
     #[error("{0}")]
     NotFound(String),
     /// Certainly not queued (the producer refused it, or the broker refused or never got it).
@@ -86,6 +89,7 @@ impl ApiError {
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::SoldOut(_) | ApiError::Claimed(_) => StatusCode::GONE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Duplicate { .. } => StatusCode::CONFLICT,
             ApiError::NotAccepted { .. }
             | ApiError::OutcomeUnknown { .. }
             | ApiError::Unavailable(_)
@@ -102,6 +106,7 @@ impl ApiError {
             ApiError::TooLarge => "too_large",
             ApiError::SoldOut(_) | ApiError::Claimed(_) => "sold_out",
             ApiError::NotFound(_) => "not_found",
+            ApiError::Duplicate { .. } => "duplicate",
             ApiError::NotAccepted { .. } => "not_accepted",
             ApiError::OutcomeUnknown { .. } => "outcome_unknown",
             ApiError::Unavailable(_) | ApiError::RepliesNotReady => "unavailable",
@@ -135,6 +140,9 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let mut body = json!({ "error": self.code(), "detail": detail });
+        if let (ApiError::Duplicate { request_id, .. }, Some(map)) = (&self, body.as_object_mut()) {
+            map.insert("request_id".into(), request_id.to_string().into());
+        }
         if let ApiError::NotAccepted { request, .. } | ApiError::OutcomeUnknown { request, .. } =
             &self
         {

@@ -112,7 +112,12 @@ pub async fn buy(
     event
         .validate()
         .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
-    let reservation = match state.admission.reserve(event.item_id, event.qty as i64) {
+    let reservation = match state.admission.reserve(
+        event.user_id,
+        event.item_id,
+        event.qty as i64,
+        event.request_id,
+    ) {
         Ok(r) => r,
         Err(Refusal::UnknownItem) => {
             return Err(ApiError::Unprocessable(format!(
@@ -122,6 +127,12 @@ pub async fn buy(
         }
         Err(Refusal::SoldOut) => return Err(ApiError::SoldOut(event.item_id)),
         Err(Refusal::Claimed) => return Err(ApiError::Claimed(event.item_id)),
+        Err(Refusal::Duplicate(earlier)) => {
+            return Err(ApiError::Duplicate {
+                item: event.item_id,
+                request_id: earlier,
+            })
+        }
     };
 
     let started = Instant::now();
