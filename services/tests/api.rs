@@ -183,7 +183,11 @@ async fn five_thousand_concurrent_buyers_for_a_thousand_units_with_the_worker_ki
             accepted.push(id);
         } else {
             assert_eq!(status, 410, "{body}");
-            assert_eq!(body["error"], "sold_out");
+            // Claimed by queued buys while the worker is behind, sold out once it caught up.
+            assert!(
+                ["claimed", "sold_out"].contains(&body["error"].as_str().unwrap()),
+                "{body}"
+            );
         }
     }
     assert_eq!(by_status.values().sum::<usize>(), 5000);
@@ -597,9 +601,10 @@ async fn queued_is_said_by_every_instance_and_freed_units_are_offered_again() {
     let before = s.queued();
     for base in [s.base.clone(), other.url()] {
         let (status, body) = buy_as(&c, &s.keys, &base, 11, 3010).await;
+        // Units are left in the database, but queued buys claim them all: worth retrying.
         assert_eq!(
             (status, body["error"].as_str()),
-            (410, Some("sold_out")),
+            (410, Some("claimed")),
             "{body}"
         );
     }

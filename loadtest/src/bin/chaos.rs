@@ -21,6 +21,7 @@ use loadtest::processes::{bin_dir, free_port, run_once, Proc};
 use loadtest::throwaway_pg::ThrowawayPg;
 use loadtest::verify::{verify, Final, RequestRecord, Verdict};
 use services::api::auth::TokenKeys;
+use services::api::routes::buy::request_id;
 use uuid::Uuid;
 
 #[derive(Debug, Parser)]
@@ -87,6 +88,7 @@ const ITEMS: i64 = 5;
 /// The stack of one scenario.
 struct Stack {
     broker: Proc,
+    admin_port: u16,
     apis: Vec<Proc>,
     workers: Vec<Proc>,
     db: BenchDb,
@@ -135,23 +137,12 @@ impl Stack {
         }
         let stack = Stack {
             broker,
+            admin_port,
             apis,
             workers,
             db,
         };
         Ok(stack)
-    }
-
-    fn admin_port(&self) -> Option<u16> {
-        // The admin port is the second free port taken: read it back from the arguments.
-        std::fs::read_to_string(self.broker.log_path())
-            .ok()
-            .and_then(|log| {
-                log.lines()
-                    .find_map(|l| l.split("admin=127.0.0.1:").nth(1))
-                    .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-                    .and_then(|p| p.parse().ok())
-            })
     }
 }
 
@@ -183,14 +174,16 @@ async fn buyer(
 ) -> RequestRecord {
     let key = format!("chaos-{user}-{item}");
     let started = Instant::now();
+    // The id the API derives from the buyer and the key: known even when every answer was lost.
     let mut record = RequestRecord {
-        request_id: None,
+        request_id: Some(request_id(user, &key)),
         status: 0,
         outcome: Final::Unresolved,
         attempts: 0,
         unavailable: 0,
         latency_ms: 0.0,
     };
+    let mut claimed_retries = 0;
     while Instant::now() < deadline {
         let api = &apis[(user as usize + record.attempts as usize) % apis.len()];
         record.attempts += 1;
@@ -212,13 +205,24 @@ async fn buyer(
             }
             Err(_) => {
                 // Reset or refused (an API instance killed): unknown, retry elsewhere.
+                record.unavailable += 1;
                 run.broken.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
-        if let Some(id) = body["request_id"].as_str().and_then(|s| s.parse().ok()) {
-            record.request_id = Some(id);
+        if let Some(named) = body["request_id"]
+            .as_str()
+            .and_then(|s| s.parse::<Uuid>().ok())
+        {
+            if Some(named) != record.request_id {
+                eprintln!(
+                    "the API named request {named} for user {user}'s key {key}, expected {:?}",
+                    record.request_id
+                );
+                record.outcome = Final::Error;
+                break;
+            }
         }
         record.status = status;
         match status {
@@ -231,6 +235,13 @@ async fn buyer(
                         .push((id, url.to_string()));
                 }
                 break;
+            }
+            // Every unit is claimed by queued buys; some may come back (rejected duplicates, a
+            // dead instance's claims): a real buyer tries again a few times.
+            410 if body["error"] == "claimed" && claimed_retries < 20 => {
+                claimed_retries += 1;
+                record.outcome = Final::Refused;
+                tokio::time::sleep(Duration::from_millis(500)).await;
             }
             410 => {
                 record.outcome = Final::Refused;
@@ -278,7 +289,8 @@ async fn poll_statuses(
             if let Ok(r) = client.get(format!("{api}{url}")).send().await {
                 run.status_checks.fetch_add(1, Ordering::Relaxed);
                 if r.status().as_u16() == 404 {
-                    eprintln!("404 for accepted request {id} on {api}");
+                    let body = r.text().await.unwrap_or_default();
+                    eprintln!("404 for accepted request {id} on {api}{url}: {body}");
                     run.not_found.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -354,7 +366,7 @@ async fn drained(
     loop {
         let (pool, admin) = {
             let s = stack.lock().await;
-            (s.db.pool.clone(), s.admin_port())
+            (s.db.pool.clone(), Some(s.admin_port))
         };
         let with_order: i64 =
             sqlx::query_scalar("SELECT count(*) FROM orders WHERE request_id = ANY($1)")

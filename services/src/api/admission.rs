@@ -12,6 +12,12 @@
 //! 2. then, in one statement, this instance publishes its queued units per item and reads each
 //!    item's stock and the other instances' queued units.
 //!
+//! With several instances, each may admit between two refreshes at most its share of what was
+//! left at the last one (the headroom divided by the live instances, rounded up): two instances
+//! admitting the same units before they see each other's counts would otherwise oversubscribe
+//! the queue by up to the whole headroom, and for as long as the database is away. An instance
+//! counts as live while its heartbeat row (item 0) is fresh.
+//!
 //! A buyer's second buy of an item through this instance is refused at once (the worker would
 //! reject it as a duplicate, and meanwhile it would hold units other buyers could have): the
 //! instance remembers which request of each (user, item) it admitted. A retry of that same
@@ -36,9 +42,6 @@ use rdkafka::{Offset, TopicPartitionList};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-/// A row of the other instances older than this belongs to an instance that stopped.
-const PEER_STALE_AFTER: Duration = Duration::from_secs(5);
-
 /// Why a buy was not admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -59,7 +62,14 @@ const MAX_REMEMBERED_BUYERS: usize = 1_000_000;
 struct Budget {
     stock_left: i64,
     peers_queued: i64,
+    /// Units this instance may admit until the next refresh: its share of the headroom.
+    share: i64,
+    /// This instance's units at the last refresh (what it admitted since is `mine - this`).
+    mine_at_refresh: i64,
 }
+
+/// The item id of an instance's heartbeat row in `api_admission` (real items are > 0).
+const HEARTBEAT_ITEM: i64 = 0;
 
 #[derive(Debug, Default)]
 struct State {
@@ -79,6 +89,12 @@ struct State {
 /// This instance's view of the sale's budgets.
 pub struct Admission {
     instance: Uuid,
+    /// Another instance's row this much older than the newest row belongs to an instance that
+    /// stopped (or cannot reach the database): four refresh periods, at least a second.
+    /// Counting a stopped instance's units longer would refuse buyers while units are free.
+    /// Measured against the newest row rather than the clock, so that after the database was
+    /// away for everyone, no instance takes the others for stopped.
+    peer_stale_after: Duration,
     topic: String,
     state: Mutex<State>,
     offsets: Arc<BaseConsumer>,
@@ -95,7 +111,12 @@ impl std::fmt::Debug for Admission {
 impl Admission {
     /// `worker_group` is the order workers' consumer group, whose committed offsets on `topic`
     /// say which queued buys are decided.
-    pub fn new(bootstrap: &str, topic: &str, worker_group: &str) -> Result<Self, KafkaError> {
+    pub fn new(
+        bootstrap: &str,
+        topic: &str,
+        worker_group: &str,
+        refresh: Duration,
+    ) -> Result<Self, KafkaError> {
         let offsets: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", bootstrap)
             // Reads the group's committed offsets; never joins it, never commits.
@@ -104,6 +125,7 @@ impl Admission {
             .create()?;
         Ok(Admission {
             instance: Uuid::new_v4(),
+            peer_stale_after: (refresh * 4).max(Duration::from_secs(1)),
             topic: topic.into(),
             state: Mutex::new(State::default()),
             offsets: Arc::new(offsets),
@@ -144,7 +166,9 @@ impl Admission {
         if budget.stock_left <= 0 {
             return Err(Refusal::SoldOut);
         }
-        if budget.stock_left - budget.peers_queued - *mine < units {
+        if budget.stock_left - budget.peers_queued - *mine < units
+            || *mine - budget.mine_at_refresh + units > budget.share
+        {
             return Err(Refusal::Claimed);
         }
         *mine += units;
@@ -183,40 +207,72 @@ impl Admission {
         self.lock().queued.values().map(|&(_, u)| u).sum()
     }
 
-    /// One refresh (see the module doc). Errors leave the previous view in place.
+    /// One refresh (see the module doc). The queued buys the committed offsets show as decided
+    /// are forgotten only together with a successful read of the stock that includes them:
+    /// when the database is away the view stays as it was (forgetting them against an old
+    /// stock figure would count those units as free). When the offsets cannot be read (the
+    /// broker is away) the rest of the refresh still runs, so the other instances keep seeing
+    /// this one.
     pub async fn refresh(&self, pool: &PgPool) -> Result<(), RefreshError> {
-        self.forget_decided().await?;
+        let committed = self.committed_offsets().await;
+        let decided_now = |st: &State| -> Vec<(i32, i64)> {
+            let Ok(committed) = &committed else {
+                return Vec::new();
+            };
+            committed
+                .iter()
+                .flat_map(|(&p, &c)| st.queued.range((p, i64::MIN)..(p, c)).map(|(k, _)| *k))
+                .collect()
+        };
         let (items, units): (Vec<i64>, Vec<i64>) = {
             let st = self.lock();
-            let mut publish: Vec<(i64, i64)> = st
-                .mine
-                .iter()
-                .filter(|(id, &u)| u > 0 || st.published.contains(id))
-                .map(|(&id, &u)| (id, u))
+            let mut mine = st.mine.clone();
+            for k in decided_now(&st) {
+                if let Some((item, u)) = st.queued.get(&k) {
+                    if let Some(m) = mine.get_mut(item) {
+                        *m -= u;
+                    }
+                }
+            }
+            let mut publish: Vec<(i64, i64)> = mine
+                .into_iter()
+                .filter(|(id, u)| *u > 0 || st.published.contains(id))
+                .chain([(HEARTBEAT_ITEM, 0)])
                 .collect();
             publish.sort_unstable();
             publish.into_iter().unzip()
         };
-        let rows: Vec<(i64, i32, i64)> = sqlx::query_as(
+        let rows: Vec<(i64, i32, i64, i64)> = sqlx::query_as(
             "WITH published AS ( \
                  INSERT INTO api_admission AS a (instance_id, item_id, units, updated_at) \
                  SELECT $1, i, u, now() FROM UNNEST($2::bigint[], $3::bigint[]) AS t(i, u) \
                  ON CONFLICT (instance_id, item_id) \
                  DO UPDATE SET units = EXCLUDED.units, updated_at = now() \
              ) \
-             SELECT i.id, i.stock, COALESCE(( \
-                 SELECT sum(a.units) FROM api_admission a \
-                 WHERE a.item_id = i.id AND a.instance_id <> $1 \
-                   AND a.updated_at > now() - make_interval(secs => $4)), 0)::bigint \
+             , fresh AS ( \
+                 SELECT * FROM api_admission WHERE instance_id <> $1 \
+                   AND updated_at > (SELECT max(updated_at) FROM api_admission) \
+                                    - make_interval(secs => $4) \
+             ) \
+             SELECT i.id, i.stock, \
+                 COALESCE((SELECT sum(f.units) FROM fresh f WHERE f.item_id = i.id), 0)::bigint, \
+                 (SELECT count(DISTINCT f.instance_id) FROM fresh f)::bigint \
              FROM items i",
         )
         .bind(self.instance)
         .bind(&items)
         .bind(&units)
-        .bind(PEER_STALE_AFTER.as_secs_f64())
+        .bind(self.peer_stale_after.as_secs_f64())
         .fetch_all(pool)
         .await?;
         let mut st = self.lock();
+        for k in decided_now(&st) {
+            if let Some((item, u)) = st.queued.remove(&k) {
+                if let Some(m) = st.mine.get_mut(&item) {
+                    *m -= u;
+                }
+            }
+        }
         for (id, u) in items.iter().zip(&units) {
             if *u > 0 {
                 st.published.insert(*id);
@@ -224,24 +280,30 @@ impl Admission {
                 st.published.remove(id);
             }
         }
-        st.items = rows
+        let items = rows
             .into_iter()
-            .map(|(id, stock, peers)| {
+            .map(|(id, stock, peers, live_peers)| {
+                let mine = st.mine.get(&id).copied().unwrap_or(0);
+                let headroom = (stock as i64 - peers - mine).max(0);
+                let instances = live_peers + 1;
                 (
                     id,
                     Budget {
                         stock_left: stock as i64,
                         peers_queued: peers,
+                        share: (headroom + instances - 1) / instances,
+                        mine_at_refresh: mine,
                     },
                 )
             })
             .collect();
+        st.items = items;
         st.refreshed = true;
-        Ok(())
+        committed.map(|_| ())
     }
 
-    /// Drops the queued buys that the workers' committed offsets show as decided.
-    async fn forget_decided(&self) -> Result<(), RefreshError> {
+    /// The workers' committed offset of every partition this instance has queued buys in.
+    async fn committed_offsets(&self) -> Result<HashMap<i32, i64>, RefreshError> {
         let partitions: Vec<i32> = {
             let st = self.lock();
             let mut p: Vec<i32> = st.queued.keys().map(|&(p, _)| p).collect();
@@ -249,7 +311,7 @@ impl Admission {
             p
         };
         if partitions.is_empty() {
-            return Ok(());
+            return Ok(HashMap::new());
         }
         let mut tpl = TopicPartitionList::new();
         for p in &partitions {
@@ -258,30 +320,18 @@ impl Admission {
         // A blocking OffsetFetch round trip: off the runtime's worker threads.
         let consumer = self.offsets.clone();
         let committed = tokio::task::spawn_blocking(move || {
-            consumer.committed_offsets(tpl, Duration::from_secs(2))
+            consumer.committed_offsets(tpl, Duration::from_millis(500))
         })
         .await
         .map_err(|e| RefreshError::Join(e.to_string()))??;
-        let mut st = self.lock();
-        for e in committed.elements() {
-            let Offset::Offset(committed) = e.offset() else {
-                continue; // nothing committed yet
-            };
-            let p = e.partition();
-            let decided: Vec<(i32, i64)> = st
-                .queued
-                .range((p, i64::MIN)..(p, committed))
-                .map(|(k, _)| *k)
-                .collect();
-            for k in decided {
-                if let Some((item, units)) = st.queued.remove(&k) {
-                    if let Some(m) = st.mine.get_mut(&item) {
-                        *m -= units;
-                    }
-                }
-            }
-        }
-        Ok(())
+        Ok(committed
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) => Some((e.partition(), o)),
+                _ => None, // nothing committed yet
+            })
+            .collect())
     }
 
     /// Removes rows of instances gone for a while (any instance may do it).

@@ -33,13 +33,13 @@ pub enum ApiError {
     Unprocessable(String),
     #[error("request body too large")]
     TooLarge,
-    #[error("item {0} is sold out")]
-    SoldOut(i64),
+    /// Nothing was enqueued for `request_id` by this attempt (an earlier attempt with the same
+    /// Idempotency-Key may have been: `GET /orders/{request_id}` shows it once decided).
+    #[error("item {item} is sold out")]
+    SoldOut { item: i64, request_id: Uuid },
     /// Units are left, but buys already in the queue claim them all.
-    #[error(
-        "item {0}: every unit left is claimed by queued orders; some may come back if those fail"
-    )]
-    Claimed(i64),
+    #[error("item {item}: every unit left is claimed by queued orders; some may come back if those fail")]
+    Claimed { item: i64, request_id: Uuid },
     /// The buyer already has another buy of this item queued or decided.
     #[error("you already bought item {item} (request {request_id}); one per buyer")]
     Duplicate { item: i64, request_id: Uuid },
@@ -87,7 +87,7 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::SoldOut(_) | ApiError::Claimed(_) => StatusCode::GONE,
+            ApiError::SoldOut { .. } | ApiError::Claimed { .. } => StatusCode::GONE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Duplicate { .. } => StatusCode::CONFLICT,
             ApiError::NotAccepted { .. }
@@ -104,7 +104,8 @@ impl ApiError {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Unprocessable(_) => "invalid",
             ApiError::TooLarge => "too_large",
-            ApiError::SoldOut(_) | ApiError::Claimed(_) => "sold_out",
+            ApiError::SoldOut { .. } => "sold_out",
+            ApiError::Claimed { .. } => "claimed",
             ApiError::NotFound(_) => "not_found",
             ApiError::Duplicate { .. } => "duplicate",
             ApiError::NotAccepted { .. } => "not_accepted",
@@ -140,7 +141,13 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let mut body = json!({ "error": self.code(), "detail": detail });
-        if let (ApiError::Duplicate { request_id, .. }, Some(map)) = (&self, body.as_object_mut()) {
+        if let (
+            ApiError::Duplicate { request_id, .. }
+            | ApiError::SoldOut { request_id, .. }
+            | ApiError::Claimed { request_id, .. },
+            Some(map),
+        ) = (&self, body.as_object_mut())
+        {
             map.insert("request_id".into(), request_id.to_string().into());
         }
         if let ApiError::NotAccepted { request, .. } | ApiError::OutcomeUnknown { request, .. } =
@@ -152,7 +159,8 @@ impl IntoResponse for ApiError {
                 map.extend(extra);
             }
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        // Worth trying again shortly: the queue may take it, or claimed units may come back.
+        if status == StatusCode::SERVICE_UNAVAILABLE || matches!(self, ApiError::Claimed { .. }) {
             return (status, [(header::RETRY_AFTER, "1")], Json(body)).into_response();
         }
         (status, Json(body)).into_response()

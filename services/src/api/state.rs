@@ -184,7 +184,12 @@ impl AppState {
     ) -> Result<Arc<Self>, rdkafka::error::KafkaError> {
         let producer =
             DurableProducer::new(&config.bootstrap, give_up_after(config.enqueue_timeout))?;
-        let admission = Admission::new(&config.bootstrap, &config.topic, &config.worker_group)?;
+        let admission = Admission::new(
+            &config.bootstrap,
+            &config.topic,
+            &config.worker_group,
+            config.items_refresh,
+        )?;
         let replies = ReplyRouter::new(ReplyConfig {
             bootstrap: config.bootstrap.clone(),
             ..config.replies.clone()

@@ -125,8 +125,18 @@ pub async fn buy(
                 event.item_id
             )))
         }
-        Err(Refusal::SoldOut) => return Err(ApiError::SoldOut(event.item_id)),
-        Err(Refusal::Claimed) => return Err(ApiError::Claimed(event.item_id)),
+        Err(Refusal::SoldOut) => {
+            return Err(ApiError::SoldOut {
+                item: event.item_id,
+                request_id: event.request_id,
+            })
+        }
+        Err(Refusal::Claimed) => {
+            return Err(ApiError::Claimed {
+                item: event.item_id,
+                request_id: event.request_id,
+            })
+        }
         Err(Refusal::Duplicate(earlier)) => {
             return Err(ApiError::Duplicate {
                 item: event.item_id,
