@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test on a fresh machine: installs the real clients the tests talk to (kcat, the
-# Python Kafka clients), starts the local PostgreSQL cluster and its test role if needed, then
-# `cargo test --workspace`. Set TEST_DATABASE_URL to use another PostgreSQL instead.
+# Python Kafka clients in a virtual environment, .venv), starts the local PostgreSQL cluster and
+# its test role if needed, then `cargo test --workspace`. Set TEST_DATABASE_URL to use another PostgreSQL instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,12 +13,23 @@ if ! command -v kcat >/dev/null 2>&1; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat
 fi
 
-if ! python3 -c 'import kafka, confluent_kafka' 2>/dev/null \
-  || [ "$(python3 -c 'import kafka, confluent_kafka as c; print(kafka.__version__, c.__version__)')" != "3.0.12 2.16.1" ]; then
-  echo "== installing the Python Kafka clients"
-  PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check \
+# The Python clients go into a virtual environment of the project's (.venv): a stock Debian 12 or
+# Ubuntu 24.04 refuses `pip install` into the system Python (externally managed environment).
+# The broker's client tests find it there (or through SECKILL_PYTHON).
+venv=.venv
+if ! "$venv/bin/python3" -c 'import kafka, confluent_kafka' 2>/dev/null \
+  || [ "$("$venv/bin/python3" -c 'import kafka, confluent_kafka as c; print(kafka.__version__, c.__version__)')" != "3.0.12 2.16.1" ]; then
+  echo "== installing the Python Kafka clients into $venv"
+  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+  fi
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check \
     kafka-python==3.0.12 confluent-kafka==2.16.1
 fi
+export SECKILL_PYTHON="$PWD/$venv/bin/python3"
 
 if [ -z "${TEST_DATABASE_URL:-}" ]; then
   if ! command -v pg_ctlcluster >/dev/null 2>&1; then

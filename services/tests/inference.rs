@@ -45,34 +45,47 @@ struct Stack {
     db: TestDb,
     _dir: tempfile::TempDir,
     broker: broker::EmbeddedBroker,
-    /// The API instances, and their base URLs.
-    _running: Vec<RunningApi>,
+    /// The API instances, their reply partitions, and their base URLs.
+    running: Vec<RunningApi>,
+    partitions: Vec<Option<i32>>,
     apis: Vec<String>,
     token: String,
     client: reqwest::Client,
 }
 
 async fn stack(api_instances: i32) -> Stack {
+    stack_with(api_instances, Some).await
+}
+
+/// API instances that all read partition 0 of the replies topic.
+async fn stack_sharing_partition(api_instances: i32) -> Stack {
+    stack_with(api_instances, |_| Some(0)).await
+}
+
+/// The API config of instance `i`, its reply partition chosen by `partition`.
+fn api_config(bootstrap: &str, partition: Option<i32>) -> ApiConfig {
+    ApiConfig {
+        bootstrap: bootstrap.into(),
+        jwt_secret: SECRET.into(),
+        replies: ReplyConfig {
+            partition,
+            ..ReplyConfig::new(bootstrap)
+        },
+        ..ApiConfig::default()
+    }
+}
+
+async fn stack_with(api_instances: i32, partition: impl Fn(i32) -> Option<i32>) -> Stack {
     let db = TestDb::new().await;
     let dir = tempfile::tempdir().unwrap();
     let b = broker(dir.path());
     let mut running = Vec::new();
+    let mut partitions = Vec::new();
     for i in 0..api_instances {
-        let a = api(
-            ApiConfig {
-                bootstrap: b.addr.clone(),
-                jwt_secret: SECRET.into(),
-                replies: ReplyConfig {
-                    // Distinct partitions, so the test shows replies crossing to the right one.
-                    partition: Some(i),
-                    ..ReplyConfig::new(&b.addr)
-                },
-                ..ApiConfig::default()
-            },
-            db.pool.clone(),
-        )
-        .await;
+        // By default distinct partitions, so the test shows replies crossing to the right one.
+        let a = api(api_config(&b.addr, partition(i)), db.pool.clone()).await;
         a.state.replies.ready().await;
+        partitions.push(partition(i));
         running.push(a);
     }
     Stack {
@@ -80,13 +93,29 @@ async fn stack(api_instances: i32) -> Stack {
         _dir: dir,
         broker: b,
         apis: running.iter().map(RunningApi::url).collect(),
-        _running: running,
+        running,
+        partitions,
         token: TokenKeys::new(SECRET.as_bytes()).mint(1, 600),
         client: reqwest::Client::new(),
     }
 }
 
 impl Stack {
+    /// Stops API instance `i` (its requests in flight finish) and starts a new one in its place
+    /// (a new port: as another process would be).
+    async fn restart_api(&mut self, i: usize) {
+        let old = self.running.remove(i);
+        old.stop().await;
+        let a = api(
+            api_config(&self.broker.addr, self.partitions[i]),
+            self.db.pool.clone(),
+        )
+        .await;
+        a.state.replies.ready().await;
+        self.apis[i] = a.url();
+        self.running.insert(i, a);
+    }
+
     async fn worker(&self, latency_ms: u64) -> (WorkerTask, Arc<InferenceStats>) {
         let model = DemoConfig {
             load_time: Duration::ZERO,
@@ -204,8 +233,48 @@ async fn a_worker_killed_while_holding_requests_leaves_them_to_the_other() {
     }
     w1.abort();
     let _ = w1.await;
+    // Every request still gets its own answer (`fire` checks each reply)...
     burst.await.unwrap();
+    // ...each stored once as done, and the ones the killed worker held were run again by the
+    // other: their attempt count shows the second run.
+    let (done, rerun): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE status = 'done'), count(*) FILTER (WHERE attempts >= 2) \
+         FROM inference_requests",
+    )
+    .fetch_one(&s.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(done, 60);
+    assert!(
+        rerun >= 1,
+        "no request was taken over from the killed worker"
+    );
     w2.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_instances_sharing_a_reply_partition_get_only_their_own_replies() {
+    // Both instances read partition 0 of inference.replies: each sees the other's replies too
+    // and must hand every caller its own.
+    let s = Arc::new(stack_sharing_partition(2).await);
+    let (w, _) = s.worker(20).await;
+    fire(&s, 120, 30_000).await;
+    w.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_survives_the_restart_of_its_api_instance() {
+    let mut s = stack(1).await;
+    let (status, body) = s.infer(0, json!({"input": {"q": "across"}}), 0).await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    // The instance that took it goes away before any worker answered; a new one comes up.
+    s.restart_api(0).await;
+    let (w, _) = s.worker(20).await;
+    let out = s.outcome(&id).await;
+    assert_eq!(out["status"], "done", "{out}");
+    assert_eq!(out["output"]["echo"], json!({"q": "across"}));
+    w.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{broker, create_topic, order_worker, spawn_until_aborted, TestDb};
+use common::{
+    broker, create_topic, order_worker, order_worker_with_stats, spawn_until_aborted, TestDb,
+};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
@@ -177,6 +179,57 @@ async fn every_event_becomes_one_order_even_when_the_worker_is_killed_midway() {
         }
     }
     assert_eq!(reasons.len(), 3, "three distinct bad events dead-lettered");
+
+    // Redelivery of everything (the group's offsets rewound to the start, as after a lost
+    // commit): every event is recognised as applied, and nothing changes in the database.
+    let rewind: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &b.addr)
+        .set("group.id", "order-workers")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..6 {
+        tpl.add_partition_offset("seckill", p, Offset::Offset(0))
+            .unwrap();
+    }
+    rewind
+        .commit(&tpl, rdkafka::consumer::CommitMode::Sync)
+        .unwrap();
+    drop(rewind);
+    let (third, handled) = order_worker_with_stats(&b.addr, db.pool.clone(), |c| {
+        c.session_timeout_ms = 6000;
+    })
+    .await;
+    let events = third.metrics().clone();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(third.run(stop.clone()));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // Every message again: the buys and the three undecodable ones.
+    while events.events.get() < 2 * BUYERS_PER_ITEM as u64 + 3 {
+        assert!(
+            Instant::now() < deadline,
+            "redelivery: {} events handled",
+            events.events.get()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.cancel();
+    task.await.unwrap().unwrap();
+    assert_eq!(
+        handled.already_applied.get(),
+        2 * BUYERS_PER_ITEM as u64,
+        "every redelivered buy recognised as applied"
+    );
+    assert_eq!(handled.confirmed.get(), 0);
+    assert_eq!(
+        orders(&db).await,
+        2 * BUYERS_PER_ITEM,
+        "nothing applied twice"
+    );
+    for item in [2000, 2001] {
+        assert_eq!(db.stock(item).await, 0);
+    }
     db.drop_db().await;
 }
 

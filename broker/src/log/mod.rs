@@ -31,6 +31,8 @@ mod time_index;
 pub use batch::{BatchBuilder, BatchError, BatchHeader, Record};
 pub use config::{FlushPolicy, LogConfig, TimestampType};
 pub use error::LogError;
-pub use partition_log::{AppendInfo, OpenReport, PartitionLog, ReadResult, RetentionReport};
+pub use partition_log::{
+    AppendInfo, FlushCounter, OpenReport, PartitionLog, ReadResult, RetentionReport,
+};
 pub use producer_state::ProducerError;
 pub use segment::Recovery;

@@ -68,6 +68,16 @@ pub struct RetentionReport {
     pub log_start_offset: i64,
 }
 
+/// Completed flushes of a log, readable after it closed.
+#[derive(Debug, Clone)]
+pub struct FlushCounter(Arc<AtomicU64>);
+
+impl FlushCounter {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// A partition's log. Cheap to share behind an `Arc`; dropping it stops its flusher after a
 /// final flush.
 #[derive(Debug)]
@@ -113,7 +123,7 @@ impl PartitionLog {
                 failure: None,
             }),
             high_watermark: watch::Sender::new(log_end_offset),
-            flushes: AtomicU64::new(0),
+            flushes: Arc::new(AtomicU64::new(0)),
         });
         let flusher = {
             let shared = shared.clone();
@@ -164,6 +174,12 @@ impl PartitionLog {
     /// Flushes completed since open. Under `fsync`, far fewer than appends when they overlap.
     pub fn flush_count(&self) -> u64 {
         self.shared.flushes.load(Ordering::Relaxed)
+    }
+
+    /// A handle on [`PartitionLog::flush_count`] that outlives the log, to see the final flush
+    /// of [`PartitionLog::close`].
+    pub fn flush_counter(&self) -> FlushCounter {
+        FlushCounter(self.shared.flushes.clone())
     }
 
     pub fn segment_count(&self) -> usize {

@@ -70,8 +70,9 @@ pub(super) struct Shared {
     pub(super) wake_flusher: Condvar,
     pub(super) durable: watch::Sender<Durable>,
     pub(super) high_watermark: watch::Sender<i64>,
-    /// Completed flushes (fdatasync rounds), for metrics and to observe group commit.
-    pub(super) flushes: AtomicU64,
+    /// Completed flushes (fdatasync rounds), for metrics and to observe group commit. Shared,
+    /// so it can be read after the log closed (the final flush included).
+    pub(super) flushes: Arc<AtomicU64>,
 }
 
 impl Shared {

@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::harness::BrokerProcess;
+use super::harness::{BrokerProcess, KillOnDrop};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -101,9 +101,20 @@ fn assigned(c: &StreamConsumer) -> BTreeSet<i32> {
         .unwrap_or_default()
 }
 
+/// Messages a test has received but not looked at yet: a consumer polled while waiting for a
+/// rebalance may get messages then, and dropping them would starve a later `receive`.
+#[derive(Default)]
+struct Inbox(Vec<(usize, i32, i64, String)>);
+
+/// Identifies a consumer across calls (the index in a slice changes from call to call).
+fn id_of(c: &StreamConsumer) -> usize {
+    c as *const StreamConsumer as usize
+}
+
 /// Polls every consumer (which also drives its rebalances) until `done` holds for their
-/// assignments, or fails after the timeout.
+/// assignments, or fails after the timeout. What the polls receive is kept in `inbox`.
 async fn wait_for_assignment(
+    inbox: &mut Inbox,
     consumers: &[&StreamConsumer],
     what: &str,
     done: impl Fn(&[BTreeSet<i32>]) -> bool,
@@ -119,7 +130,10 @@ async fn wait_for_assignment(
             "{what}: assignments stuck at {sets:?}"
         );
         for c in consumers {
-            let _ = tokio::time::timeout(Duration::from_millis(50), c.recv()).await;
+            if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_millis(50), c.recv()).await {
+                let v = String::from_utf8(m.payload().unwrap_or_default().to_vec()).unwrap();
+                inbox.0.push((id_of(c), m.partition(), m.offset(), v));
+            }
         }
     }
 }
@@ -132,10 +146,24 @@ fn disjoint_cover(sets: &[BTreeSet<i32>], partitions: i32) -> bool {
         && union == (0..partitions).collect()
 }
 
-/// Receives from all consumers until `n` messages arrived in total; returns (consumer index,
-/// partition, offset, value) per message.
-async fn receive(consumers: &[&StreamConsumer], n: usize) -> Vec<(usize, i32, i64, String)> {
+/// Receives from all consumers until `n` messages arrived in total (the inbox's first);
+/// returns (consumer index, partition, offset, value) per message.
+async fn receive(
+    inbox: &mut Inbox,
+    consumers: &[&StreamConsumer],
+    n: usize,
+) -> Vec<(usize, i32, i64, String)> {
     let mut got = Vec::new();
+    let ids: Vec<usize> = consumers.iter().map(|c| id_of(c)).collect();
+    inbox.0.retain(
+        |(owner, p, o, v)| match ids.iter().position(|i| i == owner) {
+            Some(i) if got.len() < n => {
+                got.push((i, *p, *o, v.clone()));
+                false
+            }
+            _ => true,
+        },
+    );
     let deadline = Instant::now() + TIMEOUT;
     while got.len() < n {
         assert!(
@@ -158,6 +186,7 @@ async fn receive(consumers: &[&StreamConsumer], n: usize) -> Vec<(usize, i32, i6
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_members_share_six_partitions_and_each_message_is_consumed_once() {
+    let mut inbox = Inbox::default();
     let dir = tempfile::tempdir().unwrap();
     let broker = start_broker(dir.path());
     create_topic(&broker, "six", 6).await;
@@ -166,10 +195,13 @@ async fn three_members_share_six_partitions_and_each_message_is_consumed_once() 
         consumer(&broker, "g", "six"),
         consumer(&broker, "g", "six"),
     );
-    wait_for_assignment(&[&a, &b, &c], "3 members", |s| disjoint_cover(s, 6)).await;
+    wait_for_assignment(&mut inbox, &[&a, &b, &c], "3 members", |s| {
+        disjoint_cover(s, 6)
+    })
+    .await;
 
     produce(&broker, "six", 6, 50).await;
-    let got = receive(&[&a, &b, &c], 300).await;
+    let got = receive(&mut inbox, &[&a, &b, &c], 300).await;
     let mut seen = HashSet::new();
     let mut by_member: HashMap<usize, BTreeSet<i32>> = HashMap::new();
     for (member, p, offset, value) in &got {
@@ -191,58 +223,62 @@ async fn three_members_share_six_partitions_and_each_message_is_consumed_once() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_that_leaves_cleanly_hands_over_at_once() {
+    let mut inbox = Inbox::default();
     let dir = tempfile::tempdir().unwrap();
     let broker = start_broker(dir.path());
     create_topic(&broker, "two", 2).await;
     let a = consumer(&broker, "g", "two");
     let b = consumer(&broker, "g", "two");
-    wait_for_assignment(&[&a, &b], "2 members", |s| disjoint_cover(s, 2)).await;
+    wait_for_assignment(&mut inbox, &[&a, &b], "2 members", |s| disjoint_cover(s, 2)).await;
     let left = Instant::now();
     drop(b); // close(): LeaveGroup
-    wait_for_assignment(&[&a], "after leave", |s| s[0].len() == 2).await;
+    wait_for_assignment(&mut inbox, &[&a], "after leave", |s| s[0].len() == 2).await;
     assert!(
         left.elapsed() < Duration::from_secs(5),
         "handover took {:?}",
         left.elapsed()
     );
     produce(&broker, "two", 2, 10).await;
-    assert_eq!(receive(&[&a], 20).await.len(), 20);
+    assert_eq!(receive(&mut inbox, &[&a], 20).await.len(), 20);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_killed_without_leaving_is_replaced_within_its_session_timeout() {
+    let mut inbox = Inbox::default();
     let dir = tempfile::tempdir().unwrap();
     let broker = start_broker(dir.path());
     create_topic(&broker, "kill", 2).await;
     let a = consumer(&broker, "g", "kill");
     // kcat as the second member: a separate process we can SIGKILL (no LeaveGroup is sent).
-    let mut victim = Command::new("kcat")
-        .args([
-            "-b",
-            &broker.addr(),
-            "-G",
-            "g",
-            "kill",
-            "-q",
-            "-o",
-            "beginning",
-        ])
-        .args([
-            "-X",
-            "enable.auto.commit=false",
-            "-X",
-            "session.timeout.ms=6000",
-        ])
-        .args(["-X", "heartbeat.interval.ms=300"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("kcat");
-    wait_for_assignment(&[&a], "kcat joined", |s| s[0].len() == 1).await;
+    let mut victim = KillOnDrop(
+        Command::new("kcat")
+            .args([
+                "-b",
+                &broker.addr(),
+                "-G",
+                "g",
+                "kill",
+                "-q",
+                "-o",
+                "beginning",
+            ])
+            .args([
+                "-X",
+                "enable.auto.commit=false",
+                "-X",
+                "session.timeout.ms=6000",
+            ])
+            .args(["-X", "heartbeat.interval.ms=300"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("kcat"),
+    );
+    wait_for_assignment(&mut inbox, &[&a], "kcat joined", |s| s[0].len() == 1).await;
     // Messages on the victim's partition that it never commits.
     produce(&broker, "kill", 2, 25).await;
     let mine = assigned(&a);
-    let mut first = receive(&[&a], 25).await;
+    let mut first = receive(&mut inbox, &[&a], 25).await;
     assert!(first.iter().all(|(_, p, _, _)| mine.contains(p)));
     // The survivor commits what it processed; the victim commits nothing.
     let mut tpl = TopicPartitionList::new();
@@ -252,17 +288,16 @@ async fn a_member_killed_without_leaving_is_replaced_within_its_session_timeout(
     }
     a.commit(&tpl, CommitMode::Sync).unwrap();
 
-    victim.kill().unwrap(); // SIGKILL
-    let _ = victim.wait();
+    victim.kill(); // SIGKILL
     let killed = Instant::now();
-    wait_for_assignment(&[&a], "after kill", |s| s[0].len() == 2).await;
+    wait_for_assignment(&mut inbox, &[&a], "after kill", |s| s[0].len() == 2).await;
     assert!(
         killed.elapsed() < Duration::from_secs(6 + 5),
         "takeover after {:?}, session timeout is 6 s",
         killed.elapsed()
     );
     // The survivor consumes what the dead member had not committed: its whole partition.
-    let rest = receive(&[&a], 25).await;
+    let rest = receive(&mut inbox, &[&a], 25).await;
     assert!(
         rest.iter().all(|(_, p, _, _)| !mine.contains(p)),
         "{rest:?}"
@@ -277,6 +312,7 @@ async fn a_member_killed_without_leaving_is_replaced_within_its_session_timeout(
 /// member's partitions away meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_static_member_that_restarts_gets_its_partitions_back_at_once() {
+    let mut inbox = Inbox::default();
     let dir = tempfile::tempdir().unwrap();
     let broker = start_broker(dir.path());
     create_topic(&broker, "static", 4).await;
@@ -288,14 +324,17 @@ async fn a_static_member_that_restarts_gets_its_partitions_back_at_once() {
     };
     let a = consumer_with(&broker, "sg", "static", &settings("worker-a"));
     let b = consumer_with(&broker, "sg", "static", &settings("worker-b"));
-    wait_for_assignment(&[&a, &b], "both joined", |s| disjoint_cover(s, 4)).await;
+    wait_for_assignment(&mut inbox, &[&a, &b], "both joined", |s| {
+        disjoint_cover(s, 4)
+    })
+    .await;
     let (a_parts, b_parts) = (assigned(&a), assigned(&b));
 
     // b's process goes away (a static member sends no LeaveGroup) and comes back.
     drop(b);
     let restarted = Instant::now();
     let b = consumer_with(&broker, "sg", "static", &settings("worker-b"));
-    wait_for_assignment(&[&a, &b], "b is back", |s| s[1] == b_parts).await;
+    wait_for_assignment(&mut inbox, &[&a, &b], "b is back", |s| s[1] == b_parts).await;
     assert!(
         restarted.elapsed() < Duration::from_secs(5),
         "b got its partitions back after {:?}; its session timeout is 10 s",
@@ -304,25 +343,26 @@ async fn a_static_member_that_restarts_gets_its_partitions_back_at_once() {
     assert_eq!(assigned(&a), a_parts, "a kept its partitions throughout");
     // And both consume.
     produce(&broker, "static", 4, 5).await;
-    let got = receive(&[&a, &b], 20).await;
+    let got = receive(&mut inbox, &[&a, &b], 20).await;
     assert!(got.iter().any(|(i, _, _, _)| *i == 1), "b consumes again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_groups_each_get_everything_one_group_gets_each_message_once() {
+    let mut inbox = Inbox::default();
     let dir = tempfile::tempdir().unwrap();
     let broker = start_broker(dir.path());
     create_topic(&broker, "fan", 2).await;
     let g1a = consumer(&broker, "g1", "fan");
     let g1b = consumer(&broker, "g1", "fan");
     let g2 = consumer(&broker, "g2", "fan");
-    wait_for_assignment(&[&g1a, &g1b, &g2], "two groups", |s| {
+    wait_for_assignment(&mut inbox, &[&g1a, &g1b, &g2], "two groups", |s| {
         disjoint_cover(&s[..2], 2) && s[2].len() == 2
     })
     .await;
     produce(&broker, "fan", 2, 20).await;
-    let unicast = receive(&[&g1a, &g1b], 40).await;
-    let broadcast = receive(&[&g2], 40).await;
+    let unicast = receive(&mut inbox, &[&g1a, &g1b], 40).await;
+    let broadcast = receive(&mut inbox, &[&g2], 40).await;
     let set = |v: &[(usize, i32, i64, String)]| {
         v.iter()
             .map(|(_, p, o, _)| (*p, *o))
@@ -338,13 +378,14 @@ async fn two_groups_each_get_everything_one_group_gets_each_message_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn committed_offsets_survive_a_broker_restart() {
+    let mut inbox = Inbox::default();
     let dir = tempfile::tempdir().unwrap();
     let mut broker = start_broker(dir.path());
     create_topic(&broker, "resume", 1).await;
     produce(&broker, "resume", 1, 100).await;
     {
         let c = consumer(&broker, "g", "resume");
-        let got = receive(&[&c], 60).await;
+        let got = receive(&mut inbox, &[&c], 60).await;
         let last = got.last().unwrap();
         assert_eq!(last.2, 59);
         let mut tpl = TopicPartitionList::new();
@@ -359,7 +400,7 @@ async fn committed_offsets_survive_a_broker_restart() {
     }
     broker.restart();
     let c = consumer(&broker, "g", "resume");
-    let got = receive(&[&c], 40).await;
+    let got = receive(&mut inbox, &[&c], 40).await;
     assert_eq!(
         got.first().unwrap().2,
         60,
@@ -370,12 +411,13 @@ async fn committed_offsets_survive_a_broker_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lag_shows_on_metrics_json_and_the_cli() {
+    let mut inbox = Inbox::default();
     let dir = tempfile::tempdir().unwrap();
     let broker = start_broker(dir.path());
     create_topic(&broker, "lagged", 2).await;
     produce(&broker, "lagged", 2, 30).await;
     let c = consumer(&broker, "lg", "lagged");
-    wait_for_assignment(&[&c], "one member", |s| s[0].len() == 2).await;
+    wait_for_assignment(&mut inbox, &[&c], "one member", |s| s[0].len() == 2).await;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset("lagged", 0, Offset::Offset(10))
         .unwrap();

@@ -74,6 +74,14 @@ impl BrokerProcess {
         child.wait().expect("wait for broker")
     }
 
+    /// SIGKILL (no shutdown, no final flush) and start again on the same ports and data.
+    pub(crate) fn crash_and_restart(&mut self) {
+        let mut child = self.child.take().expect("broker running");
+        child.kill().unwrap();
+        let _ = child.wait();
+        self.spawn();
+    }
+
     pub(crate) fn restart(&mut self) {
         let status = self.stop();
         assert!(status.success(), "broker exited with {status} on SIGTERM");
@@ -134,4 +142,21 @@ pub(crate) fn kcat(broker: &BrokerProcess, args: &[&str], stdin: &str) -> Output
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// A child process killed when dropped, so a failing test leaves none behind.
+pub(crate) struct KillOnDrop(pub(crate) std::process::Child);
+
+impl KillOnDrop {
+    /// SIGKILL now (the test's own crash).
+    pub(crate) fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

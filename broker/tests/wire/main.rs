@@ -3,9 +3,11 @@
 //! subject, so the suite links once.
 
 mod harness;
+mod loopfs;
 
 mod admin;
 mod bad_input;
+mod disk_faults;
 mod groups;
 mod kcat;
 mod python;

@@ -15,13 +15,27 @@ use std::time::{Duration, Instant};
 
 use super::harness::BrokerProcess;
 
-const INSTALL: &str = "python3 -m pip install kafka-python==3.0.12 confluent-kafka==2.16.1";
+const INSTALL: &str = "bash scripts/test.sh (it makes .venv with them), or: python3 -m venv .venv && .venv/bin/pip install kafka-python==3.0.12 confluent-kafka==2.16.1";
+
+/// The Python the client tests run: `SECKILL_PYTHON`, else the project's virtual environment
+/// (`.venv`, which `scripts/test.sh` creates: a stock Debian or Ubuntu refuses `pip install`
+/// into the system Python), else `python3`.
+fn python() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("SECKILL_PYTHON") {
+        return p.into();
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python3");
+    if venv.exists() {
+        return venv;
+    }
+    "python3".into()
+}
 /// Each script keeps itself well under this; past it the script is killed and the test fails.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Fails unless `python3` can import `module` from the distribution `dist` at `version`.
 fn require_python_package(module: &str, dist: &str, version: &str) {
-    let out = Command::new("python3")
+    let out = Command::new(python())
         .arg("-c")
         .arg(format!(
             "import importlib.metadata, {module}; print(importlib.metadata.version('{dist}'))"
@@ -51,7 +65,7 @@ fn run_script(broker: &BrokerProcess, script: &str, out_dir: &Path) -> String {
         .join(script);
     let stdout_path = out_dir.join(format!("{script}.stdout"));
     let stderr_path = out_dir.join(format!("{script}.stderr"));
-    let mut child = Command::new("python3")
+    let mut child = Command::new(python())
         .arg(&path)
         .arg(broker.addr())
         .stdin(Stdio::null())

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use broker::log::{FlushPolicy, LogConfig};
 use broker::{EmbeddedBroker, NodeConfig};
 use services::api::{Api, ApiConfig, RunningApi};
-use services::orders::OrderHandler;
+use services::orders::{OrderHandler, OrderStats};
 use services::worker::{BatchHandler, Worker, WorkerConfig, WorkerError};
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
@@ -18,10 +18,13 @@ pub(crate) fn admin_url() -> String {
         .unwrap_or_else(|_| "postgres://seckill:seckill@127.0.0.1:5432/postgres".into())
 }
 
+/// A fresh database per test (migrations applied), dropped at the end: by `drop_db`, or when a
+/// failing test unwinds (so failed runs do not leak databases).
 pub(crate) struct TestDb {
     pub(crate) pool: PgPool,
     pub(crate) url: String,
     name: String,
+    dropped: bool,
 }
 
 impl TestDb {
@@ -40,7 +43,12 @@ impl TestDb {
             None => panic!("TEST_DATABASE_URL must end in /<database>"),
         };
         let pool = services::db::connect(&url, 8).await.unwrap();
-        TestDb { pool, url, name }
+        TestDb {
+            pool,
+            url,
+            name,
+            dropped: false,
+        }
     }
 
     /// Adds a sale item.
@@ -74,16 +82,38 @@ impl TestDb {
         rows.into_iter().collect()
     }
 
-    pub(crate) async fn drop_db(self) {
+    pub(crate) async fn drop_db(mut self) {
         self.pool.close().await;
-        let mut conn = PgConnection::connect(&admin_url()).await.unwrap();
-        sqlx::query(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        ))
+        drop_database(&self.name).await;
+        self.dropped = true;
+    }
+}
+
+async fn drop_database(name: &str) {
+    let mut conn = PgConnection::connect(&admin_url()).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .execute(&mut conn)
         .await
         .unwrap();
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if self.dropped {
+            return;
+        }
+        // Not dropped by the test (it failed, or forgot): drop it from a thread of its own, as
+        // this may run inside a runtime that is shutting down.
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(drop_database(&name));
+            }
+        })
+        .join();
     }
 }
 
@@ -110,11 +140,20 @@ pub(crate) async fn order_worker(
     pool: PgPool,
     tune: impl FnOnce(&mut WorkerConfig),
 ) -> Worker<OrderHandler> {
+    order_worker_with_stats(bootstrap, pool, tune).await.0
+}
+
+/// The same, with the handler's counters (confirmed, rejected, already applied).
+pub(crate) async fn order_worker_with_stats(
+    bootstrap: &str,
+    pool: PgPool,
+    tune: impl FnOnce(&mut WorkerConfig),
+) -> (Worker<OrderHandler>, Arc<OrderStats>) {
     let mut config = WorkerConfig::orders(bootstrap);
     tune(&mut config);
-    Worker::start(config, OrderHandler::new(pool))
-        .await
-        .unwrap()
+    let handler = OrderHandler::new(pool);
+    let stats = handler.stats();
+    (Worker::start(config, handler).await.unwrap(), stats)
 }
 
 /// Runs `worker` as a task whose token is never cancelled: aborting the task is a crash (no

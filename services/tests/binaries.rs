@@ -1,0 +1,215 @@
+//! The services' binaries as a deployment runs them: flags and env parsed, bad settings refused
+//! at start with a clear message, `/healthz` `/readyz` `/metrics`, SIGTERM exits 0, and the
+//! inference worker process killed with SIGKILL in the middle of a request (the order binaries
+//! are crashed the same way by the chaos command, `loadtest/tests/chaos.rs`).
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{api, broker, TestDb};
+use serde_json::json;
+use services::api::auth::TokenKeys;
+use services::api::ApiConfig;
+use services::inference::replies::ReplyConfig;
+
+const SECRET: &str = "test-secret-test-secret-test-secret!";
+
+/// A child process killed when dropped (a failing test leaves none behind).
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Proc {
+    fn sigterm(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        let status = self.0.wait().unwrap();
+        std::mem::forget(self);
+        status
+    }
+
+    fn sigkill(mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        std::mem::forget(self);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs a binary that must refuse to start; returns its stderr.
+fn refuses(bin: &str, args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = Command::new(bin)
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{bin} {args:?} started");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn bad_settings_are_refused_at_start_with_the_reason() {
+    let api = env!("CARGO_BIN_EXE_order-api");
+    let url = ("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none");
+    let err = refuses(api, &[], &[url, ("JWT_SECRET", "short")]);
+    assert!(err.contains("at least 32 bytes"), "{err}");
+    let err = refuses(
+        api,
+        &["--enqueue-timeout-ms", "5"],
+        &[url, ("JWT_SECRET", SECRET)],
+    );
+    assert!(err.contains("enqueue timeout"), "{err}");
+    let err = refuses(
+        api,
+        &["--listen", "not-an-address"],
+        &[url, ("JWT_SECRET", SECRET)],
+    );
+    assert!(err.contains("--listen"), "{err}");
+    let err = refuses(
+        env!("CARGO_BIN_EXE_order-worker"),
+        &["--max-batch", "0"],
+        &[url],
+    );
+    assert!(err.contains("--max-batch"), "{err}");
+    let err = refuses(
+        env!("CARGO_BIN_EXE_inference-worker"),
+        &["--model", "command"],
+        &[url],
+    );
+    assert!(err.contains("--model-command"), "{err}");
+    let err = refuses(env!("CARGO_BIN_EXE_migrate"), &[], &[url]);
+    assert!(err.contains("connect"), "{err}");
+}
+
+fn inference_worker(db: &TestDb, bootstrap: &str, metrics: u16, latency_ms: u64) -> Proc {
+    Proc(
+        Command::new(env!("CARGO_BIN_EXE_inference-worker"))
+            .env("DATABASE_URL", &db.url)
+            .env("KAFKA_BOOTSTRAP", bootstrap)
+            .env("DEMO_LOAD_MS", "0")
+            .env("DEMO_LATENCY_MS", latency_ms.to_string())
+            .env("INFER_MAX_BATCH", "4")
+            .env("INFER_METRICS_LISTEN", format!("127.0.0.1:{metrics}"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+async fn get(client: &reqwest::Client, url: String) -> (u16, String) {
+    match client.get(url).send().await {
+        Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+        Err(e) => (0, e.to_string()),
+    }
+}
+
+async fn wait_ready(client: &reqwest::Client, metrics: u16) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, body) = get(client, format!("http://127.0.0.1:{metrics}/readyz")).await;
+        if status == 200 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never ready: {status} {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inference_worker_binary_serves_survives_sigkill_and_exits_0_on_sigterm() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path());
+    let api = api(
+        ApiConfig {
+            bootstrap: b.addr.clone(),
+            jwt_secret: SECRET.into(),
+            replies: ReplyConfig::new(&b.addr),
+            ..ApiConfig::default()
+        },
+        db.pool.clone(),
+    )
+    .await;
+    api.state.replies.ready().await;
+    let client = reqwest::Client::new();
+    let token = TokenKeys::new(SECRET.as_bytes()).mint(1, 600);
+    let infer = |n: i64, wait_ms: u64| {
+        client
+            .post(format!("{}/infer?wait_ms={wait_ms}", api.url()))
+            .bearer_auth(&token)
+            .json(&json!({"input": {"n": n}}))
+            .send()
+    };
+
+    // A slow model (1 s a micro-batch), killed with SIGKILL while it holds requests.
+    let metrics = free_port();
+    let first = inference_worker(&db, &b.addr, metrics, 1000);
+    wait_ready(&client, metrics).await;
+    let (status, body) = get(&client, format!("http://127.0.0.1:{metrics}/healthz")).await;
+    assert_eq!((status, body.trim()), (200, "ok"));
+    let mut ids = Vec::new();
+    for n in 0..8 {
+        let r: serde_json::Value = infer(n, 0).await.unwrap().json().await.unwrap();
+        ids.push(r["id"].as_str().unwrap().to_string());
+    }
+    // It has claimed some (counted an attempt durably) and is running the model on them.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let claimed: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM inference_requests WHERE attempts > 0")
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+        if claimed > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the worker claimed nothing");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.sigkill();
+
+    // Its successor (same metrics port, so the same static member id) finishes every request.
+    let second = inference_worker(&db, &b.addr, metrics, 10);
+    wait_ready(&client, metrics).await;
+    for id in &ids {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (_, body) = get(&client, format!("{}/infer/{id}", api.url())).await;
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            if v["status"] == "done" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{id} not finished: {body}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let (status, body) = get(&client, format!("http://127.0.0.1:{metrics}/metrics")).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("inference_worker_done_total"), "{body}");
+    // A request while it serves, answered within the wait.
+    let r: serde_json::Value = infer(99, 10_000).await.unwrap().json().await.unwrap();
+    assert_eq!(r["status"], "done", "{r}");
+
+    let status = second.sigterm();
+    assert!(status.success(), "SIGTERM: {status}");
+    api.stop().await;
+    db.drop_db().await;
+}
