@@ -8,6 +8,11 @@ Speaks the adapter's protocol, JSON lines over stdin/stdout (UTF-8, one object p
                -> {"id": I, "output": {"sql": "...", "explanation": "..."}}
                or {"id": I, "error": "<why this input is unusable>"}
 
+The question may also come as "nature", with the schema it is about as "database", which is how
+a backend's own message reads: {"uuid": "...", "nature": "Can you tell me how much this is?",
+"database": "cinema"} (the worker passes everything but the uuid as the input). This model knows
+the "cinema" database only; another gets an error naming it.
+
 One answer per request line, in order; answers are flushed whenever every request read so far
 has been answered, so a micro-batch written in one go is answered in one go. Blank lines are
 ignored. A line that is not a JSON object with an "id" is answered with "id": null and an error
@@ -34,6 +39,7 @@ import sys
 import time
 
 MODEL_NAME = "cinema-sql"
+DATABASE = "cinema"
 MAX_SLEEP_MS = 10_000
 CRASH_STATUS = 3
 GENRES = (
@@ -135,6 +141,13 @@ def translate(question):
             "explanation": f"Lists the films screened in room {r}, with their start times, earliest first.",
         }
 
+    # "How much is this?" with nothing else to go on: what a ticket costs.
+    if re.search(r"\bhow much\b", low) and not re.search(rf"\b(?:tickets?|{FILM_WORDS})\b", low):
+        return {
+            "sql": "SELECT avg(price) FROM tickets",
+            "explanation": "What a ticket costs: the average price paid for one.",
+        }
+
     # Ticket prices, overall or for one film.
     if "ticket" in low and re.search(r"\b(?:prices?|cost)\b", low):
         word = re.search(r"\b(average|mean|minimum|cheapest|lowest|maximum|most expensive|highest|total)\b", low)
@@ -208,9 +221,12 @@ def answer(request_id, input_value):
         if isinstance(ms, bool) or not isinstance(ms, (int, float)) or ms < 0:
             return {"id": request_id, "error": "sleep_ms must be a non-negative number"}
         time.sleep(min(ms, MAX_SLEEP_MS) / 1000)
-    question = input_value.get("question")
+    database = input_value.get("database", DATABASE)
+    if database != DATABASE:
+        return {"id": request_id, "error": f"this model knows the {DATABASE!r} database, not {database!r}"}
+    question = input_value.get("question", input_value.get("nature"))
     if not isinstance(question, str):
-        return {"id": request_id, "error": 'input needs a string "question"'}
+        return {"id": request_id, "error": 'input needs a string "question" (or "nature")'}
     try:
         return {"id": request_id, "output": translate(question)}
     except Untranslatable as e:

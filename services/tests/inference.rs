@@ -150,6 +150,21 @@ impl Stack {
         (r.status().as_u16(), r.json().await.unwrap())
     }
 
+    /// Polls GET /infer/{id} until a request a Kafka client produced (no row before a worker
+    /// claims it) is finished.
+    async fn kafka_outcome(&self, id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, body) = self.get(id).await;
+            if status == 200 && body["status"] != "pending" {
+                return body;
+            }
+            assert!(status == 200 || status == 404, "{status}: {body}");
+            assert!(Instant::now() < deadline, "not finished: {body}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Polls GET /infer/{id} until it is no longer pending.
     async fn outcome(&self, id: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -461,5 +476,220 @@ async fn the_command_model_serves_through_the_queue() {
             .contains("room"),
         "{body}"
     );
+    task.abort();
+}
+
+/// The Python that has kafka-python: `SECKILL_PYTHON`, the project's `.venv`, or `python3`.
+fn python() -> String {
+    if let Ok(p) = std::env::var("SECKILL_PYTHON") {
+        return p;
+    }
+    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python3");
+    if std::path::Path::new(venv).exists() {
+        return venv.into();
+    }
+    "python3".into()
+}
+
+/// Runs examples/inference/kafka_backend.py against the broker; its one JSON line.
+fn kafka_backend(bootstrap: &str, args: &[&str]) -> Value {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/inference/kafka_backend.py"
+    );
+    let out = std::process::Command::new(python())
+        .arg(script)
+        .args(["--bootstrap", bootstrap, "--timeout", "60"])
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "kafka_backend.py failed ({}): {stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim()).unwrap()
+}
+
+/// A backend talking Kafka directly (kafka-python, the example script): its own message as is,
+/// keyed by its own UUID, reply address and correlation id in the headers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kafka_client_sends_its_own_message_and_gets_the_reply_by_correlation_id() {
+    let s = stack(1).await;
+    let (w, stats) =
+        inference_worker::<CommandModel>(&s.broker.addr, s.db.pool.clone(), cinema_model(), 8)
+            .await;
+    let task = spawn_until_aborted(w);
+    let id = "28eedc88-7bc0-42dd-8c13-91a6e2bc7754";
+    let addr = s.broker.addr.clone();
+    let reply = tokio::task::spawn_blocking(move || {
+        kafka_backend(&addr, &["--uuid", id, "Can you tell me how much this is?"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(reply["uuid"], id, "{reply}");
+    assert_eq!(reply["status"], "done", "{reply}");
+    assert!(
+        reply["output"]["sql"].as_str().unwrap().contains("price"),
+        "{reply}"
+    );
+    // The result is in PostgreSQL under the caller's UUID, and the API serves it.
+    let (status, body) = s.get(id).await;
+    assert_eq!((status, &body["output"]), (200, &reply["output"]), "{body}");
+    // Without reply headers: stored only, found by UUID.
+    let addr = s.broker.addr.clone();
+    let sent = tokio::task::spawn_blocking(move || {
+        kafka_backend(
+            &addr,
+            &["--no-reply", "--database", "shop", "what is this?"],
+        )
+    })
+    .await
+    .unwrap();
+    let out = s.kafka_outcome(sent["uuid"].as_str().unwrap()).await;
+    assert_eq!(out["status"], "failed", "{out}");
+    assert!(
+        out["error"].as_str().unwrap().contains("'shop'"),
+        "the model says which database it knows: {out}"
+    );
+    assert_eq!(stats.requests.get(), 2);
+    task.abort();
+}
+
+/// A malformed message on the request topic goes to the dead-letter topic with the reason; the
+/// partition goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_request_is_dead_lettered_and_never_stops_the_partition() {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let s = stack(1).await;
+    let (w, stats) = s.worker(10).await;
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &s.broker.addr)
+        .create()
+        .unwrap();
+    let good = uuid::Uuid::new_v4().to_string();
+    for (key, value) in [
+        ("k", r#"{"nature": "no uuid"}"#.to_string()),
+        ("k", "not json".to_string()),
+        ("k", format!(r#"{{"uuid": "{good}", "q": "fine"}}"#)),
+    ] {
+        producer
+            .send(
+                FutureRecord::to("inference.requests")
+                    .key(key)
+                    .payload(&value),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    let out = s.kafka_outcome(&good).await;
+    assert_eq!(out["status"], "done", "{out}");
+    assert_eq!(out["output"]["echo"], json!({"q": "fine"}));
+    assert_eq!(s.topic_records("inference.dlq"), 2);
+    assert_eq!(stats.requests.get(), 1);
+    w.abort();
+}
+
+/// A caller's UUID is the request's: the same UUID with the same body is the same request (no
+/// second model run, on any instance); with another body it is a 409.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_uuid_is_one_request_and_another_body_is_a_conflict() {
+    let s = stack(2).await;
+    let (w, stats) = s.worker(10).await;
+    let id = uuid::Uuid::new_v4().to_string();
+    let message =
+        json!({"uuid": id, "nature": "Can you tell me how much this is?", "database": "cinema"});
+    let (status, first) = s.infer(0, message.clone(), 10_000).await;
+    assert_eq!(
+        (status, first["status"].as_str()),
+        (200, Some("done")),
+        "{first}"
+    );
+    assert_eq!(first["id"], id.as_str());
+    assert_eq!(
+        first["output"]["echo"],
+        json!({"nature": "Can you tell me how much this is?", "database": "cinema"})
+    );
+    // Again, on the other instance, with the keys in another order: the same request.
+    let reordered =
+        json!({"database": "cinema", "nature": "Can you tell me how much this is?", "uuid": id});
+    let (status, again) = s.infer(1, reordered, 10_000).await;
+    assert_eq!(
+        (status, &again["output"]),
+        (200, &first["output"]),
+        "{again}"
+    );
+    assert_eq!(stats.requests.get(), 1, "one model run");
+    // Another body under that UUID.
+    let other = json!({"uuid": id, "nature": "something else"});
+    let (status, body) = s.infer(0, other, 0).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("uuid_conflict")),
+        "{body}"
+    );
+    // The envelope form takes a uuid too.
+    let id2 = uuid::Uuid::new_v4().to_string();
+    let (status, body) = s
+        .infer(1, json!({"uuid": id2, "input": {"q": 1}}), 10_000)
+        .await;
+    assert_eq!(
+        (status, body["id"].as_str()),
+        (200, Some(id2.as_str())),
+        "{body}"
+    );
+    // And a bad uuid is refused with the reason.
+    let (status, body) = s.infer(0, json!({"uuid": "nope", "q": 1}), 0).await;
+    assert_eq!(status, 422, "{body}");
+    w.abort();
+}
+
+/// The model process dies mid-request (killed from outside): the worker restarts it and the
+/// request is run again and answered; nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_process_killed_mid_request_is_restarted_and_the_request_retried() {
+    let s = stack(1).await;
+    let tag = format!("tag-{}", uuid::Uuid::new_v4());
+    let mut model = cinema_model();
+    model.argv.push(tag.clone());
+    let (w, stats) =
+        inference_worker::<CommandModel>(&s.broker.addr, s.db.pool.clone(), model, 8).await;
+    let task = spawn_until_aborted(w);
+    // A slow question, so the process is busy with it when it is killed.
+    let (status, body) = s
+        .infer(
+            0,
+            json!({"input": {"question": "how many films?", "sleep_ms": 1500}}),
+            0,
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while stats.requests.get() == 0 {
+        assert!(Instant::now() < deadline, "the worker took nothing");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let killed = std::process::Command::new("pkill")
+        .args(["-KILL", "-f", &tag])
+        .status()
+        .unwrap();
+    assert!(killed.success(), "no model process to kill");
+    let out = s.outcome(&id).await;
+    assert_eq!(out["status"], "done", "{out}");
+    assert!(out["output"]["sql"].as_str().unwrap().contains("count"));
+    assert!(stats.model_crashes.get() >= 1);
+    let attempts: i32 =
+        sqlx::query_scalar("SELECT attempts FROM inference_requests WHERE id = $1::uuid")
+            .bind(&id)
+            .fetch_one(&s.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(attempts, 2, "run once more after the crash, then done");
     task.abort();
 }

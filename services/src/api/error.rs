@@ -43,18 +43,24 @@ pub enum ApiError {
     /// The buyer already has another buy of this item queued or decided.
     #[error("you already bought item {item} (request {request_id}); one per buyer")]
     Duplicate { item: i64, request_id: Uuid },
+    /// An inference request with this UUID exists with another body.
+    #[error("uuid {0} is taken by a request with another body")]
+    UuidInUse(Uuid),
     #[error("{0}")]
     NotFound(String),
     /// Certainly not queued (the producer refused it, or the broker refused or never got it).
     #[error("the queue did not take the request; nothing was accepted: {source}")]
     NotAccepted {
-        request: Pending,
+        request: Box<Pending>,
         #[source]
         source: rdkafka::error::KafkaError,
     },
     /// Maybe queued: no acknowledgement within the enqueue timeout.
     #[error("the outcome is unknown ({reason}); retry with the same Idempotency-Key")]
-    OutcomeUnknown { request: Pending, reason: String },
+    OutcomeUnknown {
+        request: Box<Pending>,
+        reason: String,
+    },
     /// The queue did not take an inference request; nothing was accepted.
     #[error("queue unavailable: {0}")]
     Unavailable(#[source] rdkafka::error::KafkaError),
@@ -89,7 +95,7 @@ impl ApiError {
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::SoldOut { .. } | ApiError::Claimed { .. } => StatusCode::GONE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Duplicate { .. } => StatusCode::CONFLICT,
+            ApiError::Duplicate { .. } | ApiError::UuidInUse(_) => StatusCode::CONFLICT,
             ApiError::NotAccepted { .. }
             | ApiError::OutcomeUnknown { .. }
             | ApiError::Unavailable(_)
@@ -108,6 +114,7 @@ impl ApiError {
             ApiError::Claimed { .. } => "claimed",
             ApiError::NotFound(_) => "not_found",
             ApiError::Duplicate { .. } => "duplicate",
+            ApiError::UuidInUse(_) => "uuid_conflict",
             ApiError::NotAccepted { .. } => "not_accepted",
             ApiError::OutcomeUnknown { .. } => "outcome_unknown",
             ApiError::Unavailable(_) | ApiError::RepliesNotReady => "unavailable",

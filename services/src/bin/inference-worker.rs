@@ -44,6 +44,9 @@ struct Args {
     demo_latency_ms: u64,
     #[arg(long, env = "INFER_MAX_BATCH", default_value_t = 32)]
     max_batch: usize,
+    /// Deadline of a request a Kafka client produced itself (its message names none).
+    #[arg(long, env = "INFER_DEFAULT_DEADLINE_MS", default_value_t = 86_400_000)]
+    default_deadline_ms: u64,
     /// Model runs a request may crash before it is dead-lettered.
     #[arg(long, env = "INFER_MAX_ATTEMPTS", default_value_t = 3)]
     max_attempts: i32,
@@ -67,6 +70,10 @@ async fn main() -> anyhow::Result<()> {
     anyhow::ensure!(
         (1..=100).contains(&args.max_attempts),
         "--max-attempts must be within 1..=100"
+    );
+    anyhow::ensure!(
+        (1_000..=30 * 86_400_000).contains(&args.default_deadline_ms),
+        "--default-deadline-ms must be within 1000..=2592000000 (30 days)"
     );
     let model = match args.model {
         ModelKind::Demo => ModelSpec::Demo(DemoConfig {
@@ -95,6 +102,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let serving = InferenceConfig {
         max_attempts: args.max_attempts,
+        default_deadline: Duration::from_millis(args.default_deadline_ms),
         ..InferenceConfig::new(model)
     };
     // Loading may take minutes; a SIGTERM meanwhile stops the process at once.

@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 use serde_json::Value;
-use shared::messages::{InferenceReply, InferenceRequest, InferenceStatus};
+use shared::messages::{InferenceReply, InferenceRequest, InferenceStatus, CORRELATION_ID_HEADER};
 use shared::time::now_ms;
 use sqlx::PgPool;
 
@@ -37,6 +37,9 @@ use crate::worker::{BatchHandler, DbFailure, HandlerError, WorkerContext};
 pub struct InferenceConfig<C> {
     /// Model runs a request may take part in; past it the request is dead-lettered.
     pub max_attempts: i32,
+    /// The deadline of a request a Kafka client produced itself (it names none): the model may
+    /// take long to load, so it is generous.
+    pub default_deadline: Duration,
     pub model: C,
 }
 
@@ -44,6 +47,7 @@ impl<C> InferenceConfig<C> {
     pub fn new(model: C) -> Self {
         InferenceConfig {
             max_attempts: 3,
+            default_deadline: Duration::from_secs(24 * 3600),
             model,
         }
     }
@@ -172,7 +176,19 @@ impl<M: Model> InferenceHandler<M> {
     ) -> Result<(), HandlerError> {
         let mut reqs = Vec::with_capacity(batch.len());
         for m in batch {
-            match m.payload().map(InferenceRequest::decode) {
+            let headers: Vec<(&str, &[u8])> = m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .filter_map(|h| h.value.map(|v| (h.key, v)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let default_deadline = now_ms() + self.config.default_deadline.as_millis() as i64;
+            let decoded = m
+                .payload()
+                .map(|p| InferenceRequest::decode(p, &headers, default_deadline));
+            match decoded {
                 Some(Ok(r)) => reqs.push((r, m)),
                 Some(Err(e)) => ctx.dead_letter(m, &e.to_string()).await?,
                 None => ctx.dead_letter(m, "empty message").await?,
@@ -309,16 +325,24 @@ async fn send_replies(
 ) {
     let sends = replies.iter().filter_map(|reply| {
         let (req, _) = group.iter().find(|(r, _)| r.id == reply.id)?;
+        // A request with no reply address (a Kafka client that reads results from the table).
+        let to = req.reply_to.as_ref()?;
         let payload = reply.encode();
         let key = reply.id.to_string();
         let producer = ctx.producer();
         Some(async move {
-            let record = FutureRecord::to(&req.reply_topic)
-                .partition(req.reply_partition)
-                .key(&key)
-                .payload(&payload);
+            let mut record = FutureRecord::to(&to.topic).key(&key).payload(&payload);
+            if let Some(p) = to.partition {
+                record = record.partition(p);
+            }
+            if let Some(c) = &to.correlation_id {
+                record = record.headers(OwnedHeaders::new().insert(Header {
+                    key: CORRELATION_ID_HEADER,
+                    value: Some(c),
+                }));
+            }
             if let Err((e, _)) = producer.send(record, Duration::from_secs(30)).await {
-                tracing::warn!(id = %req.id, topic = req.reply_topic, error = %e, "reply not delivered; the result is stored");
+                tracing::warn!(id = %req.id, topic = to.topic, error = %e, "reply not delivered; the result is stored");
             }
         })
     });

@@ -55,19 +55,53 @@ struct Row {
 const SELECT_ROW: &str = "SELECT id, status, output::text AS output, error, \
                           deadline < now() AS deadline_passed FROM inference_requests";
 
-/// Records a request the API is about to enqueue.
-pub async fn create_pending(pool: &PgPool, req: &InferenceRequest) -> Result<(), sqlx::Error> {
-    sqlx::query(
+/// What recording a request found.
+#[derive(Debug)]
+pub enum Created {
+    /// A new request: the caller enqueues it.
+    New,
+    /// A request with this UUID and the same model and input exists: it is that one.
+    Same(StoredRequest),
+    /// The UUID is taken by a request with another model or input.
+    Different,
+}
+
+/// Records a request the API is about to enqueue, unless its UUID exists (a retry, or a caller
+/// reusing a UUID): then says whether it is the same request.
+pub async fn create_pending(pool: &PgPool, req: &InferenceRequest) -> Result<Created, sqlx::Error> {
+    let inserted = sqlx::query(
         "INSERT INTO inference_requests (id, model, input, deadline) \
-         VALUES ($1, $2, $3::jsonb, to_timestamp($4::float8 / 1000))",
+         VALUES ($1, $2, $3::jsonb, to_timestamp($4::float8 / 1000)) \
+         ON CONFLICT (id) DO NOTHING",
     )
     .bind(req.id)
     .bind(&req.model)
     .bind(req.input.to_string())
     .bind(req.deadline_ms as f64)
     .execute(pool)
+    .await?
+    .rows_affected();
+    if inserted == 1 {
+        return Ok(Created::New);
+    }
+    // jsonb equality: the same JSON value, whatever its key order or spacing.
+    let same: Option<bool> = sqlx::query_scalar(
+        "SELECT input = $2::jsonb AND model IS NOT DISTINCT FROM $3 \
+         FROM inference_requests WHERE id = $1",
+    )
+    .bind(req.id)
+    .bind(req.input.to_string())
+    .bind(&req.model)
+    .fetch_optional(pool)
     .await?;
-    Ok(())
+    Ok(match same {
+        Some(true) => match get(pool, req.id).await? {
+            Some(row) => Created::Same(row),
+            None => Created::New, // deleted meanwhile (its enqueue failed): unlikely, harmless
+        },
+        Some(false) => Created::Different,
+        None => Created::New,
+    })
 }
 
 /// Forgets a request the queue did not acknowledge (the caller got a 503: nothing was accepted).

@@ -175,21 +175,21 @@ pub async fn buy(
             ))
         }
         Enqueued::NotQueued(e) => Err(ApiError::NotAccepted {
-            request: Pending {
+            request: Box::new(Pending {
                 request_id: id,
                 idempotency_key: key,
                 status_url: None,
-            },
+            }),
             source: e,
         }),
         Enqueued::Unknown(why) => {
             let receipt = state.receipts.sign(ReceiptKind::Unknown, id);
             Err(ApiError::OutcomeUnknown {
-                request: Pending {
+                request: Box::new(Pending {
                     request_id: id,
                     idempotency_key: key,
                     status_url: Some(status_url(id, &receipt)),
-                },
+                }),
                 reason: why,
             })
         }

@@ -1,13 +1,20 @@
-//! `POST /infer {input, model?, deadline_ms?}` and `GET /infer/{id}`: request/reply with a model
-//! served by the inference workers (see [`crate::inference`]).
+//! `POST /infer` and `GET /infer/{uuid}`: request/reply with a model served by the inference
+//! workers (see [`crate::inference`]).
 //!
-//! POST records the request as pending, registers this instance's interest in its UUID, enqueues
-//! it (acks=all) with this instance's reply address, then waits up to `?wait_ms=` (capped by
-//! config) for the reply: 200 with the result, or 202 with the UUID and its status URL. A reply
+//! POST takes either form:
+//! - the envelope `{"input": <any JSON>, "uuid"?, "model"?, "deadline_ms"?}`;
+//! - a backend's own message as is: a JSON object with a `uuid`, whose other fields are the
+//!   model's input (`{"uuid": "...", "nature": "...", "database": "cinema"}`).
+//!
+//! The caller may choose the UUID: the request is idempotent per UUID (the same UUID with the
+//! same body is the existing request, with no second model run; with another body it is a 409).
+//! POST records the request as pending, registers this instance's interest in its UUID,
+//! enqueues it (acks=all) with this instance's reply address, then waits up to `?wait_ms=`
+//! (capped by config) for the reply: 200 with the result, or 202 with its status URL. A reply
 //! that comes after the wait is stored by the worker, and GET returns it.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
@@ -16,33 +23,27 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use shared::messages::InferenceRequest;
+use shared::messages::{split_uuid, InferenceRequest, ReplyTo, MAX_MODEL_NAME};
 use uuid::Uuid;
 
 use crate::api::auth::MaybeUser;
 use crate::api::enqueue::Enqueued;
 use crate::api::error::{ApiError, Pending};
 use crate::api::AppState;
-use crate::inference::store::{self, RequestState};
+use crate::inference::store::{self, Created, RequestState, StoredRequest};
 
 /// Largest `/infer` body accepted; larger gets 413.
 pub const MAX_INFER_BODY_BYTES: usize = 256 * 1024;
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InferBody {
-    pub input: Value,
-    pub model: Option<String>,
-    /// How long the request stays worth answering; capped by config.
-    pub deadline_ms: Option<u64>,
-}
+/// How often a caller waiting on a request another call enqueued looks at the table.
+const POLL_EVERY: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Deserialize)]
 pub struct InferQuery {
     pub wait_ms: Option<u64>,
 }
 
-/// What POST (when the reply came in time) and GET answer.
+/// What POST (when the answer came in time) and GET answer.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub struct InferResult {
     pub id: Uuid,
@@ -59,35 +60,111 @@ pub struct InferAccepted {
     pub status_url: String,
 }
 
+/// A POST body, whichever form it came in.
+#[derive(Debug)]
+struct Asked {
+    id: Option<Uuid>,
+    model: Option<String>,
+    input: Value,
+    deadline_ms: Option<u64>,
+}
+
+/// The envelope form.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Envelope {
+    uuid: Option<Uuid>,
+    input: Value,
+    model: Option<String>,
+    /// How long the request stays worth answering; capped by config.
+    deadline_ms: Option<u64>,
+}
+
+fn parse(body: Value) -> Result<Asked, ApiError> {
+    let Value::Object(fields) = &body else {
+        return Err(ApiError::Unprocessable("a request is a JSON object".into()));
+    };
+    if fields.contains_key("input") {
+        let e: Envelope = serde_json::from_value(body)
+            .map_err(|e| ApiError::Unprocessable(format!("invalid request: {e}")))?;
+        return Ok(Asked {
+            id: e.uuid,
+            model: e.model,
+            input: e.input,
+            deadline_ms: e.deadline_ms,
+        });
+    }
+    if !fields.contains_key("uuid") {
+        return Err(ApiError::Unprocessable(
+            "input is required: send {\"input\": ...}, or a message with a \"uuid\" whose other fields are the input".into(),
+        ));
+    }
+    let (id, input) = split_uuid(body).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    Ok(Asked {
+        id: Some(id),
+        model: None,
+        input,
+        deadline_ms: None,
+    })
+}
+
+fn result_of(row: StoredRequest) -> InferResult {
+    // Past its deadline a pending request will be answered `expired` by whichever worker takes
+    // it, so say so now.
+    let status = if row.status == RequestState::Pending && row.deadline_passed {
+        RequestState::Expired
+    } else {
+        row.status
+    };
+    InferResult {
+        id: row.id,
+        status,
+        output: row.output,
+        error: row.error,
+    }
+}
+
+fn accepted(id: Uuid) -> Response {
+    (
+        StatusCode::ACCEPTED,
+        Json(InferAccepted {
+            id,
+            status_url: format!("/infer/{id}"),
+        }),
+    )
+        .into_response()
+}
+
 pub async fn infer(
     State(state): State<Arc<AppState>>,
     MaybeUser(user): MaybeUser,
     Query(query): Query<InferQuery>,
-    body: Result<Json<InferBody>, JsonRejection>,
+    body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     if user.is_none() && !state.config.load_test_mode {
         return Err(ApiError::Unauthorized);
     }
     let Json(body) = body?;
-    if body.input.is_null() {
+    let asked = parse(body)?;
+    if asked.input.is_null() {
         return Err(ApiError::Unprocessable("input is required".into()));
     }
-    if shared::messages::has_nul(&body.input)
-        || body.model.as_deref().is_some_and(|m| m.contains('\0'))
+    if shared::messages::has_nul(&asked.input)
+        || asked.model.as_deref().is_some_and(|m| m.contains('\0'))
     {
         return Err(ApiError::Unprocessable(
             "input and model must not contain NUL characters".into(),
         ));
     }
-    if let Some(m) = &body.model {
-        if m.is_empty() || m.len() > 100 {
-            return Err(ApiError::Unprocessable(
-                "model must be 1..=100 characters".into(),
-            ));
+    if let Some(m) = &asked.model {
+        if m.is_empty() || m.len() > MAX_MODEL_NAME {
+            return Err(ApiError::Unprocessable(format!(
+                "model must be 1..={MAX_MODEL_NAME} characters"
+            )));
         }
     }
     let cfg = &state.config;
-    let deadline = body
+    let deadline = asked
         .deadline_ms
         .map(Duration::from_millis)
         .unwrap_or(cfg.infer_deadline)
@@ -101,14 +178,24 @@ pub async fn infer(
         return Err(ApiError::RepliesNotReady);
     };
     let req = InferenceRequest {
-        id: Uuid::new_v4(),
-        model: body.model,
-        input: body.input,
+        id: asked.id.unwrap_or_else(Uuid::new_v4),
+        model: asked.model,
+        input: asked.input,
         deadline_ms: shared::time::now_ms() + deadline.as_millis() as i64,
-        reply_topic: reply_topic.to_string(),
-        reply_partition,
+        reply_to: Some(ReplyTo {
+            topic: reply_topic.to_string(),
+            partition: Some(reply_partition),
+            correlation_id: None,
+        }),
     };
-    store::create_pending(&state.pool, &req).await?;
+    match store::create_pending(&state.pool, &req).await? {
+        Created::New => {}
+        Created::Different => {
+            return Err(ApiError::UuidInUse(req.id));
+        }
+        // The same request again: no second enqueue, no second model run.
+        Created::Same(row) => return answer_existing(&state, row, wait).await,
+    }
     let reply = state.replies.wait_for(req.id);
     let key = req.id.to_string();
     let payload = req.encode();
@@ -134,28 +221,18 @@ pub async fn infer(
             // if a worker gets it (or `expired` once its deadline passed).
             state.replies.forget(req.id);
             return Err(ApiError::OutcomeUnknown {
-                request: Pending {
+                request: Box::new(Pending {
                     request_id: req.id,
                     idempotency_key: req.id.to_string(),
                     status_url: Some(format!("/infer/{}", req.id)),
-                },
+                }),
                 reason: why,
             });
         }
     }
-    let accepted = || {
-        (
-            StatusCode::ACCEPTED,
-            Json(InferAccepted {
-                id: req.id,
-                status_url: format!("/infer/{}", req.id),
-            }),
-        )
-            .into_response()
-    };
     if wait.is_zero() {
         state.replies.forget(req.id);
-        return Ok(accepted());
+        return Ok(accepted(req.id));
     }
     match tokio::time::timeout(wait, reply).await {
         Ok(Ok(r)) => Ok(Json(InferResult {
@@ -167,8 +244,34 @@ pub async fn infer(
         .into_response()),
         _ => {
             state.replies.forget(req.id);
-            Ok(accepted())
+            Ok(accepted(req.id))
         }
+    }
+}
+
+/// A request that exists already (the same UUID and body): its result, or, while it is pending,
+/// a wait of up to `wait` on the table (its reply goes to whichever instance enqueued it).
+async fn answer_existing(
+    state: &AppState,
+    row: StoredRequest,
+    wait: Duration,
+) -> Result<Response, ApiError> {
+    let id = row.id;
+    let until = Instant::now() + wait;
+    let mut row = row;
+    loop {
+        if row.status != RequestState::Pending || row.deadline_passed {
+            return Ok(Json(result_of(row)).into_response());
+        }
+        if Instant::now() >= until {
+            return Ok(accepted(id));
+        }
+        tokio::time::sleep(POLL_EVERY.min(until - Instant::now())).await;
+        row = match store::get(&state.pool, id).await? {
+            Some(r) => r,
+            // Deleted meanwhile: its enqueue certainly failed; the caller may send it again.
+            None => return Err(ApiError::NotFound(format!("no inference request {id}"))),
+        };
     }
 }
 
@@ -181,17 +284,5 @@ pub async fn infer_status(
     let row = store::get(&state.pool, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no inference request {id}")))?;
-    // Past its deadline a pending request will be answered `expired` by whichever worker takes
-    // it, so say so now.
-    let status = if row.status == RequestState::Pending && row.deadline_passed {
-        RequestState::Expired
-    } else {
-        row.status
-    };
-    Ok(Json(InferResult {
-        id,
-        status,
-        output: row.output,
-        error: row.error,
-    }))
+    Ok(Json(result_of(row)))
 }
