@@ -1,9 +1,15 @@
-//! The load generator: a burst of `POST /buy` from many distinct users against any running
-//! stack (the demo's, docker compose's, or production-like), as fast as `connections` allow.
+//! The load generator: `POST /buy` from many distinct users against any running stack (the
+//! demo's, docker compose's, or production-like), in one of two shapes:
+//!
+//! - closed loop: as fast as `connections` concurrent clients can go (the machine's ceiling);
+//! - open loop (`rate`): buy `i` is due at `i / rate` seconds whatever the answers so far, as
+//!   buyers arrive in a real sale. Latency counts from when a buy was due, not when it was sent,
+//!   so a stalled API shows in the figures instead of hiding behind fewer requests.
 //!
 //! Users and items are drawn from a fixed pseudo-random sequence, so a run is repeatable and
 //! some users click twice (as real ones do). Users authenticate with bearer tokens minted from
 //! the API's secret; without a secret, the body carries `user_id` (the API's load-test mode).
+//! Every request's answer is kept (`RequestRecord`), for `loadgen verify` and the demo.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,18 +18,25 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use services::api::auth::TokenKeys;
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::latency::Latencies;
+use crate::verify::{Final, RequestRecord};
 
 #[derive(Debug, Clone)]
 pub struct BurstConfig {
     /// e.g. `http://127.0.0.1:8080`
     pub base: String,
     pub buys: usize,
+    /// Buyers are users `first_user..first_user + users`.
+    pub first_user: u64,
     pub users: u64,
     pub items: u64,
+    /// Concurrent requests at most (closed loop: exactly this many clients).
     pub connections: usize,
+    /// Open loop: buys per second. `None`: closed loop.
+    pub rate: Option<f64>,
     /// HS256 secret to mint user tokens; `None` sends `user_id` in the body (load-test mode).
     pub secret: Option<String>,
     pub seed: u64,
@@ -38,6 +51,8 @@ pub struct Live {
     pub sold_out: AtomicU64,
     /// 409: the buyer already bought this item (refused by the API, nothing enqueued).
     pub duplicates: AtomicU64,
+    /// 429: over a rate limit.
+    pub limited: AtomicU64,
     pub errors: AtomicU64,
 }
 
@@ -50,6 +65,30 @@ pub struct BurstResult {
     pub statuses: BTreeMap<u16, u64>,
     /// Latency of every answered request.
     pub latencies: Latencies,
+    /// Every request, as the client saw it.
+    pub records: Vec<RequestRecord>,
+}
+
+impl BurstResult {
+    fn add(&mut self, r: RequestRecord, latency: Duration) {
+        *self.statuses.entry(r.status).or_default() += 1;
+        if r.status != 0 {
+            self.latencies.record(latency);
+        }
+        if r.outcome == Final::Accepted {
+            self.accepted.extend(r.request_id);
+        }
+        self.records.push(r);
+    }
+
+    fn merge(&mut self, other: BurstResult) {
+        self.accepted.extend(other.accepted);
+        self.latencies.extend(other.latencies);
+        self.records.extend(other.records);
+        for (s, n) in other.statuses {
+            *self.statuses.entry(s).or_default() += n;
+        }
+    }
 }
 
 fn splitmix(mut x: u64) -> u64 {
@@ -59,16 +98,102 @@ fn splitmix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// The `i`-th buy of a run: (user, item).
+/// The `i`-th buy of a run: (user index in `0..users`, item).
 pub fn pick(seed: u64, i: usize, users: u64, items: u64) -> (u64, u64) {
     let r = splitmix(seed ^ i as u64);
-    (1 + r % users.max(1), 1 + (r >> 32) % items.max(1))
+    (r % users.max(1), 1 + (r >> 32) % items.max(1))
 }
 
-/// Bearer tokens for users 1..=users (index 0 is user 1), valid for `ttl_secs`.
-pub fn mint_tokens(secret: &str, users: u64, ttl_secs: i64) -> Vec<String> {
+/// Bearer tokens for users `first..first + users` (index 0 is user `first`), valid for
+/// `ttl_secs`.
+pub fn mint_tokens(secret: &str, first: u64, users: u64, ttl_secs: i64) -> Vec<String> {
     let keys = TokenKeys::new(secret.as_bytes());
-    (1..=users as i64).map(|u| keys.mint(u, ttl_secs)).collect()
+    (first..first + users)
+        .map(|u| keys.mint(u as i64, ttl_secs))
+        .collect()
+}
+
+/// Who a request is from: a bearer token, or (load-test mode) a user id in the body.
+#[derive(Debug, Clone, Copy)]
+pub enum Buyer<'a> {
+    Token(&'a str),
+    Claimed(u64),
+}
+
+/// One `POST {url}` buying `item` as `buyer` (with an Idempotency-Key, if given); the answer as
+/// a record. Updates `live` as it goes.
+pub async fn buy_once(
+    client: &reqwest::Client,
+    url: &str,
+    buyer: Buyer<'_>,
+    item: u64,
+    key: Option<&str>,
+    live: &Live,
+) -> RequestRecord {
+    let mut req = match buyer {
+        Buyer::Token(t) => client
+            .post(url)
+            .bearer_auth(t)
+            .json(&json!({"item_id": item, "qty": 1})),
+        Buyer::Claimed(user) => client
+            .post(url)
+            .json(&json!({"item_id": item, "qty": 1, "user_id": user})),
+    };
+    if let Some(k) = key {
+        req = req.header("Idempotency-Key", k);
+    }
+    live.sent.fetch_add(1, Ordering::Relaxed);
+    let mut record = RequestRecord {
+        request_id: None,
+        status: 0,
+        outcome: Final::Unresolved,
+        attempts: 1,
+        unavailable: 0,
+        latency_ms: 0.0,
+    };
+    let Ok(r) = req.send().await else {
+        live.errors.fetch_add(1, Ordering::Relaxed);
+        return record;
+    };
+    record.status = r.status().as_u16();
+    let body: serde_json::Value = r.json().await.unwrap_or_default();
+    record.request_id = body["request_id"].as_str().and_then(|s| s.parse().ok());
+    let counter = match record.status {
+        200..=299 if record.request_id.is_some() => {
+            record.outcome = Final::Accepted;
+            &live.accepted
+        }
+        410 => {
+            record.outcome = Final::Refused;
+            &live.sold_out
+        }
+        409 => {
+            record.outcome = Final::Refused;
+            &live.duplicates
+        }
+        429 => {
+            record.outcome = Final::Refused;
+            &live.limited
+        }
+        503 => {
+            record.unavailable = 1;
+            &live.errors
+        }
+        _ => {
+            record.outcome = Final::Error;
+            &live.errors
+        }
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+    record
+}
+
+fn client(connections: usize) -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(connections)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap_or_default()
 }
 
 pub async fn run(config: BurstConfig, live: Arc<Live>) -> BurstResult {
@@ -76,12 +201,46 @@ pub async fn run(config: BurstConfig, live: Arc<Live>) -> BurstResult {
         config
             .secret
             .as_deref()
-            .map(|s| mint_tokens(s, config.users, 3600))
+            .map(|s| mint_tokens(s, config.first_user, config.users, 3600))
             .unwrap_or_default(),
     );
-    let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
-    let url = format!("{}/buy", config.base.trim_end_matches('/'));
+    let mut all = match config.rate {
+        Some(rate) => open_loop(&config, rate, live, tokens).await,
+        None => closed_loop(&config, live, tokens).await,
+    };
+    all.elapsed = started.elapsed();
+    all
+}
+
+/// The `i`-th buy of the run, sent; its record with the latency counted from `due`.
+async fn send(
+    config: &BurstConfig,
+    client: &reqwest::Client,
+    url: &str,
+    tokens: &[String],
+    i: usize,
+    live: &Live,
+    due: Instant,
+) -> (RequestRecord, Duration) {
+    let (user, item) = pick(config.seed, i, config.users, config.items);
+    let buyer = match tokens.get(user as usize) {
+        Some(t) => Buyer::Token(t),
+        None => Buyer::Claimed(config.first_user + user),
+    };
+    let mut record = buy_once(client, url, buyer, item, None, live).await;
+    let latency = due.elapsed();
+    record.latency_ms = latency.as_secs_f64() * 1000.0;
+    (record, latency)
+}
+
+async fn closed_loop(
+    config: &BurstConfig,
+    live: Arc<Live>,
+    tokens: Arc<Vec<String>>,
+) -> BurstResult {
+    let next = Arc::new(AtomicU64::new(0));
+    let url: Arc<str> = format!("{}/buy", config.base.trim_end_matches('/')).into();
     let tasks: Vec<_> = (0..config.connections.max(1))
         .map(|_| {
             let (config, live, next, tokens, url) = (
@@ -92,59 +251,16 @@ pub async fn run(config: BurstConfig, live: Arc<Live>) -> BurstResult {
                 url.clone(),
             );
             tokio::spawn(async move {
-                let client = reqwest::Client::builder()
-                    .pool_max_idle_per_host(1)
-                    .timeout(Duration::from_secs(30))
-                    .build()
-                    .unwrap_or_default();
+                let client = client(1);
                 let mut out = BurstResult::default();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed) as usize;
                     if i >= config.buys {
                         return out;
                     }
-                    let (user, item) = pick(config.seed, i, config.users, config.items);
-                    let req = match tokens.get(user as usize - 1) {
-                        Some(t) => client
-                            .post(&url)
-                            .bearer_auth(t)
-                            .json(&json!({"item_id": item, "qty": 1})),
-                        None => client
-                            .post(&url)
-                            .json(&json!({"item_id": item, "qty": 1, "user_id": user})),
-                    };
-                    live.sent.fetch_add(1, Ordering::Relaxed);
-                    let t = Instant::now();
-                    let status = match req.send().await {
-                        Ok(r) => {
-                            let status = r.status().as_u16();
-                            let body: serde_json::Value = r.json().await.unwrap_or_default();
-                            out.latencies.record(t.elapsed());
-                            if (200..300).contains(&status) {
-                                match body["request_id"].as_str().and_then(|s| s.parse().ok()) {
-                                    Some(id) => {
-                                        out.accepted.push(id);
-                                        live.accepted.fetch_add(1, Ordering::Relaxed);
-                                    }
-                                    None => {
-                                        live.errors.fetch_add(1, Ordering::Relaxed);
-                                    }
-                                }
-                            } else if status == 410 {
-                                live.sold_out.fetch_add(1, Ordering::Relaxed);
-                            } else if status == 409 {
-                                live.duplicates.fetch_add(1, Ordering::Relaxed);
-                            } else {
-                                live.errors.fetch_add(1, Ordering::Relaxed);
-                            }
-                            status
-                        }
-                        Err(_) => {
-                            live.errors.fetch_add(1, Ordering::Relaxed);
-                            0
-                        }
-                    };
-                    *out.statuses.entry(status).or_default() += 1;
+                    let (r, latency) =
+                        send(&config, &client, &url, &tokens, i, &live, Instant::now()).await;
+                    out.add(r, latency);
                 }
             })
         })
@@ -152,13 +268,51 @@ pub async fn run(config: BurstConfig, live: Arc<Live>) -> BurstResult {
     let mut all = BurstResult::default();
     for t in tasks {
         if let Ok(r) = t.await {
-            all.accepted.extend(r.accepted);
-            all.latencies.extend(r.latencies);
-            for (s, n) in r.statuses {
-                *all.statuses.entry(s).or_default() += n;
-            }
+            all.merge(r);
         }
     }
-    all.elapsed = started.elapsed();
+    all
+}
+
+async fn open_loop(
+    config: &BurstConfig,
+    rate: f64,
+    live: Arc<Live>,
+    tokens: Arc<Vec<String>>,
+) -> BurstResult {
+    let url: Arc<str> = format!("{}/buy", config.base.trim_end_matches('/')).into();
+    let client = client(config.connections);
+    // Bounds the requests in flight (and so the sockets); a buy that waits for a slot still
+    // counts its latency from when it was due.
+    let slots = Arc::new(Semaphore::new(config.connections.max(1)));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let start = Instant::now();
+    let interval = Duration::from_secs_f64(1.0 / rate.max(0.001));
+    let config = Arc::new(config.clone());
+    for i in 0..config.buys {
+        let due = start + interval.mul_f64(i as f64);
+        tokio::time::sleep_until(due.into()).await;
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            break;
+        };
+        let (config, client, url, tokens, live, tx) = (
+            config.clone(),
+            client.clone(),
+            url.clone(),
+            tokens.clone(),
+            live.clone(),
+            tx.clone(),
+        );
+        tokio::spawn(async move {
+            let answer = send(&config, &client, &url, &tokens, i, &live, due).await;
+            drop(slot);
+            let _ = tx.send(answer);
+        });
+    }
+    drop(tx);
+    let mut all = BurstResult::default();
+    while let Some((r, latency)) = rx.recv().await {
+        all.add(r, latency);
+    }
     all
 }

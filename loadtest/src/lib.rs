@@ -1,6 +1,7 @@
 //! Shared pieces of the perf tools and the demo.
 
 pub mod bench_db;
+pub mod bot;
 pub mod burst;
 pub mod chart;
 pub mod direct;

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{api, broker, create_topic, order_worker, spawn_until_aborted, TestDb};
+use common::{api, order_worker, sale_fixture, spawn_until_aborted, TestDb};
 use serde_json::json;
 use services::api::auth::TokenKeys;
 use services::api::{ApiConfig, RunningApi};
@@ -37,13 +37,7 @@ async fn spawn_worker(
 }
 
 async fn stack(items: &[(i64, i32)], load_test_mode: bool) -> Stack {
-    let db = TestDb::new().await;
-    for (id, stock) in items {
-        db.item(*id, *stock).await;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let b = broker(dir.path());
-    create_topic(&b, "seckill", 6);
+    let (db, dir, b) = sale_fixture(items, 6).await;
     let worker = Some(spawn_worker(&b.addr, db.pool.clone()).await);
     let api = api(
         ApiConfig {
@@ -51,6 +45,7 @@ async fn stack(items: &[(i64, i32)], load_test_mode: bool) -> Stack {
             jwt_secret: SECRET.into(),
             load_test_mode,
             items_refresh: Duration::from_millis(100),
+            limits: services::api::limits::RateLimits::off(),
             ..ApiConfig::default()
         },
         db.pool.clone(),
@@ -118,6 +113,7 @@ impl Stack {
                 bootstrap: self.broker.addr.clone(),
                 jwt_secret: SECRET.into(),
                 items_refresh: Duration::from_millis(100),
+                limits: services::api::limits::RateLimits::off(),
                 ..ApiConfig::default()
             },
             self.db.pool.clone(),
@@ -284,6 +280,7 @@ async fn repeat_buyers_idempotency_keys_and_bad_requests() {
         ApiConfig {
             bootstrap: s.broker.addr.clone(),
             jwt_secret: SECRET.into(),
+            limits: services::api::limits::RateLimits::off(),
             ..ApiConfig::default()
         },
         s.db.pool.clone(),
@@ -482,6 +479,7 @@ async fn an_unreachable_queue_is_a_503_never_a_false_202() {
             bootstrap: format!("127.0.0.1:{port}"),
             jwt_secret: SECRET.into(),
             enqueue_timeout: Duration::from_millis(3000),
+            limits: services::api::limits::RateLimits::off(),
             ..ApiConfig::default()
         },
         db.pool.clone(),
@@ -551,6 +549,31 @@ async fn load_test_mode_takes_the_user_from_the_body_only_when_switched_on() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401, "no token and no user id");
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_buyer_firing_the_same_buy_at_once_gets_one_202() {
+    let s = stack(&[(3020, 100)], false).await;
+    let c = reqwest::Client::new();
+    let token = s.keys.mint(55, 600);
+    // Twenty buys of one item by one user, each with its own key, all in flight together.
+    let answers = futures_util::future::join_all((0..20).map(|i| {
+        c.post(format!("{}/buy", s.base))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", format!("k{i}"))
+            .json(&json!({"item_id": 3020}))
+            .send()
+    }))
+    .await;
+    let mut codes: Vec<u16> = answers
+        .iter()
+        .map(|r| r.as_ref().unwrap().status().as_u16())
+        .collect();
+    codes.sort_unstable();
+    assert_eq!(codes.iter().filter(|&&c| c == 202).count(), 1, "{codes:?}");
+    assert_eq!(codes.iter().filter(|&&c| c == 409).count(), 19, "{codes:?}");
+    assert_eq!(s.queued(), 1, "the duplicates never reached the queue");
     s.finish().await;
 }
 
@@ -679,6 +702,7 @@ async fn readiness_follows_the_broker_and_the_database() {
         ApiConfig {
             bootstrap: format!("127.0.0.1:{port}"),
             jwt_secret: SECRET.into(),
+            limits: services::api::limits::RateLimits::off(),
             ..ApiConfig::default()
         },
         s.db.pool.clone(),

@@ -83,6 +83,18 @@ fn bad_settings_are_refused_at_start_with_the_reason() {
     );
     assert!(err.contains("--listen"), "{err}");
     let err = refuses(
+        api,
+        &["--rate-per-user", "5/0"],
+        &[url, ("JWT_SECRET", SECRET)],
+    );
+    assert!(err.contains("RATE/BURST"), "{err}");
+    let err = refuses(
+        api,
+        &["--purchase-token-ttl-ms", "0"],
+        &[url, ("JWT_SECRET", SECRET)],
+    );
+    assert!(err.contains("purchase token lifetime"), "{err}");
+    let err = refuses(
         env!("CARGO_BIN_EXE_order-worker"),
         &["--max-batch", "0"],
         &[url],
@@ -143,6 +155,7 @@ async fn the_inference_worker_binary_serves_survives_sigkill_and_exits_0_on_sigt
             bootstrap: b.addr.clone(),
             jwt_secret: SECRET.into(),
             replies: ReplyConfig::new(&b.addr),
+            limits: services::api::limits::RateLimits::off(),
             ..ApiConfig::default()
         },
         db.pool.clone(),

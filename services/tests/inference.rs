@@ -71,6 +71,7 @@ fn api_config(bootstrap: &str, partition: Option<i32>) -> ApiConfig {
             partition,
             ..ReplyConfig::new(bootstrap)
         },
+        limits: services::api::limits::RateLimits::off(),
         ..ApiConfig::default()
     }
 }

@@ -295,6 +295,7 @@ async fn demo(args: Args) -> anyhow::Result<bool> {
             bootstrap: broker.addr.clone(),
             jwt_secret: secret.clone(),
             items_refresh: Duration::from_millis(200),
+            limits: services::api::limits::RateLimits::off(),
             ..ApiConfig::default()
         },
         pool.clone(),
@@ -311,9 +312,11 @@ async fn demo(args: Args) -> anyhow::Result<bool> {
     let config = BurstConfig {
         base: base.clone(),
         buys: args.buys,
+        first_user: 1,
         users: args.users,
         items: args.items,
         connections: args.connections,
+        rate: None,
         secret: Some(secret.clone()),
         seed: args.seed,
     };

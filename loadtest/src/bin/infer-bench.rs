@@ -105,6 +105,7 @@ async fn main() -> anyhow::Result<()> {
             ApiConfig {
                 bootstrap: broker.addr.clone(),
                 jwt_secret: SECRET.into(),
+                limits: services::api::limits::RateLimits::off(),
                 ..ApiConfig::default()
             },
             db.pool.clone(),

@@ -111,6 +111,7 @@ async fn ingest(args: &Args, requests: usize, connections: usize) -> anyhow::Res
         ApiConfig {
             bootstrap: broker.addr.clone(),
             jwt_secret: secret.into(),
+            limits: services::api::limits::RateLimits::off(),
             ..ApiConfig::default()
         },
         db.pool.clone(),

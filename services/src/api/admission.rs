@@ -20,7 +20,9 @@
 //!
 //! A buyer's second buy of an item through this instance is refused at once (the worker would
 //! reject it as a duplicate, and meanwhile it would hold units other buyers could have): the
-//! instance remembers which request of each (user, item) it admitted. A retry of that same
+//! instance remembers which request of each (user, item) it admitted, and which one it is
+//! enqueueing right now (a script firing the same buy many times at once gets one through, not
+//! one per connection). A retry of that same
 //! request (same Idempotency-Key, so the same request id) is not a duplicate: it is enqueued
 //! again, holds no units, and the worker applies the id once.
 //!
@@ -58,8 +60,42 @@ pub enum Refusal {
 /// to the worker (which rejects them) rather than grow memory without bound.
 const MAX_REMEMBERED_BUYERS: usize = 1_000_000;
 
-#[derive(Debug, Default, Clone, Copy)]
+/// An item on sale, as the last refresh read it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SaleItem {
+    pub id: i64,
+    pub name: String,
+    pub initial_stock: i64,
+    /// Opening and closing times, ms since the epoch (`None`: no bound).
+    pub sale_start_ms: Option<i64>,
+    pub sale_end_ms: Option<i64>,
+    /// `/buy` needs a purchase token for this item.
+    pub require_token: bool,
+}
+
+impl SaleItem {
+    /// Where the sale stands at `now_ms`.
+    pub fn window(&self, now_ms: i64) -> Window {
+        match (self.sale_start_ms, self.sale_end_ms) {
+            (Some(start), _) if now_ms < start => Window::NotYet(start),
+            (_, Some(end)) if now_ms >= end => Window::Ended(end),
+            _ => Window::Open,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    /// Opens at this time (ms).
+    NotYet(i64),
+    Open,
+    /// Closed at this time (ms).
+    Ended(i64),
+}
+
+#[derive(Debug, Clone)]
 struct Budget {
+    item: SaleItem,
     stock_left: i64,
     peers_queued: i64,
     /// Units this instance may admit until the next refresh: its share of the headroom.
@@ -83,6 +119,9 @@ struct State {
     published: HashSet<i64>,
     /// The request this instance admitted for each (user, item).
     admitted: HashMap<(i64, i64), Uuid>,
+    /// The request of each (user, item) being enqueued right now: a second, concurrent buy by
+    /// the same user is a duplicate as much as a later one.
+    in_flight: HashMap<(i64, i64), Uuid>,
     refreshed: bool,
 }
 
@@ -136,6 +175,31 @@ impl Admission {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The item `id`, if it is on sale.
+    pub fn item(&self, id: i64) -> Option<SaleItem> {
+        self.lock().items.get(&id).map(|b| b.item.clone())
+    }
+
+    /// Every item on sale with the units the API still admits (approximate: this instance's
+    /// view), by id.
+    pub fn items(&self) -> Vec<(SaleItem, i64, i64)> {
+        let st = self.lock();
+        let mut v: Vec<(SaleItem, i64, i64)> = st
+            .items
+            .values()
+            .map(|b| {
+                let mine = st.mine.get(&b.item.id).copied().unwrap_or(0);
+                (
+                    b.item.clone(),
+                    b.stock_left,
+                    (b.stock_left - b.peers_queued - mine).max(0),
+                )
+            })
+            .collect();
+        v.sort_unstable_by_key(|(i, _, _)| i.id);
+        v
+    }
+
     /// Reserves `units` of `item` for `user`'s buy `request`, about to be enqueued.
     pub fn reserve(
         &self,
@@ -145,10 +209,14 @@ impl Admission {
         request: Uuid,
     ) -> Result<Reservation<'_>, Refusal> {
         let mut st = self.lock();
-        let Some(&budget) = st.items.get(&item) else {
+        let Some(budget) = st.items.get(&item).cloned() else {
             return Err(Refusal::UnknownItem);
         };
-        match st.admitted.get(&(user, item)) {
+        match st
+            .admitted
+            .get(&(user, item))
+            .or_else(|| st.in_flight.get(&(user, item)))
+        {
             // The same request again (a retry): it holds no second set of units.
             Some(&earlier) if earlier == request => {
                 return Ok(Reservation {
@@ -172,6 +240,7 @@ impl Admission {
             return Err(Refusal::Claimed);
         }
         *mine += units;
+        st.in_flight.insert((user, item), request);
         Ok(Reservation {
             admission: self,
             item,
@@ -184,22 +253,6 @@ impl Admission {
     /// Whether the first refresh happened (before it, every item is unknown).
     pub fn is_ready(&self) -> bool {
         self.lock().refreshed
-    }
-
-    /// Units left to admit per item, as this instance sees them (for `/items` and the
-    /// dashboard).
-    pub fn available(&self) -> Vec<(i64, i64)> {
-        let st = self.lock();
-        let mut v: Vec<(i64, i64)> = st
-            .items
-            .iter()
-            .map(|(&id, b)| {
-                let mine = st.mine.get(&id).copied().unwrap_or(0);
-                (id, (b.stock_left - b.peers_queued - mine).max(0))
-            })
-            .collect();
-        v.sort_unstable();
-        v
     }
 
     /// Units queued by this instance and not decided yet.
@@ -242,7 +295,7 @@ impl Admission {
             publish.sort_unstable();
             publish.into_iter().unzip()
         };
-        let rows: Vec<(i64, i32, i64, i64)> = sqlx::query_as(
+        let rows: Vec<ItemRow> = sqlx::query_as(
             "WITH published AS ( \
                  INSERT INTO api_admission AS a (instance_id, item_id, units, updated_at) \
                  SELECT $1, i, u, now() FROM UNNEST($2::bigint[], $3::bigint[]) AS t(i, u) \
@@ -254,9 +307,13 @@ impl Admission {
                    AND updated_at > (SELECT max(updated_at) FROM api_admission) \
                                     - make_interval(secs => $4) \
              ) \
-             SELECT i.id, i.stock, \
-                 COALESCE((SELECT sum(f.units) FROM fresh f WHERE f.item_id = i.id), 0)::bigint, \
-                 (SELECT count(DISTINCT f.instance_id) FROM fresh f)::bigint \
+             SELECT i.id, i.name, i.initial_stock, i.stock, \
+                 (extract(epoch FROM i.sale_start) * 1000)::bigint AS sale_start_ms, \
+                 (extract(epoch FROM i.sale_end) * 1000)::bigint AS sale_end_ms, \
+                 i.require_token, \
+                 COALESCE((SELECT sum(f.units) FROM fresh f WHERE f.item_id = i.id), 0)::bigint \
+                     AS peers_queued, \
+                 (SELECT count(DISTINCT f.instance_id) FROM fresh f)::bigint AS live_peers \
              FROM items i",
         )
         .bind(self.instance)
@@ -282,15 +339,23 @@ impl Admission {
         }
         let items = rows
             .into_iter()
-            .map(|(id, stock, peers, live_peers)| {
-                let mine = st.mine.get(&id).copied().unwrap_or(0);
-                let headroom = (stock as i64 - peers - mine).max(0);
-                let instances = live_peers + 1;
+            .map(|r| {
+                let mine = st.mine.get(&r.id).copied().unwrap_or(0);
+                let headroom = (r.stock as i64 - r.peers_queued - mine).max(0);
+                let instances = r.live_peers + 1;
                 (
-                    id,
+                    r.id,
                     Budget {
-                        stock_left: stock as i64,
-                        peers_queued: peers,
+                        item: SaleItem {
+                            id: r.id,
+                            name: r.name,
+                            initial_stock: r.initial_stock as i64,
+                            sale_start_ms: r.sale_start_ms,
+                            sale_end_ms: r.sale_end_ms,
+                            require_token: r.require_token,
+                        },
+                        stock_left: r.stock as i64,
+                        peers_queued: r.peers_queued,
                         share: (headroom + instances - 1) / instances,
                         mine_at_refresh: mine,
                     },
@@ -343,6 +408,20 @@ impl Admission {
     }
 }
 
+/// One item as the refresh reads it.
+#[derive(Debug, sqlx::FromRow)]
+struct ItemRow {
+    id: i64,
+    name: String,
+    initial_stock: i32,
+    stock: i32,
+    sale_start_ms: Option<i64>,
+    sale_end_ms: Option<i64>,
+    require_token: bool,
+    peers_queued: i64,
+    live_peers: i64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RefreshError {
     #[error("read the workers' committed offsets: {0}")]
@@ -375,6 +454,7 @@ impl Reservation<'_> {
                 .insert((partition, offset), (self.item, self.units));
         }
         if let Some((user, request)) = self.admit {
+            st.in_flight.remove(&(user, self.item));
             if st.admitted.len() < MAX_REMEMBERED_BUYERS {
                 st.admitted.insert((user, self.item), request);
             }
@@ -386,8 +466,13 @@ impl Reservation<'_> {
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
         if !self.done {
-            if let Some(m) = self.admission.lock().mine.get_mut(&self.item) {
+            let mut st = self.admission.lock();
+            if let Some(m) = st.mine.get_mut(&self.item) {
                 *m -= self.units;
+            }
+            // Not queued: the buyer may try again (with this request or another).
+            if let Some((user, _)) = self.admit {
+                st.in_flight.remove(&(user, self.item));
             }
         }
     }

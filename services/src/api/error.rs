@@ -14,6 +14,9 @@ use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
+use super::limits::Limited;
+use super::purchase_token::TokenProblem;
+
 /// The request a failed enqueue was about, so the client can retry it or look it up.
 #[derive(Debug, Clone, Serialize)]
 pub struct Pending {
@@ -43,6 +46,30 @@ pub enum ApiError {
     /// The buyer already has another buy of this item queued or decided.
     #[error("you already bought item {item} (request {request_id}); one per buyer")]
     Duplicate { item: i64, request_id: Uuid },
+    /// The sale of the item opens later (ms since the epoch): nothing enqueued.
+    #[error("the sale of item {item} has not opened yet")]
+    NotOpenYet { item: i64, opens_at_ms: i64 },
+    /// The sale of the item is over.
+    #[error("the sale of item {item} has ended")]
+    SaleEnded { item: i64 },
+    /// Over a rate limit: nothing enqueued; retry after the given time.
+    #[error("too many requests (the {} limit); retry later", limit.as_str())]
+    RateLimited {
+        limit: Limited,
+        retry_after: std::time::Duration,
+    },
+    /// The item requires a purchase token and none came.
+    #[error(
+        "this item needs a purchase token: GET /items/{item}/token, then send it as purchase_token"
+    )]
+    TokenRequired { item: i64 },
+    /// The purchase token does not let this buy through.
+    #[error("{}", match .0 {
+        TokenProblem::Expired => "the purchase token has expired: get a new one",
+        TokenProblem::NotYours => "the purchase token was not issued for this user and item",
+        TokenProblem::Malformed => "the purchase token is malformed",
+    })]
+    TokenRejected(TokenProblem),
     /// An inference request with this UUID exists with another body.
     #[error("uuid {0} is taken by a request with another body")]
     UuidInUse(Uuid),
@@ -96,6 +123,11 @@ impl ApiError {
             ApiError::SoldOut { .. } | ApiError::Claimed { .. } => StatusCode::GONE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Duplicate { .. } | ApiError::UuidInUse(_) => StatusCode::CONFLICT,
+            ApiError::NotOpenYet { .. } => StatusCode::TOO_EARLY,
+            ApiError::SaleEnded { .. } => StatusCode::GONE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TokenRequired { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::TokenRejected(_) => StatusCode::FORBIDDEN,
             ApiError::NotAccepted { .. }
             | ApiError::OutcomeUnknown { .. }
             | ApiError::Unavailable(_)
@@ -115,6 +147,12 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::Duplicate { .. } => "duplicate",
             ApiError::UuidInUse(_) => "uuid_conflict",
+            ApiError::NotOpenYet { .. } => "not_open",
+            ApiError::SaleEnded { .. } => "sale_ended",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::TokenRequired { .. } => "purchase_token_required",
+            ApiError::TokenRejected(TokenProblem::Expired) => "purchase_token_expired",
+            ApiError::TokenRejected(_) => "purchase_token_invalid",
             ApiError::NotAccepted { .. } => "not_accepted",
             ApiError::OutcomeUnknown { .. } => "outcome_unknown",
             ApiError::Unavailable(_) | ApiError::RepliesNotReady => "unavailable",
@@ -166,9 +204,34 @@ impl IntoResponse for ApiError {
                 map.extend(extra);
             }
         }
-        // Worth trying again shortly: the queue may take it, or claimed units may come back.
-        if status == StatusCode::SERVICE_UNAVAILABLE || matches!(self, ApiError::Claimed { .. }) {
-            return (status, [(header::RETRY_AFTER, "1")], Json(body)).into_response();
+        if let (ApiError::NotOpenYet { opens_at_ms, .. }, Some(map)) = (&self, body.as_object_mut())
+        {
+            map.insert("opens_at_ms".into(), (*opens_at_ms).into());
+        }
+        if let (ApiError::RateLimited { limit, .. }, Some(map)) = (&self, body.as_object_mut()) {
+            map.insert("limit".into(), limit.as_str().into());
+        }
+        // When to try again: after the wait a limit asks for, when the sale opens, or shortly
+        // (the queue may take it; claimed units may come back).
+        let retry_after = match &self {
+            ApiError::RateLimited { retry_after, .. } => {
+                Some(retry_after.as_secs_f64().ceil().max(1.0) as u64)
+            }
+            ApiError::NotOpenYet { opens_at_ms, .. } => {
+                let left = (opens_at_ms - shared::time::now_ms()).max(0) as f64 / 1000.0;
+                Some(left.ceil().max(1.0) as u64)
+            }
+            ApiError::Claimed { .. } => Some(1),
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => Some(1),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            return (
+                status,
+                [(header::RETRY_AFTER, secs.to_string())],
+                Json(body),
+            )
+                .into_response();
         }
         (status, Json(body)).into_response()
     }

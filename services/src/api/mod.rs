@@ -6,6 +6,8 @@
 //! - [`enqueue`]: the producer, and the three outcomes of an enqueue (acked, certainly not
 //!   queued, unknown).
 //! - [`admission`]: stop accepting an item once the queue claims its stock.
+//! - [`limits`]: per-user, per-address and global rate limits, so a script cannot take the sale.
+//! - [`purchase_token`]: short-lived signed tokens that tie a buy to a signed-in user and item.
 //! - [`receipt`]: signed receipts, so any instance can say "queued" for a 202'd buy.
 //! - [`auth`]: the bearer-token extractor (HS256), and the explicit load-test mode.
 //! - [`error`]: one error type, mapped once to HTTP statuses and a JSON body.
@@ -15,6 +17,8 @@ pub mod admission;
 pub mod auth;
 pub mod enqueue;
 pub mod error;
+pub mod limits;
+pub mod purchase_token;
 pub mod receipt;
 pub mod routes;
 pub mod server;
@@ -38,6 +42,9 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024;
 pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/buy", post(routes::buy::buy))
+        .route("/items", get(routes::items::list))
+        .route("/items/{id}", get(routes::items::one))
+        .route("/items/{id}/token", get(routes::items::token))
         .route("/orders/{request_id}", get(routes::orders::order_status))
         .route(
             "/infer",

@@ -69,9 +69,12 @@ impl Api {
         tasks.spawn(state.clone().run_item_refresh(shutdown.clone()));
         tasks.spawn(state.replies.clone().run(shutdown.clone()));
         tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "order API listening");
-        let served = axum::serve(listener, super::app(state))
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .await;
+        let served = axum::serve(
+            listener,
+            super::app(state).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await;
         tasks.shutdown().await;
         served.map_err(ApiStartError::Serve)
     }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use sqlx::PgPool;
@@ -16,6 +17,8 @@ use tokio_util::sync::CancellationToken;
 use super::admission::Admission;
 use super::auth::TokenKeys;
 use super::enqueue::DurableProducer;
+use super::limits::{Limiters, RateLimits};
+use super::purchase_token::PurchaseTokens;
 use super::receipt::Receipts;
 use crate::inference::replies::{ReplyConfig, ReplyRouter};
 
@@ -37,6 +40,12 @@ pub struct ApiConfig {
     /// The order workers' consumer group: its committed offsets say which queued buys are
     /// decided.
     pub worker_group: String,
+    /// Rate limits on `/buy` (per user, per address, per instance).
+    pub limits: RateLimits,
+    /// Take the client's address from `X-Forwarded-For` (only behind a proxy that sets it).
+    pub trust_forwarded_for: bool,
+    /// How long a purchase token from `GET /items/{id}/token` is good for.
+    pub purchase_token_ttl: Duration,
     pub inference_topic: String,
     /// Longest `?wait_ms=` honoured on `POST /infer`.
     pub infer_max_wait: Duration,
@@ -58,6 +67,9 @@ impl Default for ApiConfig {
             enqueue_timeout: Duration::from_secs(5),
             items_refresh: Duration::from_millis(250),
             worker_group: "order-workers".into(),
+            limits: RateLimits::default(),
+            trust_forwarded_for: false,
+            purchase_token_ttl: Duration::from_secs(60),
             inference_topic: shared::topics::INFERENCE_REQUESTS.into(),
             infer_max_wait: Duration::from_secs(30),
             infer_deadline: Duration::from_secs(60),
@@ -117,6 +129,10 @@ impl ApiConfig {
         if self.worker_group.is_empty() {
             return bad("the worker group must not be empty");
         }
+        if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&self.purchase_token_ttl)
+        {
+            return bad("the purchase token lifetime must be within 1..=3600 s");
+        }
         Ok(())
     }
 }
@@ -127,19 +143,59 @@ pub struct ResponseLabel {
     pub status: u16,
 }
 
+/// A label with one value: which limit, or why admission refused.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: &'static str,
+}
+
 #[derive(Debug)]
 pub struct ApiMetrics {
     pub registry: Registry,
     pub responses: Family<ResponseLabel, Counter>,
     /// Time from a valid buy to the queue's acknowledgement.
     pub enqueue_seconds: Histogram,
+    /// Buys refused by a rate limit, by limit (`user`, `address`, `global`).
+    pub rate_limited: Family<KindLabel, Counter>,
+    /// Buys admission refused before the queue, by reason (`sold_out`, `claimed`, `duplicate`,
+    /// `not_open`, `ended`, `token`).
+    pub refused: Family<KindLabel, Counter>,
 }
 
 impl ApiMetrics {
-    fn new() -> Self {
+    fn new(limits: &RateLimits) -> Self {
         let mut registry = Registry::with_prefix("order_api");
+        // The limits in force, beside their hits: a dashboard shows both.
+        let limit_rate = Family::<KindLabel, Gauge>::default();
+        let limit_burst = Family::<KindLabel, Gauge>::default();
+        for (kind, limit) in [
+            ("user", limits.per_user),
+            ("address", limits.per_address),
+            ("global", limits.global),
+        ] {
+            if let Some(l) = limit {
+                limit_rate
+                    .get_or_create(&KindLabel { kind })
+                    .set(l.rate as i64);
+                limit_burst
+                    .get_or_create(&KindLabel { kind })
+                    .set(l.burst as i64);
+            }
+        }
+        registry.register(
+            "rate_limit_per_second",
+            "Rate limit in force on /buy, requests per second, by limit (absent: off)",
+            limit_rate,
+        );
+        registry.register(
+            "rate_limit_burst",
+            "Burst allowed by each rate limit on /buy",
+            limit_burst,
+        );
         let responses = Family::<ResponseLabel, Counter>::default();
         let enqueue_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 18));
+        let rate_limited = Family::<KindLabel, Counter>::default();
+        let refused = Family::<KindLabel, Counter>::default();
         registry.register(
             "responses",
             "HTTP responses by route and status",
@@ -150,11 +206,27 @@ impl ApiMetrics {
             "From a valid buy to the broker's acknowledgement",
             enqueue_seconds.clone(),
         );
+        registry.register(
+            "rate_limited",
+            "Buys refused by a rate limit (429), by limit",
+            rate_limited.clone(),
+        );
+        registry.register(
+            "admission_refused",
+            "Buys refused before the queue, by reason",
+            refused.clone(),
+        );
         ApiMetrics {
             registry,
             responses,
             enqueue_seconds,
+            rate_limited,
+            refused,
         }
+    }
+
+    pub fn count_refused(&self, kind: &'static str) {
+        self.refused.get_or_create(&KindLabel { kind }).inc();
     }
 }
 
@@ -164,6 +236,8 @@ pub struct AppState {
     pub pool: PgPool,
     pub keys: TokenKeys,
     pub receipts: Receipts,
+    pub purchase_tokens: PurchaseTokens,
+    pub limiters: Limiters,
     pub admission: Admission,
     pub replies: Arc<ReplyRouter>,
     pub metrics: ApiMetrics,
@@ -197,12 +271,14 @@ impl AppState {
         let state = Arc::new(AppState {
             keys: TokenKeys::new(config.jwt_secret.as_bytes()),
             receipts: Receipts::new(config.jwt_secret.as_bytes()),
+            purchase_tokens: PurchaseTokens::new(config.jwt_secret.as_bytes()),
+            limiters: Limiters::new(config.limits),
+            metrics: ApiMetrics::new(&config.limits),
             config,
             producer,
             pool,
             admission,
             replies,
-            metrics: ApiMetrics::new(),
         });
         if let Err(e) = state.admission.refresh(&state.pool).await {
             tracing::warn!(error = %e, "could not read the sale's items yet");
@@ -224,6 +300,9 @@ impl AppState {
                 tracing::warn!(error = %e, "admission refresh failed; keeping the last view");
             }
             ticks += 1;
+            if ticks % 40 == 0 {
+                self.limiters.shrink();
+            }
             if ticks % 240 == 0 {
                 if let Err(e) = Admission::forget_stopped_instances(&self.pool).await {
                     tracing::debug!(error = %e, "could not clean up stopped instances");

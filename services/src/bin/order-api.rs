@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use services::api::limits::{Limit, RateLimits};
 use services::api::{Api, ApiConfig};
 use services::db;
 use services::inference::replies::ReplyConfig;
@@ -39,9 +40,31 @@ struct Args {
     /// The partition of `inference.replies` this instance reads (default: one at random).
     #[arg(long, env = "API_REPLY_PARTITION")]
     reply_partition: Option<i32>,
+    /// Buys (and purchase tokens) per second per user, as RATE/BURST, or `off`.
+    #[arg(long, env = "API_RATE_PER_USER", default_value = "5/10", value_parser = limit)]
+    rate_per_user: std::option::Option<Limit>,
+    /// Per client address (see --trust-forwarded-for), as RATE/BURST, or `off`.
+    #[arg(long, env = "API_RATE_PER_ADDRESS", default_value = "1000/2000", value_parser = limit)]
+    rate_per_address: std::option::Option<Limit>,
+    /// For this whole instance, as RATE/BURST, or `off`.
+    #[arg(long, env = "API_RATE_GLOBAL", default_value = "off", value_parser = limit)]
+    rate_global: std::option::Option<Limit>,
+    /// Take the client address from the last `X-Forwarded-For` entry (only behind a proxy that
+    /// appends it; otherwise clients could pick their own address).
+    #[arg(long, env = "API_TRUST_FORWARDED_FOR", default_value_t = false)]
+    trust_forwarded_for: bool,
+    /// How long a purchase token from `GET /items/{id}/token` is good for.
+    #[arg(long, env = "API_PURCHASE_TOKEN_TTL_MS", default_value_t = 60_000)]
+    purchase_token_ttl_ms: u64,
     /// Partitions of the inference topics when this instance creates them.
     #[arg(long, env = "API_INFERENCE_PARTITIONS", default_value_t = 6)]
     inference_partitions: i32,
+}
+
+/// Parses a rate limit flag. The fields spell `std::option::Option` so clap takes `None`
+/// ("off") as a value rather than as "flag absent".
+fn limit(s: &str) -> Result<Option<Limit>, String> {
+    Limit::parse(s)
 }
 
 #[tokio::main]
@@ -54,6 +77,13 @@ async fn main() -> anyhow::Result<()> {
         jwt_secret: args.jwt_secret,
         load_test_mode: args.load_test_mode,
         enqueue_timeout: Duration::from_millis(args.enqueue_timeout_ms),
+        limits: RateLimits {
+            per_user: args.rate_per_user,
+            per_address: args.rate_per_address,
+            global: args.rate_global,
+        },
+        trust_forwarded_for: args.trust_forwarded_for,
+        purchase_token_ttl: Duration::from_millis(args.purchase_token_ttl_ms),
         infer_max_wait: Duration::from_millis(args.infer_max_wait_ms),
         infer_deadline: Duration::from_millis(args.infer_deadline_ms),
         replies: ReplyConfig {

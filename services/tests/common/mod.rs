@@ -173,6 +173,22 @@ pub(crate) async fn api(config: ApiConfig, pool: PgPool) -> RunningApi {
     Api::bind(config, pool).await.unwrap().spawn()
 }
 
+/// A fresh database with the sale `items` (id, stock) and a broker with the order topic in
+/// `partitions`: what the API tests start from.
+pub(crate) async fn sale_fixture(
+    items: &[(i64, i32)],
+    partitions: i32,
+) -> (TestDb, tempfile::TempDir, EmbeddedBroker) {
+    let db = TestDb::new().await;
+    for (id, stock) in items {
+        db.item(*id, *stock).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path());
+    create_topic(&b, "seckill", partitions);
+    (db, dir, b)
+}
+
 pub(crate) fn create_topic(b: &EmbeddedBroker, name: &str, partitions: i32) {
     let topics = &b.broker().topics;
     topics

@@ -1,5 +1,6 @@
-//! `POST /buy {item_id, qty}`: validate, admit (refuse an item whose stock the queue already
-//! claims, without enqueueing), enqueue the order event (keyed by item, idempotent producer,
+//! `POST /buy {item_id, qty, purchase_token?}`: limit (429 over the caller's rate), validate,
+//! check the sale window (425 before, 410 after) and the purchase token where the item requires
+//! one, admit (refuse an item whose stock the queue already claims, without enqueueing), enqueue the order event (keyed by item, idempotent producer,
 //! acks=all) and answer 202 only once the broker acknowledged it.
 //!
 //! Every answer is true, also under failure:
@@ -23,10 +24,11 @@ use serde::{Deserialize, Serialize};
 use shared::messages::OrderEvent;
 use uuid::Uuid;
 
-use crate::api::admission::Refusal;
+use crate::api::admission::{Refusal, SaleItem, Window};
 use crate::api::auth::MaybeUser;
 use crate::api::enqueue::Enqueued;
 use crate::api::error::{ApiError, Pending};
+use crate::api::limits::ClientAddr;
 use crate::api::receipt::ReceiptKind;
 use crate::api::AppState;
 
@@ -38,6 +40,8 @@ pub struct BuyRequest {
     pub qty: u32,
     /// Only in load-test mode, and only without a token.
     pub user_id: Option<i64>,
+    /// From `GET /items/{id}/token`, for an item that requires one.
+    pub purchase_token: Option<String>,
 }
 
 fn one() -> u32 {
@@ -71,23 +75,66 @@ pub fn status_url(id: Uuid, receipt: &str) -> String {
     format!("/orders/{id}?receipt={receipt}")
 }
 
+/// Who is buying: the bearer token's user, or in load-test mode the body's.
+pub(super) fn buyer(
+    state: &AppState,
+    token_user: Option<i64>,
+    claimed: Option<i64>,
+) -> Result<i64, ApiError> {
+    match (token_user, claimed) {
+        (Some(u), None) => Ok(u),
+        (Some(_), Some(_)) => Err(ApiError::Unprocessable(
+            "user_id comes from the token, not the request".into(),
+        )),
+        (None, Some(u)) if state.config.load_test_mode => Ok(u),
+        (None, _) => Err(ApiError::Unauthorized),
+    }
+}
+
+/// Takes one request of `user` from `address` out of the rate limits, or refuses it (429).
+pub(super) fn within_limits(
+    state: &AppState,
+    user: i64,
+    address: Option<std::net::IpAddr>,
+) -> Result<(), ApiError> {
+    state
+        .limiters
+        .check(user, address)
+        .map_err(|(limit, retry_after)| {
+            state
+                .metrics
+                .rate_limited
+                .get_or_create(&crate::api::state::KindLabel {
+                    kind: limit.as_str(),
+                })
+                .inc();
+            ApiError::RateLimited { limit, retry_after }
+        })
+}
+
+/// Whether `item`'s sale is open at `now_ms` (by this server's clock).
+pub(super) fn sale_open(item: &SaleItem, now_ms: i64) -> Result<(), ApiError> {
+    match item.window(now_ms) {
+        Window::Open => Ok(()),
+        Window::NotYet(opens_at_ms) => Err(ApiError::NotOpenYet {
+            item: item.id,
+            opens_at_ms,
+        }),
+        Window::Ended(_) => Err(ApiError::SaleEnded { item: item.id }),
+    }
+}
+
 pub async fn buy(
     State(state): State<Arc<AppState>>,
     MaybeUser(token_user): MaybeUser,
+    ClientAddr(address): ClientAddr,
     headers: HeaderMap,
     body: Result<Json<BuyRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     let Json(req) = body?;
-    let user_id = match (token_user, req.user_id) {
-        (Some(u), None) => u,
-        (Some(_), Some(_)) => {
-            return Err(ApiError::Unprocessable(
-                "user_id comes from the token, not the body".into(),
-            ))
-        }
-        (None, Some(u)) if state.config.load_test_mode => u,
-        (None, _) => return Err(ApiError::Unauthorized),
-    };
+    let user_id = buyer(&state, token_user, req.user_id)?;
+    // Before any other work: a script over its limit costs little and enqueues nothing.
+    within_limits(&state, user_id, address)?;
     let key = match headers.get("idempotency-key") {
         None => Uuid::new_v4().simple().to_string(),
         Some(v) => v
@@ -112,6 +159,29 @@ pub async fn buy(
     event
         .validate()
         .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    let item = state
+        .admission
+        .item(event.item_id)
+        .ok_or_else(|| ApiError::Unprocessable(format!("unknown item {}", event.item_id)))?;
+    sale_open(&item, event.accepted_at_ms).inspect_err(|e| {
+        state.metrics.count_refused(match e {
+            ApiError::NotOpenYet { .. } => "not_open",
+            _ => "ended",
+        })
+    })?;
+    if item.require_token {
+        let token = req.purchase_token.as_deref().ok_or_else(|| {
+            state.metrics.count_refused("token");
+            ApiError::TokenRequired { item: item.id }
+        })?;
+        state
+            .purchase_tokens
+            .verify(token, user_id, item.id, event.accepted_at_ms)
+            .map_err(|problem| {
+                state.metrics.count_refused("token");
+                ApiError::TokenRejected(problem)
+            })?;
+    }
     let reservation = match state.admission.reserve(
         event.user_id,
         event.item_id,
@@ -126,22 +196,25 @@ pub async fn buy(
             )))
         }
         Err(Refusal::SoldOut) => {
+            state.metrics.count_refused("sold_out");
             return Err(ApiError::SoldOut {
                 item: event.item_id,
                 request_id: event.request_id,
-            })
+            });
         }
         Err(Refusal::Claimed) => {
+            state.metrics.count_refused("claimed");
             return Err(ApiError::Claimed {
                 item: event.item_id,
                 request_id: event.request_id,
-            })
+            });
         }
         Err(Refusal::Duplicate(earlier)) => {
+            state.metrics.count_refused("duplicate");
             return Err(ApiError::Duplicate {
                 item: event.item_id,
                 request_id: earlier,
-            })
+            });
         }
     };
 

@@ -3,4 +3,5 @@
 pub mod buy;
 pub mod health;
 pub mod infer;
+pub mod items;
 pub mod orders;
