@@ -235,20 +235,32 @@ async fn two_apis_two_workers_every_caller_gets_its_own_reply() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_while_holding_requests_leaves_them_to_the_other() {
     let s = Arc::new(stack(1).await);
-    let (w1, stats1) = s.worker(300).await;
-    let (w2, _) = s.worker(300).await;
+    let (w1, _) = s.worker(300).await;
     let burst = {
         let s = s.clone();
         tokio::spawn(async move { fire(&s, 60, 40_000).await })
     };
-    // Kill the first worker once it holds a micro-batch (received, not yet committed).
+    // Kill the worker once it holds a micro-batch it has claimed in the database (its model is
+    // running: 300 ms), not yet answered nor committed. It is the only worker so far, so the
+    // claim is its own.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while stats1.requests.get() == 0 {
-        assert!(Instant::now() < deadline, "worker 1 got nothing");
+    loop {
+        let claimed: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM inference_requests WHERE attempts >= 1 AND status <> 'done'",
+        )
+        .fetch_one(&s.db.pool)
+        .await
+        .unwrap();
+        if claimed > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "worker 1 claimed nothing");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     w1.abort();
     let _ = w1.await;
+    // The other worker takes the partitions over once the killed one's session expires.
+    let (w2, _) = s.worker(300).await;
     // Every request still gets its own answer (`fire` checks each reply)...
     burst.await.unwrap();
     // ...each stored once as done, and the ones the killed worker held were run again by the
