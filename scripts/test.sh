@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test on a fresh machine: installs the real clients the tests talk to (kcat, the
-# Python Kafka clients in a virtual environment, .venv), starts the local PostgreSQL cluster and
+# Python Kafka clients in a virtual environment, .venv, and Chromium with chromedriver for the
+# dashboard's browser test), starts the local PostgreSQL cluster and
 # its test role if needed, then `cargo test --workspace`. Set TEST_DATABASE_URL to use another PostgreSQL instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,12 @@ if ! command -v kcat >/dev/null 2>&1; then
   echo "== installing kcat (librdkafka 2.0.2, one of the clients the wire tests use)"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat
+fi
+
+if ! command -v chromedriver >/dev/null 2>&1 || ! [ -x /usr/bin/chromium ]; then
+  echo "== installing Chromium and chromedriver (the dashboard is tested in a real browser)"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
 fi
 
 # The Python clients go into a virtual environment of the project's (.venv): a stock Debian 12 or

@@ -38,17 +38,22 @@ pub async fn api(config: ApiConfig, pool: PgPool) -> anyhow::Result<RunningApi> 
     Ok(Api::bind(config, pool).await?.spawn())
 }
 
-/// `n` order workers on `bootstrap`, running until `shutdown` is cancelled.
+/// `n` order workers on `bootstrap`, each writing at most `max_rate` orders/s (`None`: as fast
+/// as PostgreSQL goes), running until `shutdown` is cancelled.
 pub async fn order_workers(
     n: usize,
     bootstrap: &str,
     pool: &PgPool,
+    max_rate: Option<u32>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Vec<JoinHandle<Result<(), WorkerError>>>> {
     let mut tasks = Vec::with_capacity(n);
     for _ in 0..n {
         let w = Worker::start(
-            WorkerConfig::orders(bootstrap),
+            WorkerConfig {
+                max_rate,
+                ..WorkerConfig::orders(bootstrap)
+            },
             OrderHandler::new(pool.clone()),
         )
         .await?;

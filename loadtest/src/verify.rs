@@ -8,7 +8,8 @@
 //!   often it was retried;
 //! - confirmed units = units sold (stock went down by exactly what was confirmed);
 //! - stock is never negative;
-//! - at most one confirmed order per user and item.
+//! - at most one confirmed order per user and item;
+//! - the counts the worker keeps (`order_counts`, the dashboard's) equal the orders.
 
 use std::collections::HashSet;
 
@@ -65,6 +66,9 @@ pub struct Verdict {
     pub min_stock: i64,
     /// (user, item) pairs with more than one confirmed order (must be 0).
     pub double_confirmed: i64,
+    /// (item, status) pairs whose kept count (`order_counts`, what the dashboard shows) differs
+    /// from a count over `orders` (must be 0).
+    pub miscounted: i64,
     pub ok: bool,
     pub failures: Vec<String>,
 }
@@ -145,6 +149,15 @@ pub async fn verify(pool: &PgPool, records: &[RequestRecord]) -> anyhow::Result<
     .fetch_one(pool)
     .await?;
 
+    v.miscounted = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT item_id, status, count(*) AS n FROM orders \
+             GROUP BY item_id, status) o \
+         FULL JOIN (SELECT * FROM order_counts WHERE n > 0) c USING (item_id, status) \
+         WHERE o.n IS DISTINCT FROM c.n",
+    )
+    .fetch_one(pool)
+    .await?;
+
     let mut fail = |ok: bool, what: String| {
         if !ok {
             v.failures.push(what);
@@ -175,6 +188,13 @@ pub async fn verify(pool: &PgPool, records: &[RequestRecord]) -> anyhow::Result<
         format!(
             "{} users hold two confirmed orders of one item",
             v.double_confirmed
+        ),
+    );
+    fail(
+        v.miscounted == 0,
+        format!(
+            "{} (item, status) counts in order_counts differ from the orders",
+            v.miscounted
         ),
     );
     v.ok = v.failures.is_empty();

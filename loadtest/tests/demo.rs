@@ -38,6 +38,12 @@ fn the_demo_verifies_its_burst_against_the_database() {
             "400",
             "--connections",
             "32",
+            "--opens-in",
+            "1",
+            "--bot-rate",
+            "300",
+            "--duration",
+            "2",
             "--direct",
             "--out",
         ])
@@ -53,6 +59,13 @@ fn the_demo_verifies_its_burst_against_the_database() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("VERIFIED"), "{stdout}");
+    assert!(stdout.contains("dashboard: http://127.0.0.1:"), "{stdout}");
+    assert!(
+        stdout.contains("no more than a person (one per item)"),
+        "the bot got more than its share: {stdout}"
+    );
+    let peak = summary(&stdout, "peak summary: ");
+    assert!(peak["backlog_max"].as_f64().unwrap() > 0.0, "{peak}");
     for label in ["summary: ", "direct summary: "] {
         let s = summary(&stdout, label);
         assert_eq!(s["ok"], true, "{s}");

@@ -160,11 +160,11 @@ async fn buys_are_taken_only_while_the_sale_is_open() {
         .await
         .unwrap();
     assert!(
-        metrics.contains(r#"order_api_admission_refused_total{kind="not_open"} 1"#),
+        metrics.contains(r#"order_api_admission_refused_total{reason="not_open"} 1"#),
         "{metrics}"
     );
     assert!(
-        metrics.contains(r#"order_api_admission_refused_total{kind="ended"} 1"#),
+        metrics.contains(r#"order_api_admission_refused_total{reason="ended"} 1"#),
         "{metrics}"
     );
     a.stop().await;
@@ -321,7 +321,7 @@ async fn a_script_over_its_rate_gets_429_and_queues_nothing() {
         metric(
             &s,
             &a.url(),
-            r#"order_api_rate_limited_total{kind="user"} 17"#
+            r#"order_api_rate_limited_total{limit="user"} 17"#
         )
         .await
     );
@@ -329,11 +329,18 @@ async fn a_script_over_its_rate_gets_429_and_queues_nothing() {
         metric(
             &s,
             &a.url(),
-            r#"order_api_rate_limit_per_second{kind="user"} 1"#
+            r#"order_api_rate_limit_per_second{limit="user"} 1"#
         )
         .await
     );
-    assert!(metric(&s, &a.url(), r#"order_api_rate_limit_burst{kind="user"} 3"#).await);
+    assert!(
+        metric(
+            &s,
+            &a.url(),
+            r#"order_api_rate_limit_burst{limit="user"} 3"#
+        )
+        .await
+    );
     // After the wait Retry-After asked for, the user is let through again.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (status, _, body) = s.buy(&a.url(), 7, json!({"item_id": 4004})).await;

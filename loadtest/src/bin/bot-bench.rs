@@ -128,7 +128,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     let stop = CancellationToken::new();
-    let workers = loadtest::embedded::order_workers(2, &broker.addr, &db.pool, &stop).await?;
+    let workers = loadtest::embedded::order_workers(2, &broker.addr, &db.pool, None, &stop).await?;
     let buys = (args.rate * args.duration).round() as usize;
     println!(
         "bot-bench: {} normal buyers per phase at {} buys/s for {} s ({buys} buys); bot at {} req/s; \

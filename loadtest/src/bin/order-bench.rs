@@ -187,7 +187,9 @@ fn events(n: usize) -> Vec<OrderEvent> {
 }
 
 async fn reset(db: &BenchDb, stock: i64) -> anyhow::Result<()> {
-    sqlx::query("TRUNCATE orders").execute(&db.pool).await?;
+    sqlx::query("TRUNCATE orders, order_counts")
+        .execute(&db.pool)
+        .await?;
     sqlx::query("UPDATE items SET initial_stock = $1, stock = $1")
         .bind(stock as i32)
         .execute(&db.pool)
@@ -260,7 +262,7 @@ async fn drain(args: &Args, orders: usize) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
         let started = Instant::now();
         let running =
-            loadtest::embedded::order_workers(workers, &broker.addr, &db.pool, &stop).await?;
+            loadtest::embedded::order_workers(workers, &broker.addr, &db.pool, None, &stop).await?;
         let mut first_applied: Option<(Instant, i64)> = None;
         loop {
             let n: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")

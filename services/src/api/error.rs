@@ -95,6 +95,9 @@ pub enum ApiError {
     /// sent, the client should retry.
     #[error("not reading inference replies yet (broker unreachable?)")]
     RepliesNotReady,
+    /// A bounded resource is full (e.g. the dashboard's viewers); try again later.
+    #[error("{0}")]
+    Busy(&'static str),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -131,7 +134,8 @@ impl ApiError {
             ApiError::NotAccepted { .. }
             | ApiError::OutcomeUnknown { .. }
             | ApiError::Unavailable(_)
-            | ApiError::RepliesNotReady => StatusCode::SERVICE_UNAVAILABLE,
+            | ApiError::RepliesNotReady
+            | ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -156,6 +160,7 @@ impl ApiError {
             ApiError::NotAccepted { .. } => "not_accepted",
             ApiError::OutcomeUnknown { .. } => "outcome_unknown",
             ApiError::Unavailable(_) | ApiError::RepliesNotReady => "unavailable",
+            ApiError::Busy(_) => "busy",
             ApiError::Database(_) => "internal",
         }
     }

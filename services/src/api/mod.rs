@@ -10,11 +10,14 @@
 //! - [`purchase_token`]: short-lived signed tokens that tie a buy to a signed-in user and item.
 //! - [`receipt`]: signed receipts, so any instance can say "queued" for a 202'd buy.
 //! - [`auth`]: the bearer-token extractor (HS256), and the explicit load-test mode.
+//! - [`dashboard`]: the live dashboard's page, its one collector task and the counters the
+//!   request path bumps for it.
 //! - [`error`]: one error type, mapped once to HTTP statuses and a JSON body.
 //! - `routes/`: one file per endpoint.
 
 pub mod admission;
 pub mod auth;
+pub mod dashboard;
 pub mod enqueue;
 pub mod error;
 pub mod limits;
@@ -40,7 +43,15 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024;
 
 /// The API's router, separate from `main` so tests drive it directly.
 pub fn app(state: Arc<AppState>) -> Router {
-    Router::new()
+    let mut router = Router::new();
+    if state.config.dashboard {
+        router = router
+            .route("/dashboard", get(routes::dashboard::page))
+            .route("/dashboard/", get(routes::dashboard::page))
+            .route("/dashboard/assets/{name}", get(routes::dashboard::asset))
+            .route("/dashboard/events", get(routes::dashboard::events));
+    }
+    router
         .route("/buy", post(routes::buy::buy))
         .route("/items", get(routes::items::list))
         .route("/items/{id}", get(routes::items::one))
@@ -71,6 +82,9 @@ async fn count_responses(State(state): State<Arc<AppState>>, req: Request, next:
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
     let resp = next.run(req).await;
+    if route == "/buy" {
+        state.dashboard.counters.answer(resp.status().as_u16());
+    }
     state
         .metrics
         .responses

@@ -68,12 +68,23 @@ impl Api {
         let tasks = Tasks::new(shutdown.clone());
         tasks.spawn(state.clone().run_item_refresh(shutdown.clone()));
         tasks.spawn(state.replies.clone().run(shutdown.clone()));
+        tasks.spawn(super::dashboard::Dashboard::run(
+            state.clone(),
+            shutdown.clone(),
+        ));
         tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "order API listening");
         let served = axum::serve(
             listener,
-            super::app(state).into_make_service_with_connect_info::<SocketAddr>(),
+            super::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .with_graceful_shutdown({
+            let (shutdown, stopping) = (shutdown.clone(), state.stopping.clone());
+            async move {
+                shutdown.cancelled().await;
+                // Ends the event streams, which would otherwise hold the stop up.
+                stopping.cancel();
+            }
+        })
         .await;
         tasks.shutdown().await;
         served.map_err(ApiStartError::Serve)

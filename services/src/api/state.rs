@@ -16,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::admission::Admission;
 use super::auth::TokenKeys;
+use super::dashboard::queue_view::QueueView;
+use super::dashboard::Dashboard;
 use super::enqueue::DurableProducer;
 use super::limits::{Limiters, RateLimits};
 use super::purchase_token::PurchaseTokens;
@@ -46,6 +48,9 @@ pub struct ApiConfig {
     pub trust_forwarded_for: bool,
     /// How long a purchase token from `GET /items/{id}/token` is good for.
     pub purchase_token_ttl: Duration,
+    /// Serve the live dashboard (`/dashboard`). It shows user and request ids of the latest
+    /// orders: off unless asked for.
+    pub dashboard: bool,
     pub inference_topic: String,
     /// Longest `?wait_ms=` honoured on `POST /infer`.
     pub infer_max_wait: Duration,
@@ -70,6 +75,7 @@ impl Default for ApiConfig {
             limits: RateLimits::default(),
             trust_forwarded_for: false,
             purchase_token_ttl: Duration::from_secs(60),
+            dashboard: false,
             inference_topic: shared::topics::INFERENCE_REQUESTS.into(),
             infer_max_wait: Duration::from_secs(30),
             infer_deadline: Duration::from_secs(60),
@@ -143,10 +149,26 @@ pub struct ResponseLabel {
     pub status: u16,
 }
 
-/// A label with one value: which limit, or why admission refused.
+/// Which rate limit (`user`, `address`, `global`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct KindLabel {
-    pub kind: &'static str,
+pub struct LimitLabel {
+    pub limit: &'static str,
+}
+
+/// The reasons of `order_api_admission_refused_total`.
+pub const REFUSALS: [&str; 6] = [
+    "sold_out",
+    "claimed",
+    "duplicate",
+    "not_open",
+    "ended",
+    "token",
+];
+
+/// Why a buy was refused before the queue.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
 }
 
 #[derive(Debug)]
@@ -156,29 +178,29 @@ pub struct ApiMetrics {
     /// Time from a valid buy to the queue's acknowledgement.
     pub enqueue_seconds: Histogram,
     /// Buys refused by a rate limit, by limit (`user`, `address`, `global`).
-    pub rate_limited: Family<KindLabel, Counter>,
+    pub rate_limited: Family<LimitLabel, Counter>,
     /// Buys admission refused before the queue, by reason (`sold_out`, `claimed`, `duplicate`,
     /// `not_open`, `ended`, `token`).
-    pub refused: Family<KindLabel, Counter>,
+    pub refused: Family<ReasonLabel, Counter>,
 }
 
 impl ApiMetrics {
     fn new(limits: &RateLimits) -> Self {
         let mut registry = Registry::with_prefix("order_api");
         // The limits in force, beside their hits: a dashboard shows both.
-        let limit_rate = Family::<KindLabel, Gauge>::default();
-        let limit_burst = Family::<KindLabel, Gauge>::default();
-        for (kind, limit) in [
+        let limit_rate = Family::<LimitLabel, Gauge>::default();
+        let limit_burst = Family::<LimitLabel, Gauge>::default();
+        for (name, limit) in [
             ("user", limits.per_user),
             ("address", limits.per_address),
             ("global", limits.global),
         ] {
             if let Some(l) = limit {
                 limit_rate
-                    .get_or_create(&KindLabel { kind })
+                    .get_or_create(&LimitLabel { limit: name })
                     .set(l.rate as i64);
                 limit_burst
-                    .get_or_create(&KindLabel { kind })
+                    .get_or_create(&LimitLabel { limit: name })
                     .set(l.burst as i64);
             }
         }
@@ -194,8 +216,16 @@ impl ApiMetrics {
         );
         let responses = Family::<ResponseLabel, Counter>::default();
         let enqueue_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 18));
-        let rate_limited = Family::<KindLabel, Counter>::default();
-        let refused = Family::<KindLabel, Counter>::default();
+        let rate_limited = Family::<LimitLabel, Counter>::default();
+        let refused = Family::<ReasonLabel, Counter>::default();
+        // Every series from the start, at 0: a rate over a series that appears only with its
+        // first hit misses that hit.
+        for limit in ["user", "address", "global"] {
+            let _ = rate_limited.get_or_create(&LimitLabel { limit });
+        }
+        for reason in REFUSALS {
+            let _ = refused.get_or_create(&ReasonLabel { reason });
+        }
         registry.register(
             "responses",
             "HTTP responses by route and status",
@@ -225,8 +255,8 @@ impl ApiMetrics {
         }
     }
 
-    pub fn count_refused(&self, kind: &'static str) {
-        self.refused.get_or_create(&KindLabel { kind }).inc();
+    pub fn count_refused(&self, reason: &'static str) {
+        self.refused.get_or_create(&ReasonLabel { reason }).inc();
     }
 }
 
@@ -241,6 +271,10 @@ pub struct AppState {
     pub admission: Admission,
     pub replies: Arc<ReplyRouter>,
     pub metrics: ApiMetrics,
+    pub dashboard: Dashboard,
+    /// Cancelled when the API begins to stop: long-lived answers (the dashboard's event
+    /// streams) end, so the graceful stop does not wait for them.
+    pub stopping: CancellationToken,
 }
 
 impl std::fmt::Debug for AppState {
@@ -268,7 +302,14 @@ impl AppState {
             bootstrap: config.bootstrap.clone(),
             ..config.replies.clone()
         });
+        let dashboard = Dashboard::new(QueueView::new(
+            &config.bootstrap,
+            &config.topic,
+            &config.worker_group,
+        )?);
         let state = Arc::new(AppState {
+            dashboard,
+            stopping: CancellationToken::new(),
             keys: TokenKeys::new(config.jwt_secret.as_bytes()),
             receipts: Receipts::new(config.jwt_secret.as_bytes()),
             purchase_tokens: PurchaseTokens::new(config.jwt_secret.as_bytes()),

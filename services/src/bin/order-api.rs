@@ -56,6 +56,10 @@ struct Args {
     /// How long a purchase token from `GET /items/{id}/token` is good for.
     #[arg(long, env = "API_PURCHASE_TOKEN_TTL_MS", default_value_t = 60_000)]
     purchase_token_ttl_ms: u64,
+    /// Serve the live dashboard at /dashboard (it shows the latest orders' user ids: keep it
+    /// behind the operators' network).
+    #[arg(long, env = "API_DASHBOARD", default_value_t = false)]
+    dashboard: bool,
     /// Partitions of the inference topics when this instance creates them.
     #[arg(long, env = "API_INFERENCE_PARTITIONS", default_value_t = 6)]
     inference_partitions: i32,
@@ -83,6 +87,7 @@ async fn main() -> anyhow::Result<()> {
             global: args.rate_global,
         },
         trust_forwarded_for: args.trust_forwarded_for,
+        dashboard: args.dashboard,
         purchase_token_ttl: Duration::from_millis(args.purchase_token_ttl_ms),
         infer_max_wait: Duration::from_millis(args.infer_max_wait_ms),
         infer_deadline: Duration::from_millis(args.infer_deadline_ms),

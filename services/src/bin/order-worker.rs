@@ -28,6 +28,10 @@ struct Args {
     /// `/healthz` and `/metrics`.
     #[arg(long, env = "WORKER_METRICS_LISTEN", default_value = "127.0.0.1:9101")]
     metrics_listen: SocketAddr,
+    /// Orders per second this worker writes at most (0: as fast as PostgreSQL takes them), for
+    /// a database the sale shares with the rest of the shop.
+    #[arg(long, env = "WORKER_MAX_RATE", default_value_t = 0)]
+    max_rate: u32,
 }
 
 #[tokio::main]
@@ -47,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
         max_batch: args.max_batch,
         instance_id: worker::instance_id(args.instance_id.as_deref(), args.metrics_listen),
         metrics_listen: Some(args.metrics_listen),
+        max_rate: (args.max_rate > 0).then_some(args.max_rate),
         ..WorkerConfig::orders(&args.bootstrap)
     };
     Worker::start(config, OrderHandler::new(pool))

@@ -4,7 +4,8 @@
 //! 2. drop buys whose request id already has an order (a redelivered event: applied once);
 //! 3. read the confirmed (user, item) pairs among the batch's users;
 //! 4. allocate in memory ([`super::allocate`]), in queue order;
-//! 5. insert every order with one `INSERT ... SELECT FROM UNNEST`, set each item's stock once.
+//! 5. insert every order with one `INSERT ... SELECT FROM UNNEST` (which also adds them to
+//!    `order_counts`), set each item's stock once.
 //!
 //! Steps 2 and 3 probe the indexes once per event (`CROSS JOIN LATERAL ... LIMIT 1`, which the
 //! planner cannot turn into a join over the whole table): their cost stays flat as `orders`
@@ -107,12 +108,20 @@ pub async fn apply_batch(pool: &PgPool, buys: &[Buy]) -> Result<BatchSummary, sq
         let partitions: Vec<i32> = fresh.iter().map(|b| b.partition).collect();
         let offsets: Vec<i64> = fresh.iter().map(|b| b.offset).collect();
         let ids: Vec<Uuid> = fresh.iter().map(|b| b.request_id).collect();
+        // The orders, and in the same statement the counts the dashboard reads (in key
+        // order, so two workers lock count rows in the same order).
         sqlx::query(
-            "INSERT INTO orders (request_id, user_id, item_id, qty, status, accepted_at, \
-                                 source_partition, source_offset) \
-             SELECT r, u, i, q, s::order_status, to_timestamp(a), p, o \
-             FROM UNNEST($1::uuid[], $2::bigint[], $3::bigint[], $4::int[], $5::text[], \
-                         $6::float8[], $7::int[], $8::bigint[]) AS t(r, u, i, q, s, a, p, o)",
+            "WITH added AS ( \
+                 INSERT INTO orders (request_id, user_id, item_id, qty, status, accepted_at, \
+                                     source_partition, source_offset) \
+                 SELECT r, u, i, q, s::order_status, to_timestamp(a), p, o \
+                 FROM UNNEST($1::uuid[], $2::bigint[], $3::bigint[], $4::int[], $5::text[], \
+                             $6::float8[], $7::int[], $8::bigint[]) AS t(r, u, i, q, s, a, p, o) \
+                 RETURNING item_id, status) \
+             INSERT INTO order_counts AS c (item_id, status, n) \
+             SELECT item_id, status, count(*) FROM added GROUP BY item_id, status \
+             ORDER BY item_id, status \
+             ON CONFLICT (item_id, status) DO UPDATE SET n = c.n + excluded.n",
         )
         .bind(&ids)
         .bind(&users)

@@ -8,6 +8,7 @@
 //!   (dead-lettering, retries with backoff, the shutdown token).
 //! - `queue`: the Kafka side: group consumer, durable producer, batches, commits, dead letters.
 //! - `metrics`: the counters every worker has, and its `/healthz` + `/metrics` port.
+//! - `pace`: an optional ceiling on events per second, for a database shared with others.
 //!
 //! Shutdown: when the token is cancelled the worker finishes the batch in hand (a handler
 //! waiting in a retry stops instead, and that batch stays uncommitted), commits, leaves the
@@ -15,6 +16,7 @@
 
 mod handler;
 mod metrics;
+pub mod pace;
 pub mod queue;
 
 use std::net::SocketAddr;
@@ -49,6 +51,8 @@ pub struct WorkerConfig {
     pub instance_id: Option<String>,
     /// `/healthz` and `/metrics`; `None` serves none (tests, the demo).
     pub metrics_listen: Option<SocketAddr>,
+    /// Events per second at most (see [`pace`]); `None`: as fast as the handler goes.
+    pub max_rate: Option<u32>,
 }
 
 impl WorkerConfig {
@@ -63,6 +67,7 @@ impl WorkerConfig {
             session_timeout_ms: 10_000,
             instance_id: None,
             metrics_listen: None,
+            max_rate: None,
         }
     }
 
@@ -211,8 +216,12 @@ impl<H: BatchHandler> Worker<H> {
             );
         }
         tracing::info!(group = %config.group_id, topic = %config.topic, "worker running");
+        let mut pace = config.max_rate.map(pace::Pace::new);
+        let max_batch = pace
+            .as_ref()
+            .map_or(config.max_batch, |p| p.batch(config.max_batch));
         let result = loop {
-            let batch = match queue::recv_batch(&consumer, config.max_batch, &shutdown).await {
+            let batch = match queue::recv_batch(&consumer, max_batch, &shutdown).await {
                 Ok(Some(batch)) => batch,
                 Ok(None) => break Ok(()),
                 Err(e) => break Err(WorkerError::Kafka(e)),
@@ -221,6 +230,9 @@ impl<H: BatchHandler> Worker<H> {
                 Ok(()) => {
                     context.metrics().batch_done(batch.len());
                     queue::commit_batch(&consumer, &batch, CommitMode::Async)?;
+                    if let Some(pace) = &mut pace {
+                        pace.after(batch.len(), &shutdown).await;
+                    }
                 }
                 // Stopped while retrying: the batch stays uncommitted and comes back.
                 Err(HandlerError::Stopped) => break Ok(()),

@@ -79,7 +79,21 @@ impl TestDb {
         .fetch_all(&self.pool)
         .await
         .unwrap();
-        rows.into_iter().collect()
+        let counts: std::collections::HashMap<String, i64> = rows.into_iter().collect();
+        // The counters the worker keeps beside the orders (what the dashboard reads) agree.
+        let kept: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status::text, n FROM order_counts WHERE item_id = $1 AND n > 0")
+                .bind(item)
+                .fetch_all(&self.pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            kept.into_iter()
+                .collect::<std::collections::HashMap<_, _>>(),
+            counts,
+            "order_counts of item {item}"
+        );
+        counts
     }
 
     pub(crate) async fn drop_db(mut self) {

@@ -104,8 +104,8 @@ pub(super) fn within_limits(
             state
                 .metrics
                 .rate_limited
-                .get_or_create(&crate::api::state::KindLabel {
-                    kind: limit.as_str(),
+                .get_or_create(&crate::api::state::LimitLabel {
+                    limit: limit.as_str(),
                 })
                 .inc();
             ApiError::RateLimited { limit, retry_after }
@@ -232,10 +232,9 @@ pub async fn buy(
     match outcome {
         Enqueued::Acked { partition, offset } => {
             reservation.queued(partition, offset);
-            state
-                .metrics
-                .enqueue_seconds
-                .observe(started.elapsed().as_secs_f64());
+            let took = started.elapsed();
+            state.metrics.enqueue_seconds.observe(took.as_secs_f64());
+            state.dashboard.counters.enqueued(took);
             let receipt = state.receipts.sign(ReceiptKind::Queued, id);
             Ok((
                 StatusCode::ACCEPTED,
