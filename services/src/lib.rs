@@ -10,6 +10,8 @@
 //! - [`inference`]: request/reply keyed by UUID for a model that is loaded once: the `Model`
 //!   trait and models, the inference worker's batch handler, and the API's reply routing.
 //! - [`db`]: the PostgreSQL pool and the migrations every service applies at start.
+//! - [`kafka`]: the Kafka client settings every service starts from, and the topics each
+//!   creates at start (nothing relies on a broker creating topics).
 //! - [`backoff`]: the one exponential backoff of the services.
 //! - [`telemetry`]: `/healthz` and Prometheus `/metrics`.
 
@@ -20,6 +22,7 @@ pub mod api;
 pub mod backoff;
 pub mod db;
 pub mod inference;
+pub mod kafka;
 pub mod orders;
 pub mod telemetry;
 pub mod worker;

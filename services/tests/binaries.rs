@@ -226,3 +226,98 @@ async fn the_inference_worker_binary_serves_survives_sigkill_and_exits_0_on_sigt
     api.stop().await;
     db.drop_db().await;
 }
+
+/// The order path from an empty broker that, like Kafka's consumers, creates no topics for
+/// anyone: the API and the worker binaries create what they need at start, and every buy
+/// becomes an order. (Before, the API's buys were refused for want of a topic and the worker
+/// subscribed to nothing until librdkafka's next metadata refresh, five minutes later.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_order_binaries_work_from_an_empty_broker_that_creates_no_topics() {
+    let db = TestDb::new().await;
+    db.item(6001, 1000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker::EmbeddedBroker::start(broker::NodeConfig {
+        auto_create_topics: false,
+        groups: broker::group::CoordinatorConfig {
+            initial_rebalance_delay: Duration::from_millis(300),
+            ..Default::default()
+        },
+        ..broker::NodeConfig::local(dir.path())
+    })
+    .unwrap();
+    assert!(b.broker().topics.get("seckill").is_none());
+    let metrics = free_port();
+    let worker = Proc(
+        Command::new(env!("CARGO_BIN_EXE_order-worker"))
+            .env("DATABASE_URL", &db.url)
+            .env("KAFKA_BOOTSTRAP", &b.addr)
+            .env("WORKER_METRICS_LISTEN", format!("127.0.0.1:{metrics}"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let port = free_port();
+    let api = Proc(
+        Command::new(env!("CARGO_BIN_EXE_order-api"))
+            .env("DATABASE_URL", &db.url)
+            .env("KAFKA_BOOTSTRAP", &b.addr)
+            .env("JWT_SECRET", SECRET)
+            .env("API_LISTEN", format!("127.0.0.1:{port}"))
+            .env("API_RATE_PER_ADDRESS", "off")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, _) = get(&client, format!("{base}/readyz")).await;
+        let created = b.broker().topics.get("seckill").is_some();
+        if status == 200 && created {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not ready: {status}, topic {created}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Created with the services' default partitions (not the broker's 1), and the dead-letter
+    // topic beside it.
+    assert_eq!(
+        b.broker().topics.get("seckill").unwrap().partitions().len(),
+        6
+    );
+    assert!(b.broker().topics.get("seckill.dlq").is_some());
+
+    let keys = TokenKeys::new(SECRET.as_bytes());
+    for user in 1..=50 {
+        let r = client
+            .post(format!("{base}/buy"))
+            .bearer_auth(keys.mint(user, 600))
+            .json(&json!({"item_id": 6001}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders WHERE item_id = 6001")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        if orders == 50 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{orders} of 50 orders written");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(db.stock(6001).await, 950);
+    assert!(api.sigterm().success());
+    assert!(worker.sigterm().success());
+    db.drop_db().await;
+}

@@ -37,7 +37,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
@@ -156,8 +155,7 @@ impl Admission {
         worker_group: &str,
         refresh: Duration,
     ) -> Result<Self, KafkaError> {
-        let offsets: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
+        let offsets: BaseConsumer = crate::kafka::client_config(bootstrap)
             // Reads the group's committed offsets; never joins it, never commits.
             .set("group.id", worker_group)
             .set("enable.auto.commit", "false")

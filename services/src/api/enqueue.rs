@@ -14,7 +14,6 @@
 
 use std::time::Duration;
 
-use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
@@ -87,8 +86,7 @@ impl std::fmt::Debug for DurableProducer {
 impl DurableProducer {
     /// `give_up` bounds how long librdkafka keeps trying one message.
     pub fn new(bootstrap: &str, give_up: Duration) -> Result<Self, KafkaError> {
-        let producer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
+        let producer = crate::kafka::client_config(bootstrap)
             // Retries never duplicate, and acks=all: an ack means the broker has it durably.
             .set("enable.idempotence", "true")
             .set("acks", "all")

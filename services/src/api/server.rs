@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use shared::shutdown::Tasks;
 use sqlx::PgPool;
@@ -15,6 +16,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::state::{ApiConfig, AppState, InvalidApiConfig};
+use crate::kafka::{ensure_topics_patiently, TopicSpec};
 
 #[derive(Debug, Error)]
 pub enum ApiStartError {
@@ -68,6 +70,22 @@ impl Api {
         let tasks = Tasks::new(shutdown.clone());
         tasks.spawn(state.clone().run_item_refresh(shutdown.clone()));
         tasks.spawn(state.replies.clone().run(shutdown.clone()));
+        // The order topic, unless it exists: nothing relies on the broker creating it. Until it
+        // exists, buys are answered 503 not_accepted (the producer cannot place them).
+        tasks.spawn({
+            let (state, stop) = (state.clone(), shutdown.clone());
+            async move {
+                let topic = [TopicSpec::new(&state.config.topic, state.config.topic_partitions)];
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    r = ensure_topics_patiently(&state.config.bootstrap, &topic, Duration::from_secs(86_400)) => {
+                        if let Err(e) = r {
+                            tracing::error!(error = %e, "could not create the order topic");
+                        }
+                    }
+                }
+            }
+        });
         tasks.spawn(super::dashboard::Dashboard::run(
             state.clone(),
             shutdown.clone(),

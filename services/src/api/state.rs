@@ -29,7 +29,9 @@ pub struct ApiConfig {
     /// Address the HTTP server binds (port 0: any free port).
     pub listen: SocketAddr,
     pub bootstrap: String,
+    /// The order topic, and its partitions when this instance creates it.
     pub topic: String,
+    pub topic_partitions: i32,
     pub jwt_secret: String,
     /// Trust `user_id` from the body when there is no token. Benchmarks only.
     pub load_test_mode: bool,
@@ -67,6 +69,7 @@ impl Default for ApiConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             bootstrap: "127.0.0.1:9092".into(),
             topic: shared::topics::SECKILL_ORDERS.into(),
+            topic_partitions: 6,
             jwt_secret: String::new(),
             load_test_mode: false,
             enqueue_timeout: Duration::from_secs(5),
@@ -111,6 +114,9 @@ impl ApiConfig {
         let bad = |m: &str| Err(InvalidApiConfig(m.into()));
         if self.jwt_secret.len() < 32 {
             return bad("the JWT secret must be at least 32 bytes");
+        }
+        if !(1..=10_000).contains(&self.topic_partitions) {
+            return bad("the order topic's partitions must be within 1..=10000");
         }
         if !(Duration::from_millis(100)..=Duration::from_secs(60)).contains(&self.enqueue_timeout) {
             return bad("the enqueue timeout must be within 100..=60000 ms");

@@ -44,6 +44,9 @@ struct Args {
     demo_latency_ms: u64,
     #[arg(long, env = "INFER_MAX_BATCH", default_value_t = 32)]
     max_batch: usize,
+    /// Partitions of the request topic when this worker creates it (it exists: used as it is).
+    #[arg(long, env = "WORKER_TOPIC_PARTITIONS", default_value_t = 6)]
+    topic_partitions: i32,
     /// Deadline of a request a Kafka client produced itself (its message names none).
     #[arg(long, env = "INFER_DEFAULT_DEADLINE_MS", default_value_t = 86_400_000)]
     default_deadline_ms: u64,
@@ -63,6 +66,10 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     shared::telemetry::init_tracing();
     let args = Args::parse();
+    anyhow::ensure!(
+        (1..=10_000).contains(&args.topic_partitions),
+        "--topic-partitions must be within 1..=10000"
+    );
     anyhow::ensure!(
         (1..=10_000).contains(&args.max_batch),
         "--max-batch must be within 1..=10000"
@@ -98,6 +105,7 @@ async fn main() -> anyhow::Result<()> {
         max_batch: args.max_batch,
         instance_id: worker::instance_id(args.instance_id.as_deref(), args.metrics_listen),
         metrics_listen: Some(args.metrics_listen),
+        topic_partitions: args.topic_partitions,
         ..WorkerConfig::inference(&args.bootstrap)
     };
     let serving = InferenceConfig {

@@ -60,6 +60,9 @@ struct Args {
     /// behind the operators' network).
     #[arg(long, env = "API_DASHBOARD", default_value_t = false)]
     dashboard: bool,
+    /// Partitions of the order topic when this instance creates it (it exists: used as it is).
+    #[arg(long, env = "API_ORDER_PARTITIONS", default_value_t = 6)]
+    order_partitions: i32,
     /// Partitions of the inference topics when this instance creates them.
     #[arg(long, env = "API_INFERENCE_PARTITIONS", default_value_t = 6)]
     inference_partitions: i32,
@@ -81,6 +84,7 @@ async fn main() -> anyhow::Result<()> {
         jwt_secret: args.jwt_secret,
         load_test_mode: args.load_test_mode,
         enqueue_timeout: Duration::from_millis(args.enqueue_timeout_ms),
+        topic_partitions: args.order_partitions,
         limits: RateLimits {
             per_user: args.rate_per_user,
             per_address: args.rate_per_address,

@@ -28,6 +28,9 @@ struct Args {
     /// `/healthz` and `/metrics`.
     #[arg(long, env = "WORKER_METRICS_LISTEN", default_value = "127.0.0.1:9101")]
     metrics_listen: SocketAddr,
+    /// Partitions of the order topic when this worker creates it (it exists: used as it is).
+    #[arg(long, env = "WORKER_TOPIC_PARTITIONS", default_value_t = 6)]
+    topic_partitions: i32,
     /// Orders per second this worker writes at most (0: as fast as PostgreSQL takes them), for
     /// a database the sale shares with the rest of the shop.
     #[arg(long, env = "WORKER_MAX_RATE", default_value_t = 0)]
@@ -42,6 +45,10 @@ async fn main() -> anyhow::Result<()> {
         (1..=100_000).contains(&args.max_batch),
         "--max-batch must be within 1..=100000"
     );
+    anyhow::ensure!(
+        (1..=10_000).contains(&args.topic_partitions),
+        "--topic-partitions must be within 1..=10000"
+    );
     let shutdown = shared::shutdown::on_signal();
     let pool = db::connect(&args.database_url, 4)
         .await
@@ -52,6 +59,7 @@ async fn main() -> anyhow::Result<()> {
         instance_id: worker::instance_id(args.instance_id.as_deref(), args.metrics_listen),
         metrics_listen: Some(args.metrics_listen),
         max_rate: (args.max_rate > 0).then_some(args.max_rate),
+        topic_partitions: args.topic_partitions,
         ..WorkerConfig::orders(&args.bootstrap)
     };
     Worker::start(config, OrderHandler::new(pool))

@@ -13,9 +13,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -27,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::backoff::Backoff;
+use crate::kafka::TopicSpec;
 
 #[derive(Debug, Clone)]
 pub struct ReplyConfig {
@@ -71,40 +69,22 @@ impl std::fmt::Debug for ReplyRouter {
 
 /// Creates the request and reply topics unless they exist.
 async fn ensure_topics(config: &ReplyConfig) -> Result<(), KafkaError> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &config.bootstrap)
-        .create()?;
-    let topics = [
-        NewTopic::new(
-            &config.requests_topic,
-            config.partitions,
-            TopicReplication::Fixed(1),
-        ),
-        NewTopic::new(
-            &config.replies_topic,
-            config.partitions,
-            TopicReplication::Fixed(1),
-        ),
-    ];
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    for result in admin.create_topics(&topics, &opts).await? {
-        match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => {
-                return Err(KafkaError::AdminOp(code)).inspect_err(|_| {
-                    tracing::error!(topic, ?code, "cannot create an inference topic")
-                })
-            }
-        }
-    }
-    Ok(())
+    crate::kafka::ensure_topics(
+        &config.bootstrap,
+        &[
+            TopicSpec::new(&config.requests_topic, config.partitions),
+            TopicSpec::new(&config.replies_topic, config.partitions),
+        ],
+        Duration::from_secs(10),
+    )
+    .await
+    .map(|_| ())
 }
 
 /// Creates the topics if needed, picks the partition and positions a reader at its end.
 async fn open_reader(config: &ReplyConfig) -> Result<(StreamConsumer, i32), KafkaError> {
     ensure_topics(config).await?;
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &config.bootstrap)
+    let consumer: StreamConsumer = crate::kafka::consumer_config(&config.bootstrap)
         // Read by assignment, never committed: the group id only satisfies the client.
         .set("group.id", format!("inference-replies-{}", Uuid::new_v4()))
         .set("enable.auto.commit", "false")

@@ -31,6 +31,8 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::kafka::TopicSpec;
+
 use crate::telemetry::{check_broker, check_database, ready_response, ReadinessCheck};
 pub use handler::{is_permanent, BatchHandler, DbFailure, HandlerError, WorkerContext};
 pub use metrics::WorkerMetrics;
@@ -53,6 +55,8 @@ pub struct WorkerConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// Events per second at most (see [`pace`]); `None`: as fast as the handler goes.
     pub max_rate: Option<u32>,
+    /// Partitions of the topic when this worker creates it (see [`crate::kafka`]).
+    pub topic_partitions: i32,
 }
 
 impl WorkerConfig {
@@ -68,6 +72,7 @@ impl WorkerConfig {
             instance_id: None,
             metrics_listen: None,
             max_rate: None,
+            topic_partitions: 6,
         }
     }
 
@@ -151,6 +156,9 @@ impl<H: BatchHandler> std::fmt::Debug for Worker<H> {
     }
 }
 
+/// How long a starting worker waits for its broker to create its topics.
+const TOPICS_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl<H: BatchHandler> Worker<H> {
     /// Binds the metrics port and joins the group. The handler is ready (a model loaded, a pool
     /// connected) before the worker takes any partition.
@@ -163,6 +171,17 @@ impl<H: BatchHandler> Worker<H> {
             ),
             None => None,
         };
+        // Before subscribing: a consumer that subscribes to a topic not there yet sees it only
+        // at its next metadata refresh.
+        crate::kafka::ensure_topics_patiently(
+            &config.bootstrap,
+            &[
+                TopicSpec::new(&config.topic, config.topic_partitions),
+                TopicSpec::new(&config.dead_letter_topic, 1),
+            ],
+            TOPICS_PATIENCE,
+        )
+        .await?;
         let consumer = queue::group_consumer(&config)?;
         let producer = queue::durable_producer(&config.bootstrap)?;
         let context = WorkerContext::new(

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
@@ -18,9 +17,8 @@ use super::WorkerConfig;
 
 /// A consumer-group member on the worker's topic that commits only when told to.
 pub fn group_consumer(config: &WorkerConfig) -> Result<StreamConsumer, KafkaError> {
-    let mut client = ClientConfig::new();
+    let mut client = crate::kafka::consumer_config(&config.bootstrap);
     client
-        .set("bootstrap.servers", &config.bootstrap)
         .set("group.id", &config.group_id)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
@@ -40,8 +38,7 @@ pub fn group_consumer(config: &WorkerConfig) -> Result<StreamConsumer, KafkaErro
 /// An idempotent, acks=all producer: what a worker sends (replies, dead letters) is durable
 /// before the offsets that caused it are committed.
 pub fn durable_producer(bootstrap: &str) -> Result<FutureProducer, KafkaError> {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    crate::kafka::client_config(bootstrap)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "1")

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
@@ -39,8 +38,7 @@ pub struct QueueState {
 
 impl QueueView {
     pub fn new(bootstrap: &str, topic: &str, group: &str) -> Result<Self, KafkaError> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
+        let consumer: BaseConsumer = crate::kafka::client_config(bootstrap)
             .set("group.id", group)
             .set("enable.auto.commit", "false")
             .create()?;
