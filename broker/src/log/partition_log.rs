@@ -10,24 +10,23 @@
 //!   across an fsync. Readers hold it only to find the segment and index position, then read the
 //!   file with `pread` on their own `Arc<File>`, so they never block the writer on I/O. Deleted
 //!   segments stay readable through such handles until the last reader drops them.
-//! - One flusher thread per log does every fsync (`flusher.rs`). Under `fsync` it syncs as soon
-//!   as there is something to sync; appends that arrive meanwhile share the next sync (group
-//!   commit).
+//! - The process-wide flush pool does every fsync (`flusher.rs`), a few threads for all logs.
+//!   Under `fsync` a log is queued for a sync as soon as there is something to sync; appends that
+//!   arrive meanwhile share the next sync (group commit).
 //!
 //! Opening (`recovery.rs`), the retention decision (`retention.rs`) and lock-free reads of a
 //! segment file (`reader.rs`) live beside this file.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
 use super::batch::{self, BatchError, BatchHeader};
 use super::config::{FlushPolicy, LogConfig, TimestampType};
 use super::error::LogError;
-use super::flusher::{flush_once, flusher_loop};
+use super::flusher::{self, flush_once, needs_flush, FlushPool};
 use super::producer_state::{ProducerError, SequenceCheck};
 use super::reader::{find_timestamp, read_batches};
 use super::recovery;
@@ -78,12 +77,12 @@ impl FlushCounter {
     }
 }
 
-/// A partition's log. Cheap to share behind an `Arc`; dropping it stops its flusher after a
-/// final flush.
+/// A partition's log. Cheap to share behind an `Arc`; dropping it closes it with a final flush.
 #[derive(Debug)]
 pub struct PartitionLog {
     shared: Arc<Shared>,
-    flusher: Option<JoinHandle<()>>,
+    pool: Arc<FlushPool>,
+    open: bool,
 }
 
 impl PartitionLog {
@@ -110,6 +109,7 @@ impl PartitionLog {
             dir_dirty: false,
             failure: None,
             closed: false,
+            flush_scheduled: false,
             producers,
         };
         let shared = Arc::new(Shared {
@@ -117,7 +117,7 @@ impl PartitionLog {
             config,
             clock,
             state: Mutex::new(state),
-            wake_flusher: Condvar::new(),
+            sync_lock: Mutex::new(()),
             durable: watch::Sender::new(Durable {
                 offset: log_end_offset,
                 failure: None,
@@ -125,17 +125,15 @@ impl PartitionLog {
             high_watermark: watch::Sender::new(log_end_offset),
             flushes: Arc::new(AtomicU64::new(0)),
         });
-        let flusher = {
-            let shared = shared.clone();
-            std::thread::Builder::new()
-                .name("log-flusher".into())
-                .spawn(move || flusher_loop(&shared))
-                .map_err(LogError::io("start flusher thread"))?
-        };
+        let pool = flusher::pool()?;
+        if let Some(every) = shared.config.flush.interval() {
+            pool.every(Arc::downgrade(&shared), every);
+        }
         Ok((
             PartitionLog {
                 shared,
-                flusher: Some(flusher),
+                pool,
+                open: true,
             },
             report,
         ))
@@ -292,14 +290,24 @@ impl PartitionLog {
             bytes: records.len(),
             duplicate: false,
         };
+        let queue = self.claim_flush(&mut st);
         drop(st);
-        match config.flush {
-            FlushPolicy::Fsync => self.shared.wake_flusher.notify_one(),
-            _ => {
-                self.shared.high_watermark.send_replace(next);
-            }
+        if queue {
+            self.pool.request(self.shared.clone());
+        }
+        if config.flush != FlushPolicy::Fsync {
+            self.shared.high_watermark.send_replace(next);
         }
         Ok(info)
+    }
+
+    /// Under `fsync`: whether the caller must queue this log in the flush pool (it was not queued
+    /// yet; now it counts as queued). Called with the log lock held, so an append either finds
+    /// the log queued, and the flush that follows covers it, or queues it (see `flusher.rs`).
+    fn claim_flush(&self, st: &mut State) -> bool {
+        self.shared.config.flush == FlushPolicy::Fsync
+            && !st.closed
+            && !std::mem::replace(&mut st.flush_scheduled, true)
     }
 
     /// Seals the active segment and starts a new one at the log end offset.
@@ -345,7 +353,7 @@ impl PartitionLog {
 
     /// Flushes everything appended so far, now, on the calling thread.
     pub fn flush(&self) -> Result<(), LogError> {
-        flush_once(&self.shared, self.shared.lock())
+        flush_once(&self.shared)
     }
 
     /// Reads whole batches starting with the one that contains `offset`, up to `max_bytes` (but
@@ -467,6 +475,10 @@ impl PartitionLog {
             let doomed: Vec<Segment> = st.segments.drain(..n).collect();
             st.log_start_offset = st.segments[0].base_offset();
             st.dir_dirty = true;
+            if self.claim_flush(&mut st) {
+                // The deletions become durable with the directory sync of the next flush.
+                self.pool.request(self.shared.clone());
+            }
             (doomed, st.log_start_offset)
         };
         let report = RetentionReport {
@@ -490,19 +502,24 @@ impl PartitionLog {
         Ok(report)
     }
 
-    /// Flushes and stops the flusher. Later appends fail with [`LogError::Closed`].
+    /// Flushes what is left and closes the log. Later appends fail with [`LogError::Closed`].
     pub fn close(mut self) -> Result<(), LogError> {
         self.shutdown()
     }
 
     fn shutdown(&mut self) -> Result<(), LogError> {
-        {
+        self.open = false;
+        let pending = {
             let mut st = self.shared.lock();
             st.closed = true;
-        }
-        self.shared.wake_flusher.notify_all();
-        if let Some(handle) = self.flusher.take() {
-            let _ = handle.join();
+            st.failure.is_none() && needs_flush(&st)
+        };
+        // The pool skips closed logs from now on; a flush it is running finishes first (the
+        // final flush waits for its sync_lock).
+        if pending {
+            if let Err(e) = flush_once(&self.shared) {
+                tracing::error!(error = %e, "final flush failed");
+            }
         }
         let st = self.shared.lock();
         match &st.failure {
@@ -514,7 +531,7 @@ impl PartitionLog {
 
 impl Drop for PartitionLog {
     fn drop(&mut self) {
-        if self.flusher.is_some() {
+        if self.open {
             if let Err(e) = self.shutdown() {
                 tracing::error!(error = %e, "log closed with an error");
             }

@@ -59,6 +59,21 @@ impl BrokerProcess {
         }
     }
 
+    /// The broker process's id, for /proc/<pid>/... (threads, peak memory).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().expect("broker running").id()
+    }
+
+    /// A field of /proc/<pid>/status, e.g. `VmHWM` (peak resident set, kB) or `Threads`.
+    pub(crate) fn proc_status(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc/<pid>/status:\n{status}"))
+    }
+
     pub(crate) fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }

@@ -2,6 +2,7 @@
 //! kcat, kafka-python, confluent-kafka) and by hand-made requests. One test binary for the
 //! subject, so the suite links once.
 
+mod client;
 mod harness;
 mod loopfs;
 
@@ -10,6 +11,7 @@ mod bad_input;
 mod disk_faults;
 mod groups;
 mod kcat;
+mod limits;
 mod python;
 mod rdkafka_client;
 mod requests;
