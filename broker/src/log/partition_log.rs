@@ -67,6 +67,23 @@ pub struct RetentionReport {
     pub log_start_offset: i64,
 }
 
+/// Whether a log takes writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteStatus {
+    Writable,
+    /// The last write failed (disk full, a failed roll) and was taken back; the next append
+    /// tries again, and the first that succeeds makes the log writable again.
+    Refusing(String),
+    /// Stopped for good after a failed fsync: nothing more is accepted until a restart.
+    Failed(String),
+}
+
+impl WriteStatus {
+    pub fn is_writable(&self) -> bool {
+        matches!(self, WriteStatus::Writable)
+    }
+}
+
 /// Completed flushes of a log, readable after it closed.
 #[derive(Debug, Clone)]
 pub struct FlushCounter(Arc<AtomicU64>);
@@ -108,6 +125,7 @@ impl PartitionLog {
             unflushed: Vec::new(),
             dir_dirty: false,
             failure: None,
+            write_error: None,
             closed: false,
             flush_scheduled: false,
             producers,
@@ -167,6 +185,16 @@ impl PartitionLog {
     /// Whether the log stopped accepting writes after an I/O failure.
     pub fn is_failed(&self) -> bool {
         self.shared.lock().failure.is_some()
+    }
+
+    /// Whether the log takes writes now, and if not why.
+    pub fn write_status(&self) -> WriteStatus {
+        let st = self.shared.lock();
+        match (&st.failure, &st.write_error) {
+            (Some(reason), _) => WriteStatus::Failed(reason.clone()),
+            (None, Some(reason)) => WriteStatus::Refusing(reason.clone()),
+            (None, None) => WriteStatus::Writable,
+        }
     }
 
     /// Flushes completed since open. Under `fsync`, far fewer than appends when they overlap.
@@ -241,7 +269,10 @@ impl PartitionLog {
         }
         let now = self.shared.clock.now_ms();
         if st.active().should_roll(records.len() as u64, now, config) {
-            self.roll(&mut st)?;
+            if let Err(e) = self.roll(&mut st) {
+                st.write_error = Some(e.to_string());
+                return Err(e);
+            }
         }
 
         let base_offset = st.log_end_offset;
@@ -267,17 +298,22 @@ impl PartitionLog {
         let active = st.active();
         let (old_size, old_next) = (active.size(), active.next_offset());
         if let Err(e) = active.append(records, &stamped, now) {
-            // Take back a partial write so the segment keeps only whole batches.
+            // Take back a partial write so the segment keeps only whole batches. A write that
+            // failed (ENOSPC, EIO on write) was never acknowledged and is cut off again here, so
+            // the log may go on: the next append retries. Only if the cut fails is it final.
             if let Err(e2) = active.truncate_to(old_size, old_next) {
                 let reason = format!("append failed ({e}) and could not be undone ({e2})");
                 st.failure = Some(reason.clone());
                 return Err(self.shared.failed(&reason));
             }
-            return Err(LogError::Io {
+            let e = LogError::Io {
                 context: format!("append to {}", self.shared.dir.display()),
                 source: e,
-            });
+            };
+            st.write_error = Some(e.to_string());
+            return Err(e);
         }
+        st.write_error = None;
         st.log_end_offset = next;
         for h in &stamped {
             st.producers.record(h);
@@ -310,22 +346,32 @@ impl PartitionLog {
             && !std::mem::replace(&mut st.flush_scheduled, true)
     }
 
-    /// Seals the active segment and starts a new one at the log end offset.
+    /// Seals the active segment and starts a new one at the log end offset. Retry-safe: the new
+    /// segment is created first and removed again if sealing fails, so a failure at any step
+    /// leaves the log as it was and the next append simply tries again.
     fn roll(&self, st: &mut State) -> Result<(), LogError> {
         let dir = &self.shared.dir;
         let leo = st.log_end_offset;
-        let active = st.active();
-        active
-            .seal()
-            .map_err(LogError::io(format!("seal segment in {}", dir.display())))?;
-        let files = active
-            .files_to_sync()
-            .map_err(LogError::io("open sealed segment files for sync"))?;
-        st.unflushed.extend(files);
         let seg = Segment::create(dir, leo, &self.shared.config).map_err(LogError::io(format!(
             "create segment {leo} in {}",
             dir.display()
         )))?;
+        let active = st.active();
+        let sealed = active
+            .seal()
+            .map_err(LogError::io(format!("seal segment in {}", dir.display())))
+            .and_then(|()| {
+                active
+                    .files_to_sync()
+                    .map_err(LogError::io("open sealed segment files for sync"))
+            });
+        match sealed {
+            Ok(files) => st.unflushed.extend(files),
+            Err(e) => {
+                let _ = seg.delete_files();
+                return Err(e);
+            }
+        }
         st.segments.push(seg);
         st.dir_dirty = true;
         tracing::debug!(dir = %dir.display(), base_offset = leo, "rolled segment");

@@ -34,7 +34,10 @@ pub(super) struct State {
     pub(super) unflushed: Vec<Arc<File>>,
     /// A segment file was created or deleted since the last flush: the directory needs a sync.
     pub(super) dir_dirty: bool,
+    /// Final: a failed fsync (or a failed write that could not be taken back). No more writes.
     pub(super) failure: Option<String>,
+    /// Why the last append failed, if it did; cleared by the next one that succeeds.
+    pub(super) write_error: Option<String>,
     pub(super) closed: bool,
     /// The log is queued in the flush pool or being flushed by it (`fsync` policy).
     pub(super) flush_scheduled: bool,

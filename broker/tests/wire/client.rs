@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, CreateTopicsResponse, ProduceRequest, ProduceResponse,
-    RequestHeader, ResponseHeader, TopicName,
+    ApiKey, CreateTopicsRequest, CreateTopicsResponse, FetchRequest, FetchResponse, ProduceRequest,
+    ProduceResponse, RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
@@ -165,13 +166,14 @@ pub(crate) fn create(
     create_full(c, name, partitions, rf, configs).0
 }
 
-/// Produce v9, acks=-1, to partition `partition`: (error code, base offset, error message).
-pub(crate) fn produce_to(
+/// Produce v9, acks=-1, to partition `partition`: (error code, base offset, error message), or
+/// the I/O error if the connection failed.
+pub(crate) fn try_produce_to(
     c: &mut Client,
     name: &str,
     partition: i32,
     records: Vec<u8>,
-) -> (i16, i64, String) {
+) -> std::io::Result<(i16, i64, String)> {
     let mut p = PartitionProduceData::default();
     p.index = partition;
     p.records = Some(Bytes::from(records));
@@ -182,16 +184,27 @@ pub(crate) fn produce_to(
     req.acks = -1;
     req.timeout_ms = 5000;
     req.topic_data = vec![t];
-    let resp: ProduceResponse = c.call(ApiKey::Produce, 9, &req);
+    let resp: ProduceResponse = c.try_call(ApiKey::Produce, 9, &req)?;
     let pr = &resp.responses[0].partition_responses[0];
-    (
+    Ok((
         pr.error_code,
         pr.base_offset,
         pr.error_message
             .as_ref()
             .map(|m| m.to_string())
             .unwrap_or_default(),
-    )
+    ))
+}
+
+/// Produce v9, acks=-1, to partition `partition`: (error code, base offset, error message).
+pub(crate) fn produce_to(
+    c: &mut Client,
+    name: &str,
+    partition: i32,
+    records: Vec<u8>,
+) -> (i16, i64, String) {
+    try_produce_to(c, name, partition, records)
+        .unwrap_or_else(|e| panic!("produce to {name}-{partition}: connection failed: {e}"))
 }
 
 /// Produce to partition 0: (error code, base offset).
@@ -206,12 +219,87 @@ pub(crate) fn good_batch() -> Vec<u8> {
     b.build()
 }
 
-/// A batch of `n` records of `size` bytes each.
+/// A batch of `n` records of `size` bytes each, stamped now (so retention keeps it).
 pub(crate) fn batch_of(n: usize, size: usize) -> Vec<u8> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
     let mut b = broker::log::BatchBuilder::new();
     let v = vec![b'x'; size];
     for _ in 0..n {
-        b.push_value(1, &v);
+        b.push_value(now, &v);
     }
     b.build()
+}
+
+/// A Fetch v12 request reading each of `partitions` (partition, offset) of `name` with the given
+/// limits and no wait.
+pub(crate) fn fetch_request(
+    name: &str,
+    partitions: &[(i32, i64)],
+    max_bytes: i32,
+    partition_max_bytes: i32,
+) -> FetchRequest {
+    let mut t = FetchTopic::default();
+    t.topic = topic(name);
+    t.partitions = partitions
+        .iter()
+        .map(|&(p, offset)| {
+            let mut fp = FetchPartition::default();
+            fp.partition = p;
+            fp.fetch_offset = offset;
+            fp.partition_max_bytes = partition_max_bytes;
+            fp.current_leader_epoch = -1;
+            fp.log_start_offset = -1;
+            fp.last_fetched_epoch = -1;
+            fp
+        })
+        .collect();
+    let mut req = FetchRequest::default();
+    req.replica_id = kafka_protocol::messages::BrokerId(-1);
+    req.max_wait_ms = 0;
+    req.min_bytes = 0;
+    req.max_bytes = max_bytes;
+    req.session_epoch = -1;
+    req.topics = vec![t];
+    req
+}
+
+/// Fetch v12 of one partition from `offset`: (error code, high watermark, record bytes).
+pub(crate) fn fetch(
+    c: &mut Client,
+    name: &str,
+    partition: i32,
+    offset: i64,
+    max_bytes: i32,
+) -> (i16, i64, Bytes) {
+    let req = fetch_request(name, &[(partition, offset)], max_bytes, max_bytes);
+    let resp: FetchResponse = c.call(ApiKey::Fetch, 12, &req);
+    let p = &resp.responses[0].partitions[0];
+    (
+        p.error_code,
+        p.high_watermark,
+        p.records.clone().unwrap_or_default(),
+    )
+}
+
+/// Every record from `from` to the high watermark: (base offset, record count) per batch.
+pub(crate) fn read_all(c: &mut Client, name: &str, partition: i32, from: i64) -> Vec<(i64, i32)> {
+    let mut out = Vec::new();
+    let mut offset = from;
+    loop {
+        let (code, hwm, bytes) = fetch(c, name, partition, offset, 4 << 20);
+        assert_eq!(code, 0, "fetch {name}-{partition} at {offset}");
+        let mut rest = &bytes[..];
+        while !rest.is_empty() {
+            let h = broker::log::BatchHeader::parse(rest).expect("batch header");
+            out.push((h.base_offset, h.records_count));
+            offset = h.next_offset();
+            rest = &rest[h.total_len().min(rest.len())..];
+        }
+        if offset >= hwm {
+            return out;
+        }
+    }
 }

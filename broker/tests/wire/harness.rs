@@ -78,6 +78,23 @@ impl BrokerProcess {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// Whether the process is still alive (it did not crash or exit).
+    pub(crate) fn is_running(&mut self) -> bool {
+        self.exit_status().is_none()
+    }
+
+    /// How the process ended, if it did (waiting briefly for a dying one).
+    pub(crate) fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        let c = self.child.as_mut()?;
+        for _ in 0..50 {
+            if let Some(s) = c.try_wait().unwrap() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
     /// SIGTERM, and the exit status (graceful shutdown must exit 0).
     pub(crate) fn stop(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("broker running");
@@ -130,6 +147,16 @@ pub(crate) fn admin_get(broker: &BrokerProcess, path: &str) -> (u16, String) {
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     (status, body)
+}
+
+/// The value of the `/metrics` sample whose name and labels start with `prefix`.
+pub(crate) fn metric(broker: &BrokerProcess, prefix: &str) -> Option<f64> {
+    let (status, m) = admin_get(broker, "/metrics");
+    assert_eq!(status, 200);
+    m.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
 }
 
 /// Runs kcat against the broker with `args`, feeding `stdin`.
