@@ -28,6 +28,11 @@ pub fn router(broker: Arc<Broker>) -> Router {
 /// succeeds again.
 async fn healthz(State(broker): State<Arc<Broker>>) -> impl IntoResponse {
     let mut problems = Vec::new();
+    for (name, why) in broker.topics.unavailable() {
+        problems.push(format!(
+            "{name}: topic cannot be opened (files left untouched): {why}"
+        ));
+    }
     for t in broker.topics.list() {
         for (p, log) in t.partitions().iter().enumerate() {
             match log.write_status() {
@@ -47,7 +52,7 @@ async fn healthz(State(broker): State<Arc<Broker>>) -> impl IntoResponse {
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("partitions that cannot write:\n{}\n", problems.join("\n")),
+            format!("cannot write:\n{}\n", problems.join("\n")),
         )
     }
 }

@@ -18,7 +18,13 @@ use shared::shutdown::Tasks;
 use tokio_util::sync::CancellationToken;
 
 fn coordinator(dir: &std::path::Path) -> Arc<GroupCoordinator> {
-    let offsets = OffsetStore::open(dir, FlushPolicy::Never, Arc::new(SystemClock)).unwrap();
+    let offsets = OffsetStore::open(
+        dir,
+        FlushPolicy::Never,
+        Arc::new(SystemClock),
+        broker::log::SyncOnOpen::All,
+    )
+    .unwrap();
     GroupCoordinator::new(
         CoordinatorConfig {
             initial_rebalance_delay: Duration::from_millis(100),

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::Clock;
 use crate::durable;
 use crate::log::batch::{decode_records, BatchHeader};
-use crate::log::{BatchBuilder, FlushPolicy, LogConfig, LogError, PartitionLog};
+use crate::log::{BatchBuilder, FlushPolicy, LogConfig, LogError, PartitionLog, SyncOnOpen};
 
 const LOG_DIR: &str = "__consumer_offsets";
 /// The log is rewritten at start once it is larger than this and mostly superseded commits.
@@ -58,8 +58,9 @@ impl OffsetStore {
         data_dir: &Path,
         flush: FlushPolicy,
         clock: Arc<dyn Clock>,
+        sync: SyncOnOpen,
     ) -> Result<Self, LogError> {
-        Self::open_with(data_dir, flush, clock, COMPACT_ABOVE_BYTES)
+        Self::open_with(data_dir, flush, clock, COMPACT_ABOVE_BYTES, sync)
     }
 
     /// Opens the store, rewriting the log with only the latest commit per partition when it has
@@ -69,6 +70,7 @@ impl OffsetStore {
         flush: FlushPolicy,
         clock: Arc<dyn Clock>,
         compact_above: u64,
+        sync: SyncOnOpen,
     ) -> Result<Self, LogError> {
         let live = data_dir.join(LOG_DIR);
         let compacting = data_dir.join(format!("{LOG_DIR}.compacting"));
@@ -76,7 +78,7 @@ impl OffsetStore {
         finish_interrupted_compaction(&live, &compacting, &old)?;
 
         let config = log_config(flush);
-        let (log, _) = PartitionLog::open(&live, config.clone(), clock.clone())?;
+        let (log, _) = PartitionLog::open_with(&live, config.clone(), clock.clone(), sync)?;
         let (state, replayed) = replay(&log)?;
         let entries: usize = state.values().map(BTreeMap::len).sum();
         let log = if log.size_bytes() > compact_above && replayed > 2 * entries {
@@ -316,6 +318,7 @@ mod tests {
             FlushPolicy::Fsync,
             Arc::new(SystemClock),
             compact_above,
+            SyncOnOpen::All,
         )
         .unwrap()
     }

@@ -168,6 +168,10 @@ impl IndexFile {
         cut
     }
 
+    pub(crate) fn sync(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
     /// The file handle, for fsync by the flusher.
     pub(crate) fn try_clone_file(&self) -> io::Result<File> {
         self.file.try_clone()

@@ -33,7 +33,8 @@ pub use batch::{BatchBuilder, BatchError, BatchHeader, Record};
 pub use config::{FlushPolicy, LogConfig, TimestampType};
 pub use error::LogError;
 pub use partition_log::{
-    AppendInfo, FlushCounter, OpenReport, PartitionLog, ReadResult, RetentionReport, WriteStatus,
+    AppendInfo, FlushCounter, OpenReport, PartitionLog, ReadResult, RetentionReport, SyncOnOpen,
+    WriteStatus,
 };
 pub use producer_state::ProducerError;
 pub use segment::Recovery;

@@ -30,7 +30,7 @@ use super::flusher::{self, flush_once, needs_flush, FlushPool};
 use super::producer_state::{ProducerError, SequenceCheck};
 use super::reader::{find_timestamp, read_batches};
 use super::recovery;
-pub use super::recovery::OpenReport;
+pub use super::recovery::{OpenReport, SyncOnOpen};
 use super::retention::{self, SegmentStats};
 use super::segment::Segment;
 use super::shared_state::{Durable, Shared, State};
@@ -104,14 +104,25 @@ pub struct PartitionLog {
 
 impl PartitionLog {
     /// Opens (or creates) the log in `dir`, recovering the active segment and checking the
-    /// indexes of the sealed ones.
+    /// indexes of the sealed ones, and syncs everything it found before calling it durable.
     pub fn open(
         dir: &Path,
         config: LogConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<(Self, OpenReport), LogError> {
+        Self::open_with(dir, config, clock, SyncOnOpen::All)
+    }
+
+    /// [`PartitionLog::open`], syncing what `sync` says: [`SyncOnOpen::Repaired`] only when the
+    /// last stop is known to have been clean.
+    pub fn open_with(
+        dir: &Path,
+        config: LogConfig,
+        clock: Arc<dyn Clock>,
+        sync: SyncOnOpen,
+    ) -> Result<(Self, OpenReport), LogError> {
         config.validate()?;
-        let (segments, report) = recovery::open_segments(dir, &config)?;
+        let (segments, report) = recovery::open_segments(dir, &config, sync)?;
         let log_start_offset = segments.first().map_or(0, |s| s.base_offset());
         let log_end_offset = segments.last().map_or(0, |s| s.next_offset());
         let producers = recovery::rebuild_producer_state(&segments).map_err(LogError::io(

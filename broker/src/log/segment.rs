@@ -360,6 +360,17 @@ impl Segment {
         Ok(())
     }
 
+    /// Syncs what a restart relies on: the log, and for a sealed segment its indexes (an active
+    /// segment's indexes are rebuilt from its log at every open).
+    pub(crate) fn sync_files(&self) -> io::Result<()> {
+        self.log.sync_data()?;
+        if self.sealed {
+            self.index.file().sync()?;
+            self.time_index.file().sync()?;
+        }
+        Ok(())
+    }
+
     /// Files an fsync must cover to make this (sealed) segment durable.
     pub(crate) fn files_to_sync(&self) -> io::Result<Vec<Arc<File>>> {
         Ok(vec![

@@ -77,6 +77,13 @@ fn by_name(broker: &Broker, name: &str, allow_create: bool) -> MetadataResponseT
     if let Some(t) = broker.topics.get(name) {
         return topic_entry(broker, &t);
     }
+    if broker.topics.unavailable_reason(name).is_some() {
+        return error_entry(
+            sname(),
+            Default::default(),
+            ResponseError::KafkaStorageError.code(),
+        );
+    }
     if !allow_create {
         return error_entry(sname(), Default::default(), super::error::unknown_topic());
     }

@@ -236,3 +236,79 @@ fn a_full_disk_never_kills_the_broker_through_its_memory_mapped_index() {
     assert_eq!(produce_to(&mut c, "idx", 0, batch_of(1, 200)).0, 0);
     assert_eq!(read_all(&mut c, "idx", 0, 0), vec![(0, 1), (1, 1), (2, 1)]);
 }
+
+/// A topic that cannot be opened at start (here: its metadata file is damaged) stays on disk
+/// untouched and visible as broken: /healthz names it, Metadata answers KAFKA_STORAGE_ERROR for
+/// it, and auto-creation does not replace it with an empty topic (which moved the old one's
+/// files to the trash). Once the file is repaired, the data is all there.
+#[test]
+fn a_topic_that_cannot_be_opened_is_reported_and_never_replaced() {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = BrokerProcess::start(dir.path(), &[]);
+    let mut c = Client::connect(&broker);
+    assert_eq!(create(&mut c, "keep", 1, 1, &[]), 0);
+    for _ in 0..3 {
+        assert_eq!(produce_to(&mut c, "keep", 0, batch_of(2, 100)).0, 0);
+    }
+    assert!(broker.stop().success());
+    let meta = dir.path().join("topics/keep/topic.json");
+    let good = std::fs::read(&meta).unwrap();
+    std::fs::write(&meta, b"{ damaged").unwrap();
+    broker.restart_stopped();
+
+    let mut c = Client::connect(&broker);
+    let mut t = MetadataRequestTopic::default();
+    t.name = Some(super::client::topic("keep"));
+    let mut req = MetadataRequest::default();
+    req.topics = Some(vec![t]);
+    req.allow_auto_topic_creation = true;
+    let resp: MetadataResponse = c.call(ApiKey::Metadata, 12, &req);
+    assert_eq!(
+        resp.topics[0].error_code, 56,
+        "KAFKA_STORAGE_ERROR for a topic that cannot open"
+    );
+    assert!(
+        dir.path().join("topics/keep/0").exists(),
+        "the damaged topic's data was moved away"
+    );
+    let (status, body) = admin_get(&broker, "/healthz");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("keep") && body.contains("topic.json"),
+        "{body}"
+    );
+
+    assert!(broker.stop().success());
+    std::fs::write(&meta, good).unwrap();
+    broker.restart_stopped();
+    let mut c = Client::connect(&broker);
+    assert_eq!(read_all(&mut c, "keep", 0, 0), vec![(0, 2), (2, 2), (4, 2)]);
+}
+
+/// The clean-shutdown marker that lets a start skip syncing everything again exists only
+/// between a clean stop (everything flushed) and the next start: a running broker has removed
+/// it, and a killed one never wrote it, so a crash is always followed by a full recovery sync.
+#[test]
+fn the_clean_shutdown_marker_exists_only_after_a_clean_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join(broker::state::CLEAN_SHUTDOWN_MARKER);
+    let mut broker = BrokerProcess::start(dir.path(), &[]);
+    let mut c = Client::connect(&broker);
+    assert_eq!(create(&mut c, "m", 1, 1, &[]), 0);
+    assert_eq!(produce_to(&mut c, "m", 0, batch_of(2, 10)).0, 0);
+    assert!(!marker.exists(), "marker present while running");
+    assert!(broker.stop().success());
+    assert!(marker.exists(), "no marker after a clean stop");
+    broker.restart_stopped();
+    // An answer means the data dir is open (the ports are bound before it is).
+    let mut c = Client::connect(&broker);
+    assert_eq!(read_all(&mut c, "m", 0, 0), vec![(0, 2)]);
+    assert!(!marker.exists(), "the start did not remove the marker");
+    broker.crash_and_restart();
+    let mut c = Client::connect(&broker);
+    assert_eq!(read_all(&mut c, "m", 0, 0), vec![(0, 2)]);
+    assert!(!marker.exists(), "marker after a SIGKILL and restart");
+}

@@ -114,6 +114,12 @@ impl BrokerProcess {
         self.spawn();
     }
 
+    /// Starts the broker again after [`BrokerProcess::stop`].
+    pub(crate) fn restart_stopped(&mut self) {
+        assert!(self.child.is_none(), "broker still running");
+        self.spawn();
+    }
+
     pub(crate) fn restart(&mut self) {
         let status = self.stop();
         assert!(status.success(), "broker exited with {status} on SIGTERM");
