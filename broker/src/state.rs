@@ -12,6 +12,7 @@ use thiserror::Error;
 use crate::clock::SystemClock;
 use crate::config::{NodeConfig, CLUSTER_ID, NODE_ID};
 use crate::durable;
+use crate::group::offset_store::TopicNow;
 use crate::group::{GroupCoordinator, OffsetStore};
 use crate::log::{LogError, SyncOnOpen};
 use crate::metrics::Metrics;
@@ -103,7 +104,18 @@ impl Broker {
         let topics =
             TopicRegistry::open_with(dir, config.log.clone(), Arc::new(SystemClock), sync)?;
         let producer_ids = ProducerIdAllocator::open(dir)?;
-        let offsets = OffsetStore::open(dir, config.log.flush, Arc::new(SystemClock), sync)?;
+        let topic_now = |name: &str| match topics.get(name) {
+            Some(t) => TopicNow::Exists(t.id),
+            None if topics.unavailable_reason(name).is_some() => TopicNow::Unavailable,
+            None => TopicNow::Absent,
+        };
+        let offsets = OffsetStore::open(
+            dir,
+            config.log.flush,
+            Arc::new(SystemClock),
+            sync,
+            &topic_now,
+        )?;
         let groups = GroupCoordinator::new(config.groups.clone(), offsets, tasks.clone());
         Ok(Arc::new(Broker {
             config: BrokerConfig {

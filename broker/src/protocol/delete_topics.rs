@@ -43,11 +43,18 @@ pub(crate) fn handle(
             None => r.error_code = ResponseError::UnknownTopicId.code(),
             Some(n) => {
                 r.name = Some(TopicName(StrBytes::from_string(n.clone())));
-                if let Some(t) = broker.topics.get(&n) {
-                    r.topic_id = t.id; // v6 answers carry the id even when asked by name
+                let id = broker.topics.get(&n).map(|t| t.id);
+                if let Some(id) = id {
+                    r.topic_id = id; // v6 answers carry the id even when asked by name
                 }
                 match broker.topics.delete(&n) {
-                    Ok(()) => r.error_code = NONE,
+                    Ok(()) => {
+                        r.error_code = NONE;
+                        // Its commits stopped counting with it (they name its id); forget them.
+                        if let Some(id) = id {
+                            broker.groups.offsets().forget_topic(&n, id);
+                        }
+                    }
                     Err(e) => {
                         r.error_code = topic_error_code(&e);
                         if version >= 5 {
