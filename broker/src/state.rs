@@ -33,6 +33,9 @@ pub struct BrokerConfig {
     /// Largest request frame accepted; a larger announced size closes the connection unread.
     pub max_frame_bytes: usize,
     pub max_connections: usize,
+    /// Caps on a Fetch answer's record bytes, in all and per partition (see `NodeConfig`).
+    pub fetch_max_bytes: usize,
+    pub fetch_partition_max_bytes: usize,
 }
 
 /// Why a data directory could not be opened.
@@ -127,6 +130,8 @@ impl Broker {
                 default_partitions: config.default_partitions,
                 max_frame_bytes: config.max_frame_bytes,
                 max_connections: config.max_connections,
+                fetch_max_bytes: config.fetch_max_bytes,
+                fetch_partition_max_bytes: config.fetch_partition_max_bytes,
             },
             data_dir: dir.to_path_buf(),
             topics,

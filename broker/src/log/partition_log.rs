@@ -28,7 +28,7 @@ use super::config::{FlushPolicy, LogConfig, TimestampType};
 use super::error::LogError;
 use super::flusher::{self, flush_once, needs_flush, FlushPool};
 use super::producer_state::{ProducerError, SequenceCheck};
-use super::reader::{find_timestamp, read_batches};
+use super::reader::{find_timestamp, read_batches, ReadLimit};
 use super::recovery;
 pub use super::recovery::{OpenReport, SyncOnOpen};
 use super::retention::{self, SegmentStats};
@@ -417,6 +417,21 @@ impl PartitionLog {
     /// always at least one whole batch, so a reader can make progress past a large one). Only
     /// batches below the high watermark are returned, from one segment at a time.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, LogError> {
+        self.read_batches(offset, max_bytes, true)
+    }
+
+    /// [`PartitionLog::read`], but never more than `max_bytes`: empty when the batch containing
+    /// `offset` alone is larger (a Fetch gives only its first non-empty partition more, KIP-74).
+    pub fn read_at_most(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, LogError> {
+        self.read_batches(offset, max_bytes, false)
+    }
+
+    fn read_batches(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        at_least_one: bool,
+    ) -> Result<ReadResult, LogError> {
         let mut cursor = offset;
         loop {
             let (file, pos, end, hwm, log_start, next_base) = {
@@ -449,7 +464,12 @@ impl PartitionLog {
                     next_base,
                 )
             };
-            let found = read_batches(&file, pos, end, cursor, max_bytes, hwm)
+            let limit = ReadLimit {
+                max_bytes,
+                at_least_one,
+                hwm,
+            };
+            let found = read_batches(&file, pos, end, cursor, limit)
                 .map_err(LogError::io(format!("read {}", self.shared.dir.display())))?;
             match (found, next_base) {
                 (Some(bytes), _) => {

@@ -8,16 +8,31 @@ use std::os::unix::fs::FileExt;
 use super::batch::{self, BatchHeader, HEADER_LEN};
 use super::segment;
 
+/// How much a read may return.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ReadLimit {
+    pub(super) max_bytes: usize,
+    /// Return the first batch whole even if it is larger than `max_bytes`.
+    pub(super) at_least_one: bool,
+    /// Only batches below the high watermark.
+    pub(super) hwm: i64,
+}
+
 /// From the indexed position `pos`, skips batches that end before `offset` and reads whole
-/// batches from the one containing it. `None` when the segment (up to `end`) has no such batch.
+/// batches from the one containing it, reading no more than the limit lets it return (plus the
+/// rest of a batch it then cuts off). `None` when the segment (up to `end`) has no such batch.
 pub(super) fn read_batches(
     file: &File,
     mut pos: u64,
     end: u64,
     offset: i64,
-    max_bytes: usize,
-    hwm: i64,
+    limit: ReadLimit,
 ) -> std::io::Result<Option<Vec<u8>>> {
+    let ReadLimit {
+        max_bytes,
+        at_least_one,
+        hwm,
+    } = limit;
     let first = loop {
         let Some(h) = segment::read_header_at(file, pos, end)? else {
             return Ok(None);
@@ -27,7 +42,7 @@ pub(super) fn read_batches(
         }
         pos += h.total_len() as u64;
     };
-    if first.base_offset >= hwm {
+    if first.base_offset >= hwm || (!at_least_one && first.total_len() > max_bytes) {
         return Ok(Some(Vec::new()));
     }
     let available = (end - pos) as usize;

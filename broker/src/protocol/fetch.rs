@@ -3,7 +3,14 @@
 //! Every requested partition is listed in the answer (kafka-python drops answers that miss one),
 //! records are never null (librdkafka 2.0.2 rejects that), and the batch containing the fetch
 //! offset comes first, whole.
+//!
+//! Sizes are the broker's to bound: the client's `max_bytes` (<= 0 means "no limit") and
+//! `partition_max_bytes` are capped by `--fetch-max-bytes` and `--fetch-partition-max-bytes`,
+//! and nothing is read beyond what the answer can carry (plus the rest of the first batch,
+//! KIP-74). A partition listed more than once is refused (INVALID_REQUEST on every listing) and
+//! not read at all, so a request cannot multiply what one partition costs.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -33,6 +40,7 @@ pub(crate) async fn handle(
     }
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
     let deadline = Instant::now() + wait;
+    let repeated = listed_more_than_once(&req);
     loop {
         // Subscribe before reading, so an append between the read and the wait is not missed.
         let mut watchers: Vec<_> = req
@@ -40,7 +48,11 @@ pub(crate) async fn handle(
             .iter()
             .flat_map(|t| {
                 let topic = broker.topics.get(t.topic.0.as_str());
+                let repeated = &repeated;
                 t.partitions.iter().filter_map(move |p| {
+                    if repeated.contains(&(t.topic.0.as_str(), p.partition)) {
+                        return None;
+                    }
                     topic
                         .as_ref()?
                         .partition(p.partition)
@@ -51,7 +63,7 @@ pub(crate) async fn handle(
         for w in &mut watchers {
             w.borrow_and_update();
         }
-        let (resp, bytes, errors) = build(broker, &req);
+        let (resp, bytes, errors) = build(broker, &req, &repeated);
         if bytes >= req.min_bytes.max(0) as usize
             || errors
             || watchers.is_empty()
@@ -62,7 +74,7 @@ pub(crate) async fn handle(
         let changed = select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
         if tokio::time::timeout_at(deadline, changed).await.is_err() {
             // Deadline: answer with what there is now (possibly data that arrived meanwhile).
-            return count_out(broker, build(broker, &req).0);
+            return count_out(broker, build(broker, &req, &repeated).0);
         }
     }
 }
@@ -78,13 +90,31 @@ fn count_out(broker: &Broker, resp: FetchResponse) -> FetchResponse {
     resp
 }
 
+/// The (topic, partition) pairs a request lists more than once.
+fn listed_more_than_once(req: &FetchRequest) -> Vec<(&str, i32)> {
+    let mut seen: HashMap<(&str, i32), usize> = HashMap::new();
+    for t in &req.topics {
+        for p in &t.partitions {
+            *seen.entry((t.topic.0.as_str(), p.partition)).or_default() += 1;
+        }
+    }
+    seen.into_iter()
+        .filter(|&(_, n)| n > 1)
+        .map(|(k, _)| k)
+        .collect()
+}
+
 /// One pass over the requested partitions: (response, record bytes, any partition errored).
-fn build(broker: &Broker, req: &FetchRequest) -> (FetchResponse, usize, bool) {
+fn build(
+    broker: &Broker,
+    req: &FetchRequest,
+    repeated: &[(&str, i32)],
+) -> (FetchResponse, usize, bool) {
     let mut resp = FetchResponse::default();
-    let mut remaining = if req.max_bytes > 0 {
-        req.max_bytes as usize
-    } else {
-        usize::MAX
+    let cap = broker.config.fetch_max_bytes;
+    let mut remaining = match usize::try_from(req.max_bytes) {
+        Ok(asked) if asked > 0 => asked.min(cap),
+        _ => cap,
     };
     let mut total = 0usize;
     let mut errors = false;
@@ -101,6 +131,12 @@ fn build(broker: &Broker, req: &FetchRequest) -> (FetchResponse, usize, bool) {
             pd.preferred_read_replica = kafka_protocol::messages::BrokerId(-1);
             pd.aborted_transactions = Some(Vec::new());
             pd.records = Some(Bytes::new());
+            if repeated.contains(&(t.topic.0.as_str(), p.partition)) {
+                pd.error_code = ResponseError::InvalidRequest.code();
+                errors = true;
+                tr.partitions.push(pd);
+                continue;
+            }
             match topic.as_ref().and_then(|tp| tp.partition(p.partition)) {
                 None => {
                     pd.error_code = unknown_topic();
@@ -109,7 +145,10 @@ fn build(broker: &Broker, req: &FetchRequest) -> (FetchResponse, usize, bool) {
                 Some(log) => {
                     // KIP-74: the first partition with data gets at least one whole batch
                     // even past the limits; after the request's budget is spent, only headers.
-                    let limit = (p.partition_max_bytes.max(0) as usize).min(remaining);
+                    let limit = usize::try_from(p.partition_max_bytes)
+                        .unwrap_or(0)
+                        .min(broker.config.fetch_partition_max_bytes)
+                        .min(remaining);
                     if limit == 0 && total > 0 {
                         pd.error_code = NONE;
                         pd.high_watermark = log.high_watermark();
@@ -118,7 +157,13 @@ fn build(broker: &Broker, req: &FetchRequest) -> (FetchResponse, usize, bool) {
                         tr.partitions.push(pd);
                         continue;
                     }
-                    let result = log.read(p.fetch_offset, limit.max(1));
+                    // KIP-74: only the first partition with data may go past the limits, by
+                    // the rest of its first batch; the others get whole batches that fit.
+                    let result = if total == 0 {
+                        log.read(p.fetch_offset, limit.max(1))
+                    } else {
+                        log.read_at_most(p.fetch_offset, limit)
+                    };
                     match result {
                         Ok(r) => {
                             pd.error_code = NONE;

@@ -213,7 +213,13 @@ pub fn encode_response(
     version: i16,
     body: &ResponseKind,
 ) -> Result<BytesMut, ProtocolError> {
-    let mut buf = BytesMut::with_capacity(256);
+    // Sized once: a Fetch answer can be tens of MiB, and growing by doubling would briefly hold
+    // up to twice that.
+    let body_size = match body {
+        ResponseKind::Fetch(r) => r.compute_size(version).unwrap_or(0),
+        _ => 0,
+    };
+    let mut buf = BytesMut::with_capacity(body_size + 64);
     buf.put_i32(0);
     let mut header = ResponseHeader::default();
     header.correlation_id = correlation_id;

@@ -9,6 +9,7 @@ mod loopfs;
 mod admin;
 mod bad_input;
 mod disk_faults;
+mod fetch_limits;
 mod groups;
 mod kcat;
 mod limits;
