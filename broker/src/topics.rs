@@ -132,6 +132,20 @@ pub struct TopicRegistry {
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     /// Topics found on disk that could not be opened, with the reason.
     unavailable: std::sync::Mutex<BTreeMap<String, String>>,
+    /// Names being created or deleted right now (see [`TopicRegistry::create`]).
+    pending: std::sync::Mutex<std::collections::BTreeSet<String>>,
+}
+
+/// A name reserved for a create or delete in progress; released on drop.
+struct Reservation<'a> {
+    registry: &'a TopicRegistry,
+    name: String,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.registry.pending_names().remove(&self.name);
+    }
 }
 
 impl TopicRegistry {
@@ -167,6 +181,7 @@ impl TopicRegistry {
             clock,
             topics: RwLock::new(BTreeMap::new()),
             unavailable: std::sync::Mutex::new(BTreeMap::new()),
+            pending: std::sync::Mutex::new(std::collections::BTreeSet::new()),
         };
         let entries =
             fs::read_dir(&topics_dir).map_err(io_err(format!("list {}", topics_dir.display())))?;
@@ -283,6 +298,12 @@ impl TopicRegistry {
 
     /// Creates a topic with `partitions` partitions and `config` (usually the defaults with the
     /// request's overrides applied). Durable when it returns.
+    ///
+    /// Creating is file work (a directory, segment files and an fsync or two per partition: a
+    /// few hundred milliseconds for 100 partitions here), so it runs without the registry's
+    /// lock: the name is reserved first (a concurrent create of it fails as already existing,
+    /// a delete as unknown), the topic is made on disk, and only the finished topic is inserted
+    /// under the lock. Lookups of other topics never wait for it. Call it off the async runtime.
     pub fn create(
         &self,
         name: &str,
@@ -294,24 +315,39 @@ impl TopicRegistry {
             return Err(TopicError::InvalidPartitions(partitions));
         }
         config.validate()?;
-        if let Some(reason) = self.unavailable_reason(name) {
-            return Err(TopicError::Unavailable {
-                name: name.to_string(),
-                reason,
-            });
-        }
-        // Holding the write lock across creation makes concurrent creates of one name race-free;
-        // creates are rare and take milliseconds.
-        let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
-        if topics.contains_key(name) {
-            return Err(TopicError::AlreadyExists(name.to_string()));
-        }
+        let _reserved = self.reserve(name)?;
         let dir = self.data_dir.join("topics").join(name);
         if dir.exists() {
-            // Left over from an interrupted create in this run.
+            // Left over from a create that failed and could not clean up.
             self.move_to_trash(&dir)?;
         }
-        fs::create_dir_all(&dir).map_err(io_err(format!("create {}", dir.display())))?;
+        let topic = match self.make_on_disk(&dir, name, partitions, config) {
+            Ok(t) => Arc::new(t),
+            Err(e) => {
+                // Nothing of a failed create may stay: without topic.json it would be moved to
+                // the trash at the next start anyway.
+                if dir.exists() {
+                    if let Err(e2) = self.move_to_trash(&dir) {
+                        tracing::warn!(dir = %dir.display(), error = %e2, "cannot clear a failed create");
+                    }
+                }
+                return Err(e);
+            }
+        };
+        self.write_map().insert(name.to_string(), topic.clone());
+        tracing::info!(topic = name, partitions, "created topic");
+        Ok(topic)
+    }
+
+    /// Makes a new topic's directory, partition logs and metadata, durably.
+    fn make_on_disk(
+        &self,
+        dir: &Path,
+        name: &str,
+        partitions: i32,
+        config: LogConfig,
+    ) -> Result<Topic, TopicError> {
+        fs::create_dir_all(dir).map_err(io_err(format!("create {}", dir.display())))?;
         let meta = TopicMeta {
             version: META_VERSION,
             name: name.to_string(),
@@ -320,7 +356,7 @@ impl TopicRegistry {
             config,
         };
         // A new log has nothing to recover; its files and directory are synced as it is made.
-        let topic = self.open_partitions(&dir, meta.clone(), SyncOnOpen::Repaired)?;
+        let topic = self.open_partitions(dir, meta.clone(), SyncOnOpen::Repaired)?;
         let meta_path = dir.join(META_FILE);
         durable::write_atomically(
             &meta_path,
@@ -330,45 +366,85 @@ impl TopicRegistry {
         // The topic's own directory entry, so the new topic survives a power loss.
         let topics_dir = self.data_dir.join("topics");
         durable::sync_dir(&topics_dir).map_err(io_err(format!("sync {}", topics_dir.display())))?;
-        let topic = Arc::new(topic);
-        topics.insert(name.to_string(), topic.clone());
-        tracing::info!(topic = name, partitions, "created topic");
         Ok(topic)
     }
 
+    fn write_map(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<Topic>>> {
+        self.topics.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reserves `name` for a create: refused if it exists, is being created or deleted, or is
+    /// an unavailable topic's. The reservation ends when the guard drops.
+    fn reserve(&self, name: &str) -> Result<Reservation<'_>, TopicError> {
+        let mut pending = self.pending_names();
+        if pending.contains(name) || self.read_map().contains_key(name) {
+            return Err(TopicError::AlreadyExists(name.to_string()));
+        }
+        if let Some(reason) = self.unavailable_reason(name) {
+            return Err(TopicError::Unavailable {
+                name: name.to_string(),
+                reason,
+            });
+        }
+        pending.insert(name.to_string());
+        Ok(Reservation {
+            registry: self,
+            name: name.to_string(),
+        })
+    }
+
+    fn pending_names(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeSet<String>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Deletes a topic: it disappears at once, its files are removed in the background. An
-    /// unavailable topic's files are moved to the trash the same way.
+    /// unavailable topic's files are moved to the trash the same way. The rename to the trash
+    /// (and its directory syncs) runs with the name reserved, not under the registry's lock.
     pub fn delete(&self, name: &str) -> Result<(), TopicError> {
+        let _reserved = {
+            let mut pending = self.pending_names();
+            if pending.contains(name) {
+                // Being created or deleted right now: not a topic to delete (yet).
+                return Err(TopicError::Unknown(name.to_string()));
+            }
+            pending.insert(name.to_string());
+            Reservation {
+                registry: self,
+                name: name.to_string(),
+            }
+        };
+        let dir = self.data_dir.join("topics").join(name);
         if self.unavailable_map().contains_key(name) {
-            let dir = self.data_dir.join("topics").join(name);
             self.move_to_trash(&dir)?;
             self.unavailable_map().remove(name);
             tracing::info!(topic = name, "deleted a topic that could not be opened");
             return Ok(());
         }
-        let topic = {
-            let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
-            let topic = topics
-                .remove(name)
-                .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
-            let dir = self.data_dir.join("topics").join(name);
-            if let Err(e) = self.move_to_trash(&dir) {
-                topics.insert(name.to_string(), topic);
-                return Err(e);
-            }
-            topic
-        };
+        let topic = self
+            .write_map()
+            .remove(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        if let Err(e) = self.move_to_trash(&dir) {
+            self.write_map().insert(name.to_string(), topic);
+            return Err(e);
+        }
         tracing::info!(topic = name, "deleted topic");
         let trash = self.data_dir.join("trash");
-        std::thread::spawn(move || {
-            // Close the logs (stopping their flushers) before the files go.
-            drop(topic);
-            if let Ok(entries) = fs::read_dir(&trash) {
-                for e in entries.flatten() {
-                    let _ = fs::remove_dir_all(e.path());
+        let spawned = std::thread::Builder::new()
+            .name("topic-delete".into())
+            .spawn(move || {
+                // Close the logs (a final flush) before the files go.
+                drop(topic);
+                if let Ok(entries) = fs::read_dir(&trash) {
+                    for e in entries.flatten() {
+                        let _ = fs::remove_dir_all(e.path());
+                    }
                 }
-            }
-        });
+            });
+        if let Err(e) = spawned {
+            // The files are in the trash, which the next start empties.
+            tracing::warn!(error = %e, "cannot start the trash removal; it waits for the next start");
+        }
         Ok(())
     }
 

@@ -119,9 +119,9 @@ enum Step {
 
 #[derive(Debug)]
 pub struct OffsetStore {
-    log: PartitionLog,
+    log: Arc<PartitionLog>,
     clock: Arc<dyn Clock>,
-    state: Mutex<AllOffsets>,
+    state: Arc<Mutex<AllOffsets>>,
 }
 
 impl OffsetStore {
@@ -209,14 +209,14 @@ impl OffsetStore {
             "loaded committed offsets"
         );
         Ok(Some(OffsetStore {
-            log,
+            log: Arc::new(log),
             clock,
-            state: Mutex::new(state),
+            state: Arc::new(Mutex::new(state)),
         }))
     }
 
     fn lock(&self) -> MutexGuard<'_, AllOffsets> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.state)
     }
 
     /// Stores the commits; resolves once they are durable.
@@ -238,16 +238,33 @@ impl OffsetStore {
             batch.push_value(now, &serde_json::to_vec(&rec).unwrap_or_default());
         }
         let mut bytes = batch.build();
-        let end = {
-            let mut state = self.lock();
-            let info = self.log.append(&mut bytes)?;
-            let offsets = state.entry(group.to_string()).or_default();
-            for e in &entries {
-                offsets.insert((e.topic.clone(), e.partition), committed(e));
-            }
-            info.last_offset + 1
+        // Appended in place, like a Produce, unless it starts a new segment (file creation:
+        // then on the blocking pool; see `protocol::off_runtime`). The map is updated under the
+        // same lock as the append, in the same order.
+        let (log, state) = (self.log.clone(), self.state.clone());
+        let group = group.to_string();
+        let updates: Vec<((String, i32), Committed)> = entries
+            .iter()
+            .map(|e| ((e.topic.clone(), e.partition), committed(e)))
+            .collect();
+        let rolls = log.append_rolls(bytes.len());
+        let append = move || {
+            let mut state = lock(&state);
+            let info = log.append(&mut bytes)?;
+            state.entry(group).or_default().extend(updates);
+            Ok::<_, LogError>(info.last_offset + 1)
         };
-        self.log.wait_durable(end).await
+        let appended = if rolls {
+            tokio::task::spawn_blocking(append)
+                .await
+                .map_err(|e| LogError::Io {
+                    context: "append commits".into(),
+                    source: std::io::Error::other(e.to_string()),
+                })?
+        } else {
+            append()
+        };
+        self.log.wait_durable(appended?).await
     }
 
     /// The group's commit for this partition of the topic whose id is `topic_id` now.
@@ -305,6 +322,10 @@ impl OffsetStore {
     pub fn flush(&self) -> Result<(), LogError> {
         self.log.flush()
     }
+}
+
+fn lock(state: &Mutex<AllOffsets>) -> MutexGuard<'_, AllOffsets> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn log_config(flush: FlushPolicy) -> LogConfig {

@@ -32,7 +32,7 @@ use super::reader::{find_timestamp, read_batches, ReadLimit};
 use super::recovery;
 pub use super::recovery::{OpenReport, SyncOnOpen};
 use super::retention::{self, SegmentStats};
-use super::segment::Segment;
+use super::segment::{ReadMode, Segment};
 use super::shared_state::{Durable, Shared, State};
 use crate::clock::Clock;
 
@@ -417,13 +417,40 @@ impl PartitionLog {
     /// always at least one whole batch, so a reader can make progress past a large one). Only
     /// batches below the high watermark are returned, from one segment at a time.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, LogError> {
-        self.read_batches(offset, max_bytes, true)
+        self.read_batches(offset, max_bytes, true, ReadMode::Blocking)
     }
 
     /// [`PartitionLog::read`], but never more than `max_bytes`: empty when the batch containing
     /// `offset` alone is larger (a Fetch gives only its first non-empty partition more, KIP-74).
     pub fn read_at_most(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, LogError> {
-        self.read_batches(offset, max_bytes, false)
+        self.read_batches(offset, max_bytes, false, ReadMode::Blocking)
+    }
+
+    /// [`PartitionLog::read`] (`at_least_one`) or [`PartitionLog::read_at_most`] from the page
+    /// cache only: `Ok(None)` at once if any of it would have to wait for the disk, so a caller
+    /// on an async runtime can read cached data in place and hand the rest to a blocking pool.
+    pub fn read_cached(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        at_least_one: bool,
+    ) -> Result<Option<ReadResult>, LogError> {
+        match self.read_batches(offset, max_bytes, at_least_one, ReadMode::CachedOnly) {
+            Ok(r) => Ok(Some(r)),
+            Err(LogError::Io { source, .. }) if source.kind() == std::io::ErrorKind::WouldBlock => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the next append of `len` bytes starts a new segment (creating files: work that
+    /// can wait on the filesystem's journal, done off the async runtime).
+    pub fn append_rolls(&self, len: usize) -> bool {
+        let now = self.shared.clock.now_ms();
+        let mut st = self.shared.lock();
+        st.active()
+            .should_roll(len as u64, now, &self.shared.config)
     }
 
     fn read_batches(
@@ -431,6 +458,7 @@ impl PartitionLog {
         offset: i64,
         max_bytes: usize,
         at_least_one: bool,
+        how: ReadMode,
     ) -> Result<ReadResult, LogError> {
         let mut cursor = offset;
         loop {
@@ -468,6 +496,7 @@ impl PartitionLog {
                 max_bytes,
                 at_least_one,
                 hwm,
+                how,
             };
             let found = read_batches(&file, pos, end, cursor, limit)
                 .map_err(LogError::io(format!("read {}", self.shared.dir.display())))?;

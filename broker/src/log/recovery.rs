@@ -11,7 +11,7 @@ use std::path::Path;
 use super::config::LogConfig;
 use super::error::LogError;
 use super::producer_state::ProducerStateTable;
-use super::segment::{self, Recovery, Segment};
+use super::segment::{self, ReadMode, Recovery, Segment};
 use crate::durable::sync_dir;
 
 /// What opening the log found.
@@ -125,7 +125,9 @@ pub(super) fn rebuild_producer_state(segments: &[Segment]) -> std::io::Result<Pr
     let from = segments.len().saturating_sub(PRODUCER_STATE_SEGMENTS);
     for seg in &segments[from..] {
         let mut pos = 0;
-        while let Some(h) = segment::read_header_at(seg.log_file(), pos, seg.size())? {
+        while let Some(h) =
+            segment::read_header_at(seg.log_file(), pos, seg.size(), ReadMode::Blocking)?
+        {
             table.record(&h);
             pos += h.total_len() as u64;
         }

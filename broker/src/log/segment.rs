@@ -418,11 +418,57 @@ impl Segment {
 }
 
 /// Reads the batch header at `pos` of a segment file; `None` past `end` or on a short read.
-pub(crate) fn read_header_at(file: &File, pos: u64, end: u64) -> io::Result<Option<BatchHeader>> {
+pub(crate) fn read_header_at(
+    file: &File,
+    pos: u64,
+    end: u64,
+    how: ReadMode,
+) -> io::Result<Option<BatchHeader>> {
     if pos + HEADER_LEN as u64 > end {
         return Ok(None);
     }
     let mut buf = [0u8; HEADER_LEN];
-    file.read_exact_at(&mut buf, pos)?;
+    read_exact_at(file, &mut buf, pos, how)?;
     Ok(BatchHeader::parse(&buf).ok())
+}
+
+/// How a read may wait for the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReadMode {
+    /// An ordinary `pread`: waits for the disk when the data is not in the page cache.
+    Blocking,
+    /// `preadv2(RWF_NOWAIT)`: answers from the page cache or fails at once with
+    /// `ErrorKind::WouldBlock` (also where the kernel does not support the flag).
+    CachedOnly,
+}
+
+/// `pread` of exactly `buf.len()` bytes at `pos`, waiting for the disk or not (see [`ReadMode`]).
+pub(crate) fn read_exact_at(
+    file: &File,
+    buf: &mut [u8],
+    pos: u64,
+    how: ReadMode,
+) -> io::Result<()> {
+    if how == ReadMode::Blocking {
+        return file.read_exact_at(buf, pos);
+    }
+    let mut done = 0;
+    while done < buf.len() {
+        let mut slice = [io::IoSliceMut::new(&mut buf[done..])];
+        match rustix::io::preadv2(
+            file,
+            &mut slice,
+            pos + done as u64,
+            rustix::io::ReadWriteFlags::NOWAIT,
+        ) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => done += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::OPNOTSUPP) => {
+                return Err(io::ErrorKind::WouldBlock.into())
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }

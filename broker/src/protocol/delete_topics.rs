@@ -6,15 +6,24 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::error::{topic_error_code, NONE};
-use super::RequestContext;
+use super::{off_runtime, RequestContext};
 use crate::state::Broker;
+use std::sync::Arc;
 
-pub(crate) fn handle(
-    broker: &Broker,
+pub(crate) async fn handle(
+    broker: &Arc<Broker>,
     _ctx: &RequestContext,
     version: i16,
     req: DeleteTopicsRequest,
 ) -> DeleteTopicsResponse {
+    // Deleting renames directories and syncs them: off the runtime (see `off_runtime`).
+    let b = broker.clone();
+    off_runtime(move || delete_all(&b, version, req))
+        .await
+        .unwrap_or_default()
+}
+
+fn delete_all(broker: &Broker, version: i16, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
     let mut resp = DeleteTopicsResponse::default();
     let targets: Vec<(Option<TopicName>, uuid::Uuid)> = if version >= 6 {
         req.topics

@@ -11,6 +11,7 @@
 //! not read at all, so a request cannot multiply what one partition costs.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -21,14 +22,14 @@ use kafka_protocol::ResponseError;
 use tokio::time::Instant;
 
 use super::error::{log_error_code, unknown_topic, NONE};
-use super::RequestContext;
+use super::{off_runtime, RequestContext};
 use crate::state::Broker;
 
 /// Longest wait honoured, whatever the client asks (Kafka clients use 500 ms by default).
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
 
 pub(crate) async fn handle(
-    broker: &Broker,
+    broker: &Arc<Broker>,
     _ctx: &RequestContext,
     version: i16,
     req: FetchRequest,
@@ -40,7 +41,13 @@ pub(crate) async fn handle(
     }
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
     let deadline = Instant::now() + wait;
-    let repeated = listed_more_than_once(&req);
+    let repeated: Arc<Vec<(String, i32)>> = Arc::new(
+        listed_more_than_once(&req)
+            .into_iter()
+            .map(|(t, p)| (t.to_string(), p))
+            .collect(),
+    );
+    let req = Arc::new(req);
     loop {
         // Subscribe before reading, so an append between the read and the wait is not missed.
         let mut watchers: Vec<_> = req
@@ -50,7 +57,7 @@ pub(crate) async fn handle(
                 let topic = broker.topics.get(t.topic.0.as_str());
                 let repeated = &repeated;
                 t.partitions.iter().filter_map(move |p| {
-                    if repeated.contains(&(t.topic.0.as_str(), p.partition)) {
+                    if is_repeated(repeated, t.topic.0.as_str(), p.partition) {
                         return None;
                     }
                     topic
@@ -63,7 +70,7 @@ pub(crate) async fn handle(
         for w in &mut watchers {
             w.borrow_and_update();
         }
-        let (resp, bytes, errors) = build(broker, &req, &repeated);
+        let (resp, bytes, errors) = read_pass(broker, &req, &repeated).await;
         if bytes >= req.min_bytes.max(0) as usize
             || errors
             || watchers.is_empty()
@@ -74,9 +81,35 @@ pub(crate) async fn handle(
         let changed = select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
         if tokio::time::timeout_at(deadline, changed).await.is_err() {
             // Deadline: answer with what there is now (possibly data that arrived meanwhile).
-            return count_out(broker, build(broker, &req, &repeated).0);
+            return count_out(broker, read_pass(broker, &req, &repeated).await.0);
         }
     }
+}
+
+fn is_repeated(repeated: &[(String, i32)], topic: &str, partition: i32) -> bool {
+    repeated.iter().any(|(t, p)| t == topic && *p == partition)
+}
+
+/// One [`build`] pass: in place when everything it reads is in the page cache (the usual case:
+/// consumers read what was just written), else again on the blocking pool, where waiting for
+/// the disk stalls no other connection (see `off_runtime`).
+async fn read_pass(
+    broker: &Arc<Broker>,
+    req: &Arc<FetchRequest>,
+    repeated: &Arc<Vec<(String, i32)>>,
+) -> (FetchResponse, usize, bool) {
+    if let Some(done) = build(broker, req, repeated, true) {
+        return done;
+    }
+    let (b, r, rep) = (broker.clone(), req.clone(), repeated.clone());
+    off_runtime(move || build(&b, &r, &rep, false))
+        .await
+        .flatten()
+        .unwrap_or_else(|| {
+            let mut resp = FetchResponse::default();
+            resp.error_code = ResponseError::UnknownServerError.code();
+            (resp, 0, true)
+        })
 }
 
 fn count_out(broker: &Broker, resp: FetchResponse) -> FetchResponse {
@@ -105,11 +138,13 @@ fn listed_more_than_once(req: &FetchRequest) -> Vec<(&str, i32)> {
 }
 
 /// One pass over the requested partitions: (response, record bytes, any partition errored).
+/// `None` when `cached_only` and some partition's data is not in the page cache.
 fn build(
     broker: &Broker,
     req: &FetchRequest,
-    repeated: &[(&str, i32)],
-) -> (FetchResponse, usize, bool) {
+    repeated: &[(String, i32)],
+    cached_only: bool,
+) -> Option<(FetchResponse, usize, bool)> {
     let mut resp = FetchResponse::default();
     let cap = broker.config.fetch_max_bytes;
     let mut remaining = match usize::try_from(req.max_bytes) {
@@ -131,7 +166,7 @@ fn build(
             pd.preferred_read_replica = kafka_protocol::messages::BrokerId(-1);
             pd.aborted_transactions = Some(Vec::new());
             pd.records = Some(Bytes::new());
-            if repeated.contains(&(t.topic.0.as_str(), p.partition)) {
+            if is_repeated(repeated, t.topic.0.as_str(), p.partition) {
                 pd.error_code = ResponseError::InvalidRequest.code();
                 errors = true;
                 tr.partitions.push(pd);
@@ -159,8 +194,19 @@ fn build(
                     }
                     // KIP-74: only the first partition with data may go past the limits, by
                     // the rest of its first batch; the others get whole batches that fit.
-                    let result = if total == 0 {
-                        log.read(p.fetch_offset, limit.max(1))
+                    let (at_least_one, limit) = if total == 0 {
+                        (true, limit.max(1))
+                    } else {
+                        (false, limit)
+                    };
+                    let result = if cached_only {
+                        match log.read_cached(p.fetch_offset, limit, at_least_one) {
+                            Ok(Some(r)) => Ok(r),
+                            Ok(None) => return None,
+                            Err(e) => Err(e),
+                        }
+                    } else if at_least_one {
+                        log.read(p.fetch_offset, limit)
                     } else {
                         log.read_at_most(p.fetch_offset, limit)
                     };
@@ -188,5 +234,5 @@ fn build(
         }
         resp.responses.push(tr);
     }
-    (resp, total, errors)
+    Some((resp, total, errors))
 }

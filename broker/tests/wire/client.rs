@@ -33,6 +33,8 @@ impl Client {
         let s = TcpStream::connect(addr).unwrap();
         // A broker that hangs fails the test instead of hanging it.
         s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        // Latency tests measure the broker, not Nagle's algorithm meeting a delayed ACK.
+        s.set_nodelay(true).unwrap();
         Client { s, next_id: 1 }
     }
 
@@ -89,8 +91,10 @@ impl Client {
 
     /// A length-prefixed frame of `bytes` (a request, or a raw SASL token).
     pub(crate) fn send_frame(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.s.write_all(&(bytes.len() as i32).to_be_bytes())?;
-        self.s.write_all(bytes)
+        let mut frame = Vec::with_capacity(4 + bytes.len());
+        frame.extend_from_slice(&(bytes.len() as i32).to_be_bytes());
+        frame.extend_from_slice(bytes);
+        self.s.write_all(&frame)
     }
 
     pub(crate) fn read_frame(&mut self) -> std::io::Result<Bytes> {

@@ -16,3 +16,4 @@ mod limits;
 mod python;
 mod rdkafka_client;
 mod requests;
+mod responsiveness;
