@@ -10,6 +10,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 
+use crate::log::WriteStatus;
 use crate::state::Broker;
 
 pub fn router(broker: Arc<Broker>) -> Router {
@@ -21,27 +22,37 @@ pub fn router(broker: Arc<Broker>) -> Router {
         .with_state(broker)
 }
 
-/// 200 while every partition log accepts writes; 503 naming the logs that stopped (a failed
-/// fsync makes a log refuse writes rather than acknowledge what it cannot keep).
+/// 200 while every partition log accepts writes; 503 naming each one that does not, and why:
+/// stopped for good after a failed fsync (a log refuses writes rather than acknowledge what it
+/// cannot keep), or refusing them for now (disk full, a failed segment roll) until a write
+/// succeeds again.
 async fn healthz(State(broker): State<Arc<Broker>>) -> impl IntoResponse {
-    let failed: Vec<String> = broker
-        .topics
-        .list()
-        .iter()
-        .flat_map(|t| {
-            t.partitions()
-                .iter()
-                .enumerate()
-                .filter(|(_, log)| log.is_failed())
-                .map(move |(p, _)| format!("{}-{p}", t.name))
-        })
-        .collect();
-    if failed.is_empty() {
+    let mut problems = Vec::new();
+    for (name, why) in broker.topics.unavailable() {
+        problems.push(format!(
+            "{name}: topic cannot be opened (files left untouched): {why}"
+        ));
+    }
+    for t in broker.topics.list() {
+        for (p, log) in t.partitions().iter().enumerate() {
+            match log.write_status() {
+                WriteStatus::Writable => {}
+                WriteStatus::Refusing(why) => problems.push(format!(
+                    "{}-{p}: refusing writes until one succeeds: {why}",
+                    t.name
+                )),
+                WriteStatus::Failed(why) => {
+                    problems.push(format!("{}-{p}: stopped for good: {why}", t.name))
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
         (StatusCode::OK, "ok\n".to_string())
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("failed logs: {}\n", failed.join(", ")),
+            format!("cannot write:\n{}\n", problems.join("\n")),
         )
     }
 }

@@ -16,6 +16,12 @@ use crate::topics::MAX_PARTITIONS;
 pub const NODE_ID: i32 = 1;
 /// Cluster id announced in Metadata.
 pub const CLUSTER_ID: &str = "seckill-mq-cluster-001";
+/// Kafka's `fetch.max.bytes` default: 55 MiB per Fetch answer.
+pub const DEFAULT_FETCH_MAX_BYTES: usize = 55 * 1024 * 1024;
+/// Kafka's `replica.fetch.response.max.bytes` default: 10 MiB.
+pub const DEFAULT_FETCH_PARTITION_MAX_BYTES: usize = 10 * 1024 * 1024;
+/// A Fetch answer is one frame, whose size is an i32; keep well below it.
+pub const MAX_FETCH_BYTES: usize = 1 << 30;
 
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -37,6 +43,13 @@ pub struct NodeConfig {
     pub max_frame_bytes: usize,
     /// Concurrent client connections; more wait in the accept queue.
     pub max_connections: usize,
+    /// Most record bytes in one Fetch answer, whatever the client asks for (Kafka's
+    /// `fetch.max.bytes`, 55 MiB). The first batch is always whole (KIP-74), so an answer can
+    /// exceed it by at most one batch (`max.message.bytes`).
+    pub fetch_max_bytes: usize,
+    /// Most record bytes for one partition in one Fetch answer (like Kafka's
+    /// `replica.fetch.response.max.bytes`, 10 MiB), whatever the client asks for.
+    pub fetch_partition_max_bytes: usize,
     pub groups: CoordinatorConfig,
     /// How often retention runs over every partition.
     pub retention_check: Duration,
@@ -59,6 +72,8 @@ impl NodeConfig {
             default_partitions: 1,
             max_frame_bytes: 100 * 1024 * 1024,
             max_connections: 10_000,
+            fetch_max_bytes: DEFAULT_FETCH_MAX_BYTES,
+            fetch_partition_max_bytes: DEFAULT_FETCH_PARTITION_MAX_BYTES,
             groups: CoordinatorConfig::default(),
             retention_check: Duration::from_secs(60),
         }
@@ -80,6 +95,18 @@ impl NodeConfig {
         }
         if self.max_connections == 0 {
             return bad("max connections must be >= 1".into());
+        }
+        if !(1024..=MAX_FETCH_BYTES).contains(&self.fetch_max_bytes) {
+            return bad(format!(
+                "fetch max bytes must be within 1024..={MAX_FETCH_BYTES}, not {}",
+                self.fetch_max_bytes
+            ));
+        }
+        if !(1024..=self.fetch_max_bytes).contains(&self.fetch_partition_max_bytes) {
+            return bad(format!(
+                "fetch partition max bytes must be within 1024..=fetch max bytes ({}), not {}",
+                self.fetch_max_bytes, self.fetch_partition_max_bytes
+            ));
         }
         if self.retention_check.is_zero() {
             return bad("the retention check interval must be >= 1 ms".into());

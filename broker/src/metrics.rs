@@ -59,6 +59,7 @@ pub struct Metrics {
     log_size_bytes: Family<PartitionLabel, Gauge>,
     log_segments: Family<PartitionLabel, Gauge>,
     log_flushes: Family<PartitionLabel, Gauge>,
+    partition_unwritable: Family<PartitionLabel, Gauge>,
     group_members: Family<GroupLabel, Gauge>,
     group_generation: Family<GroupLabel, Gauge>,
     group_committed_offset: Family<GroupPartitionLabel, Gauge>,
@@ -91,6 +92,7 @@ impl Metrics {
             log_size_bytes: Family::default(),
             log_segments: Family::default(),
             log_flushes: Family::default(),
+            partition_unwritable: Family::default(),
             group_members: Family::default(),
             group_generation: Family::default(),
             group_committed_offset: Family::default(),
@@ -158,6 +160,11 @@ impl Metrics {
             "log_flushes",
             "Completed fdatasync rounds of the partition since start",
             m.log_flushes.clone(),
+        );
+        r.register(
+            "partition_unwritable",
+            "1 while the partition refuses writes (disk full, a failed roll, stopped after a failed fsync), else 0",
+            m.partition_unwritable.clone(),
         );
         r.register(
             "group_members",
@@ -241,6 +248,7 @@ impl Metrics {
             &self.log_size_bytes,
             &self.log_segments,
             &self.log_flushes,
+            &self.partition_unwritable,
         ] {
             family.clear(); // deleted topics disappear
         }
@@ -268,6 +276,9 @@ impl Metrics {
                 self.log_flushes
                     .get_or_create(&l)
                     .set(log.flush_count() as i64);
+                self.partition_unwritable
+                    .get_or_create(&l)
+                    .set(i64::from(!log.write_status().is_writable()));
             }
         }
         self.group_members.clear();

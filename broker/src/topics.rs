@@ -13,6 +13,10 @@
 //! (tmp file, fsync, rename, fsync dir) and the directory is moved to `trash/` first on delete, so
 //! a crash in between leaves either the whole topic or none of it. A topic directory without
 //! `topic.json` is an interrupted create and is moved to `trash/` at open.
+//!
+//! A topic that exists but cannot be opened (damaged metadata, a log whose recovery failed) is
+//! *unavailable*: its files are left untouched, it is reported (`/healthz`, Metadata), and its
+//! name cannot be created again until it is deleted, so nothing replaces it by accident.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -26,7 +30,7 @@ use uuid::Uuid;
 use crate::clock::Clock;
 use crate::durable;
 use crate::log::config::InvalidConfig;
-use crate::log::{LogConfig, LogError, PartitionLog};
+use crate::log::{LogConfig, LogError, PartitionLog, SyncOnOpen};
 
 /// Kafka's limit on topic name length.
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
@@ -57,6 +61,9 @@ pub enum TopicError {
     },
     #[error("corrupt topic metadata {path}: {reason}")]
     CorruptMetadata { path: PathBuf, reason: String },
+    /// The topic is on disk but could not be opened at start; its files are left as they are.
+    #[error("topic {name} exists but cannot be opened: {reason}")]
+    Unavailable { name: String, reason: String },
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> TopicError {
@@ -123,15 +130,42 @@ pub struct TopicRegistry {
     defaults: LogConfig,
     clock: Arc<dyn Clock>,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    /// Topics found on disk that could not be opened, with the reason.
+    unavailable: std::sync::Mutex<BTreeMap<String, String>>,
+    /// Names being created or deleted right now (see [`TopicRegistry::create`]).
+    pending: std::sync::Mutex<std::collections::BTreeSet<String>>,
+}
+
+/// A name reserved for a create or delete in progress; released on drop.
+struct Reservation<'a> {
+    registry: &'a TopicRegistry,
+    name: String,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.registry.pending_names().remove(&self.name);
+    }
 }
 
 impl TopicRegistry {
-    /// Opens every topic found under `data_dir`. A topic whose metadata cannot be read is logged
-    /// and left untouched on disk (never deleted), and the others still open.
+    /// Opens every topic found under `data_dir`, syncing everything recovery finds. A topic that
+    /// cannot be opened is logged, left untouched on disk (never deleted) and reported as
+    /// unavailable; the others still open.
     pub fn open(
         data_dir: &Path,
         defaults: LogConfig,
         clock: Arc<dyn Clock>,
+    ) -> Result<Self, TopicError> {
+        Self::open_with(data_dir, defaults, clock, SyncOnOpen::All)
+    }
+
+    /// [`TopicRegistry::open`], with the partition logs opened by `sync` (see [`SyncOnOpen`]).
+    pub fn open_with(
+        data_dir: &Path,
+        defaults: LogConfig,
+        clock: Arc<dyn Clock>,
+        sync: SyncOnOpen,
     ) -> Result<Self, TopicError> {
         defaults.validate()?;
         let topics_dir = data_dir.join("topics");
@@ -146,10 +180,13 @@ impl TopicRegistry {
             defaults,
             clock,
             topics: RwLock::new(BTreeMap::new()),
+            unavailable: std::sync::Mutex::new(BTreeMap::new()),
+            pending: std::sync::Mutex::new(std::collections::BTreeSet::new()),
         };
         let entries =
             fs::read_dir(&topics_dir).map_err(io_err(format!("list {}", topics_dir.display())))?;
         let mut loaded = BTreeMap::new();
+        let mut unavailable = BTreeMap::new();
         for entry in entries {
             let entry = entry.map_err(io_err(format!("list {}", topics_dir.display())))?;
             let dir = entry.path();
@@ -161,21 +198,41 @@ impl TopicRegistry {
                 registry.move_to_trash(&dir)?;
                 continue;
             }
-            match registry.load_topic(&dir) {
+            match registry.load_topic(&dir, sync) {
                 Ok(topic) => {
                     loaded.insert(topic.name.clone(), Arc::new(topic));
                 }
                 Err(e) => {
                     tracing::error!(dir = %dir.display(), error = %e, "cannot open topic; leaving its files untouched");
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    unavailable.insert(name, e.to_string());
                 }
             }
         }
-        tracing::info!(topics = loaded.len(), dir = %data_dir.display(), "opened topics");
+        tracing::info!(topics = loaded.len(), unavailable = unavailable.len(), dir = %data_dir.display(), "opened topics");
         *registry.topics.write().unwrap_or_else(|e| e.into_inner()) = loaded;
+        *registry.unavailable_map() = unavailable;
         Ok(registry)
     }
 
-    fn load_topic(&self, dir: &Path) -> Result<Topic, TopicError> {
+    fn unavailable_map(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, String>> {
+        self.unavailable.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Topics on disk that could not be opened at start, with the reason.
+    pub fn unavailable(&self) -> Vec<(String, String)> {
+        self.unavailable_map()
+            .iter()
+            .map(|(n, r)| (n.clone(), r.clone()))
+            .collect()
+    }
+
+    /// Why the topic `name` is on disk but could not be opened, if it is.
+    pub fn unavailable_reason(&self, name: &str) -> Option<String> {
+        self.unavailable_map().get(name).cloned()
+    }
+
+    fn load_topic(&self, dir: &Path, sync: SyncOnOpen) -> Result<Topic, TopicError> {
         let path = dir.join(META_FILE);
         let bytes = fs::read(&path).map_err(io_err(format!("read {}", path.display())))?;
         let corrupt = |reason: String| TopicError::CorruptMetadata {
@@ -194,16 +251,22 @@ impl TopicRegistry {
             return Err(corrupt(format!("partition count {}", meta.partitions)));
         }
         meta.config.validate()?;
-        self.open_partitions(dir, meta)
+        self.open_partitions(dir, meta, sync)
     }
 
-    fn open_partitions(&self, dir: &Path, meta: TopicMeta) -> Result<Topic, TopicError> {
+    fn open_partitions(
+        &self,
+        dir: &Path,
+        meta: TopicMeta,
+        sync: SyncOnOpen,
+    ) -> Result<Topic, TopicError> {
         let mut partitions = Vec::with_capacity(meta.partitions as usize);
         for p in 0..meta.partitions {
-            let (log, _) = PartitionLog::open(
+            let (log, _) = PartitionLog::open_with(
                 &dir.join(p.to_string()),
                 meta.config.clone(),
                 self.clock.clone(),
+                sync,
             )?;
             partitions.push(Arc::new(log));
         }
@@ -235,6 +298,12 @@ impl TopicRegistry {
 
     /// Creates a topic with `partitions` partitions and `config` (usually the defaults with the
     /// request's overrides applied). Durable when it returns.
+    ///
+    /// Creating is file work (a directory, segment files and an fsync or two per partition: a
+    /// few hundred milliseconds for 100 partitions here), so it runs without the registry's
+    /// lock: the name is reserved first (a concurrent create of it fails as already existing,
+    /// a delete as unknown), the topic is made on disk, and only the finished topic is inserted
+    /// under the lock. Lookups of other topics never wait for it. Call it off the async runtime.
     pub fn create(
         &self,
         name: &str,
@@ -246,18 +315,39 @@ impl TopicRegistry {
             return Err(TopicError::InvalidPartitions(partitions));
         }
         config.validate()?;
-        // Holding the write lock across creation makes concurrent creates of one name race-free;
-        // creates are rare and take milliseconds.
-        let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
-        if topics.contains_key(name) {
-            return Err(TopicError::AlreadyExists(name.to_string()));
-        }
+        let _reserved = self.reserve(name)?;
         let dir = self.data_dir.join("topics").join(name);
         if dir.exists() {
-            // Left over from an interrupted create in this run.
+            // Left over from a create that failed and could not clean up.
             self.move_to_trash(&dir)?;
         }
-        fs::create_dir_all(&dir).map_err(io_err(format!("create {}", dir.display())))?;
+        let topic = match self.make_on_disk(&dir, name, partitions, config) {
+            Ok(t) => Arc::new(t),
+            Err(e) => {
+                // Nothing of a failed create may stay: without topic.json it would be moved to
+                // the trash at the next start anyway.
+                if dir.exists() {
+                    if let Err(e2) = self.move_to_trash(&dir) {
+                        tracing::warn!(dir = %dir.display(), error = %e2, "cannot clear a failed create");
+                    }
+                }
+                return Err(e);
+            }
+        };
+        self.write_map().insert(name.to_string(), topic.clone());
+        tracing::info!(topic = name, partitions, "created topic");
+        Ok(topic)
+    }
+
+    /// Makes a new topic's directory, partition logs and metadata, durably.
+    fn make_on_disk(
+        &self,
+        dir: &Path,
+        name: &str,
+        partitions: i32,
+        config: LogConfig,
+    ) -> Result<Topic, TopicError> {
+        fs::create_dir_all(dir).map_err(io_err(format!("create {}", dir.display())))?;
         let meta = TopicMeta {
             version: META_VERSION,
             name: name.to_string(),
@@ -265,44 +355,96 @@ impl TopicRegistry {
             partitions,
             config,
         };
-        let topic = self.open_partitions(&dir, meta.clone())?;
+        // A new log has nothing to recover; its files and directory are synced as it is made.
+        let topic = self.open_partitions(dir, meta.clone(), SyncOnOpen::Repaired)?;
         let meta_path = dir.join(META_FILE);
         durable::write_atomically(
             &meta_path,
             &serde_json::to_vec_pretty(&meta).unwrap_or_default(),
         )
         .map_err(io_err(format!("write {}", meta_path.display())))?;
-        let topic = Arc::new(topic);
-        topics.insert(name.to_string(), topic.clone());
-        tracing::info!(topic = name, partitions, "created topic");
+        // The topic's own directory entry, so the new topic survives a power loss.
+        let topics_dir = self.data_dir.join("topics");
+        durable::sync_dir(&topics_dir).map_err(io_err(format!("sync {}", topics_dir.display())))?;
         Ok(topic)
     }
 
-    /// Deletes a topic: it disappears at once, its files are removed in the background.
+    fn write_map(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<Topic>>> {
+        self.topics.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reserves `name` for a create: refused if it exists, is being created or deleted, or is
+    /// an unavailable topic's. The reservation ends when the guard drops.
+    fn reserve(&self, name: &str) -> Result<Reservation<'_>, TopicError> {
+        let mut pending = self.pending_names();
+        if pending.contains(name) || self.read_map().contains_key(name) {
+            return Err(TopicError::AlreadyExists(name.to_string()));
+        }
+        if let Some(reason) = self.unavailable_reason(name) {
+            return Err(TopicError::Unavailable {
+                name: name.to_string(),
+                reason,
+            });
+        }
+        pending.insert(name.to_string());
+        Ok(Reservation {
+            registry: self,
+            name: name.to_string(),
+        })
+    }
+
+    fn pending_names(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeSet<String>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Deletes a topic: it disappears at once, its files are removed in the background. An
+    /// unavailable topic's files are moved to the trash the same way. The rename to the trash
+    /// (and its directory syncs) runs with the name reserved, not under the registry's lock.
     pub fn delete(&self, name: &str) -> Result<(), TopicError> {
-        let topic = {
-            let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
-            let topic = topics
-                .remove(name)
-                .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
-            let dir = self.data_dir.join("topics").join(name);
-            if let Err(e) = self.move_to_trash(&dir) {
-                topics.insert(name.to_string(), topic);
-                return Err(e);
+        let _reserved = {
+            let mut pending = self.pending_names();
+            if pending.contains(name) {
+                // Being created or deleted right now: not a topic to delete (yet).
+                return Err(TopicError::Unknown(name.to_string()));
             }
-            topic
+            pending.insert(name.to_string());
+            Reservation {
+                registry: self,
+                name: name.to_string(),
+            }
         };
+        let dir = self.data_dir.join("topics").join(name);
+        if self.unavailable_map().contains_key(name) {
+            self.move_to_trash(&dir)?;
+            self.unavailable_map().remove(name);
+            tracing::info!(topic = name, "deleted a topic that could not be opened");
+            return Ok(());
+        }
+        let topic = self
+            .write_map()
+            .remove(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        if let Err(e) = self.move_to_trash(&dir) {
+            self.write_map().insert(name.to_string(), topic);
+            return Err(e);
+        }
         tracing::info!(topic = name, "deleted topic");
         let trash = self.data_dir.join("trash");
-        std::thread::spawn(move || {
-            // Close the logs (stopping their flushers) before the files go.
-            drop(topic);
-            if let Ok(entries) = fs::read_dir(&trash) {
-                for e in entries.flatten() {
-                    let _ = fs::remove_dir_all(e.path());
+        let spawned = std::thread::Builder::new()
+            .name("topic-delete".into())
+            .spawn(move || {
+                // Close the logs (a final flush) before the files go.
+                drop(topic);
+                if let Ok(entries) = fs::read_dir(&trash) {
+                    for e in entries.flatten() {
+                        let _ = fs::remove_dir_all(e.path());
+                    }
                 }
-            }
-        });
+            });
+        if let Err(e) = spawned {
+            // The files are in the trash, which the next start empties.
+            tracing::warn!(error = %e, "cannot start the trash removal; it waits for the next start");
+        }
         Ok(())
     }
 

@@ -17,8 +17,18 @@ use broker::group::GroupError;
 use shared::shutdown::Tasks;
 use tokio_util::sync::CancellationToken;
 
+/// The id of the one topic the commit tests use.
+const TOPIC_ID: uuid::Uuid = uuid::Uuid::from_u128(7);
+
 fn coordinator(dir: &std::path::Path) -> Arc<GroupCoordinator> {
-    let offsets = OffsetStore::open(dir, FlushPolicy::Never, Arc::new(SystemClock)).unwrap();
+    let offsets = OffsetStore::open(
+        dir,
+        FlushPolicy::Never,
+        Arc::new(SystemClock),
+        broker::log::SyncOnOpen::All,
+        &|_| broker::group::offset_store::TopicNow::Absent,
+    )
+    .unwrap();
     GroupCoordinator::new(
         CoordinatorConfig {
             initial_rebalance_delay: Duration::from_millis(100),
@@ -218,7 +228,8 @@ async fn sessions_expire_and_the_group_rebalances_or_empties() {
 async fn commit_rules_for_members_and_assign_mode_consumers() {
     let dir = tempfile::tempdir().unwrap();
     let c = coordinator(dir.path());
-    let known = |_: &str, p: i32| p < 2;
+    // Partitions 0 and 1 of one topic exist.
+    let known = |_: &str, p: i32| (p < 2).then_some(TOPIC_ID);
     let commit = |generation: i32, member: &str, partition: i32, offset: i64| CommitRequest {
         group_id: "g".into(),
         generation,
@@ -231,7 +242,7 @@ async fn commit_rules_for_members_and_assign_mode_consumers() {
         c.commit_offsets(commit(-1, "", 0, 5), known).await,
         vec![Ok(())]
     );
-    assert_eq!(c.offsets().fetch("g", "t", 0).unwrap().offset, 5);
+    assert_eq!(c.offsets().fetch("g", "t", TOPIC_ID, 0).unwrap().offset, 5);
     // A generation for a group that has none.
     assert_eq!(
         c.commit_offsets(commit(3, "x", 0, 6), known).await,
@@ -270,7 +281,7 @@ async fn commit_rules_for_members_and_assign_mode_consumers() {
             .await,
         vec![Err(GroupError::IllegalGeneration)]
     );
-    assert_eq!(c.offsets().fetch("g", "t", 0).unwrap().offset, 9);
+    assert_eq!(c.offsets().fetch("g", "t", TOPIC_ID, 0).unwrap().offset, 9);
 }
 
 fn static_join(instance: &str, member: &str) -> JoinRequest {

@@ -5,10 +5,11 @@
 use std::sync::Arc;
 
 use tokio::time::Instant;
+use uuid::Uuid;
 
 use super::coordinator::GroupCoordinator;
 use super::error::GroupError;
-use super::offset_store::MAX_METADATA_BYTES;
+use super::offset_store::{OffsetEntry, MAX_METADATA_BYTES};
 use super::state::GroupState;
 
 #[derive(Debug, Clone)]
@@ -22,12 +23,12 @@ pub struct CommitRequest {
 }
 
 impl GroupCoordinator {
-    /// Commits what may be committed; one result per entry, in order. `known` says whether a
-    /// topic partition exists.
+    /// Commits what may be committed; one result per entry, in order. `topic_id` gives the id
+    /// of the topic a partition belongs to, `None` when there is no such partition.
     pub async fn commit_offsets(
         self: &Arc<Self>,
         req: CommitRequest,
-        known: impl Fn(&str, i32) -> bool,
+        topic_id: impl Fn(&str, i32) -> Option<Uuid>,
     ) -> Vec<Result<(), GroupError>> {
         if let Err(e) = self.check_committer(&req) {
             return vec![Err(e); req.entries.len()];
@@ -38,11 +39,18 @@ impl GroupCoordinator {
             let m = m.unwrap_or_default();
             let result = if m.len() > MAX_METADATA_BYTES {
                 Err(GroupError::OffsetMetadataTooLarge)
-            } else if !known(&t, p) {
-                Err(GroupError::UnknownTopicOrPartition)
-            } else {
-                store.push((t, p, o, e, m));
+            } else if let Some(id) = topic_id(&t, p) {
+                store.push(OffsetEntry {
+                    topic: t,
+                    topic_id: id,
+                    partition: p,
+                    offset: o,
+                    leader_epoch: e,
+                    metadata: m,
+                });
                 Ok(())
+            } else {
+                Err(GroupError::UnknownTopicOrPartition)
             };
             results.push(result);
         }

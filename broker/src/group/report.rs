@@ -115,7 +115,7 @@ impl GroupCoordinator {
         // Every committed partition, plus assigned ones with no commit yet.
         let mut rows: BTreeMap<(String, i32), i64> = self
             .offsets
-            .group_offsets(&g.id)
+            .group_offsets(&g.id, &|t| topics.get(t).map(|t| t.id))
             .into_iter()
             .map(|(t, p, c)| ((t, p), c.offset))
             .collect();

@@ -2,12 +2,13 @@
 //!
 //! - [`batch`]: the v2 record batch header, validation (CRC-32C) and the broker-owned fields.
 //! - [`partition_log`]: one partition's log: append, read, time lookup, roll, retention.
-//! - `flusher`: the thread that does a log's fsyncs (group commit, interval, never).
+//! - `flusher`: the process-wide pool of threads that does every log's fsyncs (group commit,
+//!   interval, never).
 //! - `recovery`: opening a log: segment listing, index checks, active-segment recovery.
 //! - `retention`: the pure decision of which segments retention deletes.
 //! - `reader`: reading whole batches out of a segment file without the log lock.
-//! - `shared_state`: what a log shares with its flusher thread (segments and offsets under one
-//!   lock, the flusher's wake-up, the durability watches).
+//! - `shared_state`: what a log shares with the flush pool (segments and offsets under one lock,
+//!   the lock serialising its flushes, the durability watches).
 //! - `segment`: one `.log` file with its indexes; recovery of the active segment on open.
 //! - `offset_index` / `time_index`: sparse, memory-mapped indexes over `index_file`.
 //! - `producer_state`: idempotent-producer sequence checks, rebuilt from the log at open.
@@ -32,7 +33,8 @@ pub use batch::{BatchBuilder, BatchError, BatchHeader, Record};
 pub use config::{FlushPolicy, LogConfig, TimestampType};
 pub use error::LogError;
 pub use partition_log::{
-    AppendInfo, FlushCounter, OpenReport, PartitionLog, ReadResult, RetentionReport,
+    AppendInfo, FlushCounter, OpenReport, PartitionLog, ReadResult, RetentionReport, SyncOnOpen,
+    WriteStatus,
 };
 pub use producer_state::ProducerError;
 pub use segment::Recovery;

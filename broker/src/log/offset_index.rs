@@ -23,10 +23,11 @@ pub(crate) struct OffsetIndex {
 }
 
 impl OffsetIndex {
-    pub(crate) fn create(path: &Path, base_offset: i64, capacity: usize) -> io::Result<Self> {
+    /// A new, empty index for at most `max_entries` entries.
+    pub(crate) fn create(path: &Path, base_offset: i64, max_entries: usize) -> io::Result<Self> {
         Ok(OffsetIndex {
             base_offset,
-            file: IndexFile::create(path, ENTRY, capacity)?,
+            file: IndexFile::create(path, ENTRY, max_entries)?,
         })
     }
 
@@ -72,8 +73,9 @@ impl OffsetIndex {
         self.file.is_full()
     }
 
-    /// Records that the batch with base `offset` starts at `position`.
-    pub(crate) fn append(&mut self, offset: i64, position: u64) -> bool {
+    /// Records that the batch with base `offset` starts at `position`. `Ok(false)` when full;
+    /// an error when the file could not grow (the index is unchanged).
+    pub(crate) fn append(&mut self, offset: i64, position: u64) -> io::Result<bool> {
         let rel = (offset - self.base_offset) as u32;
         let mut e = [0u8; ENTRY];
         e[..4].copy_from_slice(&rel.to_be_bytes());

@@ -10,30 +10,29 @@
 //!   across an fsync. Readers hold it only to find the segment and index position, then read the
 //!   file with `pread` on their own `Arc<File>`, so they never block the writer on I/O. Deleted
 //!   segments stay readable through such handles until the last reader drops them.
-//! - One flusher thread per log does every fsync (`flusher.rs`). Under `fsync` it syncs as soon
-//!   as there is something to sync; appends that arrive meanwhile share the next sync (group
-//!   commit).
+//! - The process-wide flush pool does every fsync (`flusher.rs`), a few threads for all logs.
+//!   Under `fsync` a log is queued for a sync as soon as there is something to sync; appends that
+//!   arrive meanwhile share the next sync (group commit).
 //!
 //! Opening (`recovery.rs`), the retention decision (`retention.rs`) and lock-free reads of a
 //! segment file (`reader.rs`) live beside this file.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
 use super::batch::{self, BatchError, BatchHeader};
 use super::config::{FlushPolicy, LogConfig, TimestampType};
 use super::error::LogError;
-use super::flusher::{flush_once, flusher_loop};
+use super::flusher::{self, flush_once, needs_flush, FlushPool};
 use super::producer_state::{ProducerError, SequenceCheck};
-use super::reader::{find_timestamp, read_batches};
+use super::reader::{find_timestamp, read_batches, ReadLimit};
 use super::recovery;
-pub use super::recovery::OpenReport;
+pub use super::recovery::{OpenReport, SyncOnOpen};
 use super::retention::{self, SegmentStats};
-use super::segment::Segment;
+use super::segment::{ReadMode, Segment};
 use super::shared_state::{Durable, Shared, State};
 use crate::clock::Clock;
 
@@ -68,6 +67,23 @@ pub struct RetentionReport {
     pub log_start_offset: i64,
 }
 
+/// Whether a log takes writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteStatus {
+    Writable,
+    /// The last write failed (disk full, a failed roll) and was taken back; the next append
+    /// tries again, and the first that succeeds makes the log writable again.
+    Refusing(String),
+    /// Stopped for good after a failed fsync: nothing more is accepted until a restart.
+    Failed(String),
+}
+
+impl WriteStatus {
+    pub fn is_writable(&self) -> bool {
+        matches!(self, WriteStatus::Writable)
+    }
+}
+
 /// Completed flushes of a log, readable after it closed.
 #[derive(Debug, Clone)]
 pub struct FlushCounter(Arc<AtomicU64>);
@@ -78,24 +94,35 @@ impl FlushCounter {
     }
 }
 
-/// A partition's log. Cheap to share behind an `Arc`; dropping it stops its flusher after a
-/// final flush.
+/// A partition's log. Cheap to share behind an `Arc`; dropping it closes it with a final flush.
 #[derive(Debug)]
 pub struct PartitionLog {
     shared: Arc<Shared>,
-    flusher: Option<JoinHandle<()>>,
+    pool: Arc<FlushPool>,
+    open: bool,
 }
 
 impl PartitionLog {
     /// Opens (or creates) the log in `dir`, recovering the active segment and checking the
-    /// indexes of the sealed ones.
+    /// indexes of the sealed ones, and syncs everything it found before calling it durable.
     pub fn open(
         dir: &Path,
         config: LogConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<(Self, OpenReport), LogError> {
+        Self::open_with(dir, config, clock, SyncOnOpen::All)
+    }
+
+    /// [`PartitionLog::open`], syncing what `sync` says: [`SyncOnOpen::Repaired`] only when the
+    /// last stop is known to have been clean.
+    pub fn open_with(
+        dir: &Path,
+        config: LogConfig,
+        clock: Arc<dyn Clock>,
+        sync: SyncOnOpen,
+    ) -> Result<(Self, OpenReport), LogError> {
         config.validate()?;
-        let (segments, report) = recovery::open_segments(dir, &config)?;
+        let (segments, report) = recovery::open_segments(dir, &config, sync)?;
         let log_start_offset = segments.first().map_or(0, |s| s.base_offset());
         let log_end_offset = segments.last().map_or(0, |s| s.next_offset());
         let producers = recovery::rebuild_producer_state(&segments).map_err(LogError::io(
@@ -109,7 +136,9 @@ impl PartitionLog {
             unflushed: Vec::new(),
             dir_dirty: false,
             failure: None,
+            write_error: None,
             closed: false,
+            flush_scheduled: false,
             producers,
         };
         let shared = Arc::new(Shared {
@@ -117,7 +146,7 @@ impl PartitionLog {
             config,
             clock,
             state: Mutex::new(state),
-            wake_flusher: Condvar::new(),
+            sync_lock: Mutex::new(()),
             durable: watch::Sender::new(Durable {
                 offset: log_end_offset,
                 failure: None,
@@ -125,17 +154,15 @@ impl PartitionLog {
             high_watermark: watch::Sender::new(log_end_offset),
             flushes: Arc::new(AtomicU64::new(0)),
         });
-        let flusher = {
-            let shared = shared.clone();
-            std::thread::Builder::new()
-                .name("log-flusher".into())
-                .spawn(move || flusher_loop(&shared))
-                .map_err(LogError::io("start flusher thread"))?
-        };
+        let pool = flusher::pool()?;
+        if let Some(every) = shared.config.flush.interval() {
+            pool.every(Arc::downgrade(&shared), every);
+        }
         Ok((
             PartitionLog {
                 shared,
-                flusher: Some(flusher),
+                pool,
+                open: true,
             },
             report,
         ))
@@ -169,6 +196,16 @@ impl PartitionLog {
     /// Whether the log stopped accepting writes after an I/O failure.
     pub fn is_failed(&self) -> bool {
         self.shared.lock().failure.is_some()
+    }
+
+    /// Whether the log takes writes now, and if not why.
+    pub fn write_status(&self) -> WriteStatus {
+        let st = self.shared.lock();
+        match (&st.failure, &st.write_error) {
+            (Some(reason), _) => WriteStatus::Failed(reason.clone()),
+            (None, Some(reason)) => WriteStatus::Refusing(reason.clone()),
+            (None, None) => WriteStatus::Writable,
+        }
     }
 
     /// Flushes completed since open. Under `fsync`, far fewer than appends when they overlap.
@@ -243,7 +280,10 @@ impl PartitionLog {
         }
         let now = self.shared.clock.now_ms();
         if st.active().should_roll(records.len() as u64, now, config) {
-            self.roll(&mut st)?;
+            if let Err(e) = self.roll(&mut st) {
+                st.write_error = Some(e.to_string());
+                return Err(e);
+            }
         }
 
         let base_offset = st.log_end_offset;
@@ -269,17 +309,22 @@ impl PartitionLog {
         let active = st.active();
         let (old_size, old_next) = (active.size(), active.next_offset());
         if let Err(e) = active.append(records, &stamped, now) {
-            // Take back a partial write so the segment keeps only whole batches.
+            // Take back a partial write so the segment keeps only whole batches. A write that
+            // failed (ENOSPC, EIO on write) was never acknowledged and is cut off again here, so
+            // the log may go on: the next append retries. Only if the cut fails is it final.
             if let Err(e2) = active.truncate_to(old_size, old_next) {
                 let reason = format!("append failed ({e}) and could not be undone ({e2})");
                 st.failure = Some(reason.clone());
                 return Err(self.shared.failed(&reason));
             }
-            return Err(LogError::Io {
+            let e = LogError::Io {
                 context: format!("append to {}", self.shared.dir.display()),
                 source: e,
-            });
+            };
+            st.write_error = Some(e.to_string());
+            return Err(e);
         }
+        st.write_error = None;
         st.log_end_offset = next;
         for h in &stamped {
             st.producers.record(h);
@@ -292,32 +337,52 @@ impl PartitionLog {
             bytes: records.len(),
             duplicate: false,
         };
+        let queue = self.claim_flush(&mut st);
         drop(st);
-        match config.flush {
-            FlushPolicy::Fsync => self.shared.wake_flusher.notify_one(),
-            _ => {
-                self.shared.high_watermark.send_replace(next);
-            }
+        if queue {
+            self.pool.request(self.shared.clone());
+        }
+        if config.flush != FlushPolicy::Fsync {
+            self.shared.high_watermark.send_replace(next);
         }
         Ok(info)
     }
 
-    /// Seals the active segment and starts a new one at the log end offset.
+    /// Under `fsync`: whether the caller must queue this log in the flush pool (it was not queued
+    /// yet; now it counts as queued). Called with the log lock held, so an append either finds
+    /// the log queued, and the flush that follows covers it, or queues it (see `flusher.rs`).
+    fn claim_flush(&self, st: &mut State) -> bool {
+        self.shared.config.flush == FlushPolicy::Fsync
+            && !st.closed
+            && !std::mem::replace(&mut st.flush_scheduled, true)
+    }
+
+    /// Seals the active segment and starts a new one at the log end offset. Retry-safe: the new
+    /// segment is created first and removed again if sealing fails, so a failure at any step
+    /// leaves the log as it was and the next append simply tries again.
     fn roll(&self, st: &mut State) -> Result<(), LogError> {
         let dir = &self.shared.dir;
         let leo = st.log_end_offset;
-        let active = st.active();
-        active
-            .seal()
-            .map_err(LogError::io(format!("seal segment in {}", dir.display())))?;
-        let files = active
-            .files_to_sync()
-            .map_err(LogError::io("open sealed segment files for sync"))?;
-        st.unflushed.extend(files);
         let seg = Segment::create(dir, leo, &self.shared.config).map_err(LogError::io(format!(
             "create segment {leo} in {}",
             dir.display()
         )))?;
+        let active = st.active();
+        let sealed = active
+            .seal()
+            .map_err(LogError::io(format!("seal segment in {}", dir.display())))
+            .and_then(|()| {
+                active
+                    .files_to_sync()
+                    .map_err(LogError::io("open sealed segment files for sync"))
+            });
+        match sealed {
+            Ok(files) => st.unflushed.extend(files),
+            Err(e) => {
+                let _ = seg.delete_files();
+                return Err(e);
+            }
+        }
         st.segments.push(seg);
         st.dir_dirty = true;
         tracing::debug!(dir = %dir.display(), base_offset = leo, "rolled segment");
@@ -345,13 +410,56 @@ impl PartitionLog {
 
     /// Flushes everything appended so far, now, on the calling thread.
     pub fn flush(&self) -> Result<(), LogError> {
-        flush_once(&self.shared, self.shared.lock())
+        flush_once(&self.shared)
     }
 
     /// Reads whole batches starting with the one that contains `offset`, up to `max_bytes` (but
     /// always at least one whole batch, so a reader can make progress past a large one). Only
     /// batches below the high watermark are returned, from one segment at a time.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, LogError> {
+        self.read_batches(offset, max_bytes, true, ReadMode::Blocking)
+    }
+
+    /// [`PartitionLog::read`], but never more than `max_bytes`: empty when the batch containing
+    /// `offset` alone is larger (a Fetch gives only its first non-empty partition more, KIP-74).
+    pub fn read_at_most(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, LogError> {
+        self.read_batches(offset, max_bytes, false, ReadMode::Blocking)
+    }
+
+    /// [`PartitionLog::read`] (`at_least_one`) or [`PartitionLog::read_at_most`] from the page
+    /// cache only: `Ok(None)` at once if any of it would have to wait for the disk, so a caller
+    /// on an async runtime can read cached data in place and hand the rest to a blocking pool.
+    pub fn read_cached(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        at_least_one: bool,
+    ) -> Result<Option<ReadResult>, LogError> {
+        match self.read_batches(offset, max_bytes, at_least_one, ReadMode::CachedOnly) {
+            Ok(r) => Ok(Some(r)),
+            Err(LogError::Io { source, .. }) if source.kind() == std::io::ErrorKind::WouldBlock => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the next append of `len` bytes starts a new segment (creating files: work that
+    /// can wait on the filesystem's journal, done off the async runtime).
+    pub fn append_rolls(&self, len: usize) -> bool {
+        let now = self.shared.clock.now_ms();
+        let mut st = self.shared.lock();
+        st.active()
+            .should_roll(len as u64, now, &self.shared.config)
+    }
+
+    fn read_batches(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        at_least_one: bool,
+        how: ReadMode,
+    ) -> Result<ReadResult, LogError> {
         let mut cursor = offset;
         loop {
             let (file, pos, end, hwm, log_start, next_base) = {
@@ -384,7 +492,13 @@ impl PartitionLog {
                     next_base,
                 )
             };
-            let found = read_batches(&file, pos, end, cursor, max_bytes, hwm)
+            let limit = ReadLimit {
+                max_bytes,
+                at_least_one,
+                hwm,
+                how,
+            };
+            let found = read_batches(&file, pos, end, cursor, limit)
                 .map_err(LogError::io(format!("read {}", self.shared.dir.display())))?;
             match (found, next_base) {
                 (Some(bytes), _) => {
@@ -467,6 +581,10 @@ impl PartitionLog {
             let doomed: Vec<Segment> = st.segments.drain(..n).collect();
             st.log_start_offset = st.segments[0].base_offset();
             st.dir_dirty = true;
+            if self.claim_flush(&mut st) {
+                // The deletions become durable with the directory sync of the next flush.
+                self.pool.request(self.shared.clone());
+            }
             (doomed, st.log_start_offset)
         };
         let report = RetentionReport {
@@ -490,19 +608,24 @@ impl PartitionLog {
         Ok(report)
     }
 
-    /// Flushes and stops the flusher. Later appends fail with [`LogError::Closed`].
+    /// Flushes what is left and closes the log. Later appends fail with [`LogError::Closed`].
     pub fn close(mut self) -> Result<(), LogError> {
         self.shutdown()
     }
 
     fn shutdown(&mut self) -> Result<(), LogError> {
-        {
+        self.open = false;
+        let pending = {
             let mut st = self.shared.lock();
             st.closed = true;
-        }
-        self.shared.wake_flusher.notify_all();
-        if let Some(handle) = self.flusher.take() {
-            let _ = handle.join();
+            st.failure.is_none() && needs_flush(&st)
+        };
+        // The pool skips closed logs from now on; a flush it is running finishes first (the
+        // final flush waits for its sync_lock).
+        if pending {
+            if let Err(e) = flush_once(&self.shared) {
+                tracing::error!(error = %e, "final flush failed");
+            }
         }
         let st = self.shared.lock();
         match &st.failure {
@@ -514,7 +637,7 @@ impl PartitionLog {
 
 impl Drop for PartitionLog {
     fn drop(&mut self) {
-        if self.flusher.is_some() {
+        if self.open {
             if let Err(e) = self.shutdown() {
                 tracing::error!(error = %e, "log closed with an error");
             }

@@ -1,7 +1,8 @@
 //! Opening a partition log after a clean stop or a crash: lists the segment files, checks the
 //! sealed segments' indexes (rebuilding them from the log if missing or inconsistent), recovers
 //! the active segment (cutting a torn or corrupt tail at the last valid batch), and makes what
-//! it kept durable before the log calls it so. Also replays the newest batch headers into the
+//! it kept durable (every segment, the sealed ones' indexes, the directory) before the log calls
+//! it so. Also replays the newest batch headers into the
 //! idempotent-producer table, so retried batches are recognised across restarts.
 
 use std::fs;
@@ -10,7 +11,7 @@ use std::path::Path;
 use super::config::LogConfig;
 use super::error::LogError;
 use super::producer_state::ProducerStateTable;
-use super::segment::{self, Recovery, Segment};
+use super::segment::{self, ReadMode, Recovery, Segment};
 use crate::durable::sync_dir;
 
 /// What opening the log found.
@@ -22,14 +23,29 @@ pub struct OpenReport {
     pub active: Recovery,
 }
 
+/// How much of what it finds opening a log syncs before calling it durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyncOnOpen {
+    /// Every segment, the sealed ones' indexes and the directory: after a crash (the page cache
+    /// may hold what never reached the disk), or when nothing is known about the last stop.
+    #[default]
+    All,
+    /// Only what opening repaired (a cut tail, rebuilt indexes) and the directory: after a clean
+    /// shutdown, which flushed everything before it wrote its marker (see `crate::state`).
+    Repaired,
+}
+
 /// Opens every segment in `dir` (creating the first one in an empty dir), oldest first.
 pub(super) fn open_segments(
     dir: &Path,
     config: &LogConfig,
+    sync: SyncOnOpen,
 ) -> Result<(Vec<Segment>, OpenReport), LogError> {
     fs::create_dir_all(dir).map_err(LogError::io(format!("create {}", dir.display())))?;
     let bases = list_segments(dir)?;
     let mut report = OpenReport::default();
+    // Segments whose files opening rewrote (indexes rebuilt), by position.
+    let mut repaired = Vec::new();
     let mut segments = Vec::with_capacity(bases.len().max(1));
     if bases.is_empty() {
         segments.push(
@@ -45,6 +61,7 @@ pub(super) fn open_segments(
                     LogError::io(format!("open {}", segment::log_path(dir, base).display())),
                 )?;
                 if rebuilt {
+                    repaired.push(segments.len());
                     tracing::warn!(dir = %dir.display(), base, "rebuilt segment indexes");
                     report.rebuilt_indexes += 1;
                 }
@@ -78,12 +95,21 @@ pub(super) fn open_segments(
         }
     }
     report.segments = segments.len();
-    // What recovery kept is what the disk holds now; make sure of it before calling it durable.
-    if let Some(active) = segments.last() {
-        active
-            .log_file()
-            .sync_all()
-            .map_err(LogError::io("sync recovered segment"))?;
+    // Recovery read the page cache, which after a process crash may hold data that never
+    // reached the disk: sealed segments whose flush had not run yet, index files, the directory
+    // entries of new segments. The log is about to call everything it found durable (and to
+    // answer retried idempotent batches from it), so every file it relies on is synced first;
+    // a sync that fails here fails the open, as a failed fsync stops a running log.
+    let to_sync: Vec<&Segment> = match sync {
+        SyncOnOpen::All => segments.iter().collect(),
+        // The active segment was synced by `open_active` if it was cut.
+        SyncOnOpen::Repaired => repaired.iter().map(|&i| &segments[i]).collect(),
+    };
+    for seg in to_sync {
+        seg.sync_files().map_err(LogError::io(format!(
+            "sync recovered segment {}",
+            segment::log_path(dir, seg.base_offset()).display()
+        )))?;
     }
     sync_dir(dir).map_err(LogError::io(format!("sync {}", dir.display())))?;
 
@@ -99,7 +125,9 @@ pub(super) fn rebuild_producer_state(segments: &[Segment]) -> std::io::Result<Pr
     let from = segments.len().saturating_sub(PRODUCER_STATE_SEGMENTS);
     for seg in &segments[from..] {
         let mut pos = 0;
-        while let Some(h) = segment::read_header_at(seg.log_file(), pos, seg.size())? {
+        while let Some(h) =
+            segment::read_header_at(seg.log_file(), pos, seg.size(), ReadMode::Blocking)?
+        {
             table.record(&h);
             pos += h.total_len() as u64;
         }

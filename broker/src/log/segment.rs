@@ -7,6 +7,12 @@
 //!   previous batch's last offset + 1, and the last ends at `next_offset - 1`.
 //! - Only the active (last) segment of a log is appended to. Sealing trims its index files and
 //!   writes the time index's final entry; a sealed segment never changes again until deleted.
+//! - The indexes are sparse hints: an entry that could not be written (the disk is full) is
+//!   skipped, never made up, so lookups stay right (they scan a little further) and the log
+//!   itself keeps accepting whatever the disk still takes.
+//! - Creating a segment is retry-safe: a failed create removes what it made, and a leftover
+//!   file at a new segment's name (its base offset is the log end, so it holds nothing the log
+//!   has) is emptied rather than refused.
 //! - Bytes are written to the file before `size` moves past them, and readers never look past a
 //!   `size` they observed, so a reader sees whole batches only.
 
@@ -62,18 +68,37 @@ pub(crate) struct Segment {
     time_index: TimeIndex,
     bytes_since_index_entry: u64,
     index_interval: u64,
+    /// An index entry was skipped because its file could not grow (logged once per segment).
+    index_degraded: bool,
+    /// The time index's final entry is written (sealing may be retried after a failure).
+    seal_entry_written: bool,
     sealed: bool,
 }
 
 impl Segment {
-    /// A new, empty active segment.
+    /// A new, empty active segment. On failure nothing of it is left behind (best effort), and
+    /// a file left at its name by an earlier failed attempt is emptied, so the caller can retry.
     pub(crate) fn create(dir: &Path, base_offset: i64, config: &LogConfig) -> io::Result<Self> {
-        let log = OpenOptions::new()
+        let path = log_path(dir, base_offset);
+        let created = OpenOptions::new()
             .read(true)
             .write(true)
-            .create_new(true)
-            .open(log_path(dir, base_offset))?;
-        Self::with_fresh_indexes(dir, base_offset, log, config)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .and_then(|log| Self::with_fresh_indexes(dir, base_offset, log, config));
+        if created.is_err() {
+            for p in [
+                path,
+                index_path(dir, base_offset),
+                time_index_path(dir, base_offset),
+            ] {
+                if p.is_file() {
+                    let _ = fs::remove_file(p);
+                }
+            }
+        }
+        created
     }
 
     fn with_fresh_indexes(
@@ -99,6 +124,8 @@ impl Segment {
             )?,
             bytes_since_index_entry: 0,
             index_interval: config.index_interval_bytes as u64,
+            index_degraded: false,
+            seal_entry_written: false,
             sealed: false,
         })
     }
@@ -161,6 +188,8 @@ impl Segment {
                 time_index,
                 bytes_since_index_entry: 0,
                 index_interval: config.index_interval_bytes as u64,
+                index_degraded: false,
+                seal_entry_written: true,
                 sealed: true,
             };
             return Ok((seg, false));
@@ -279,12 +308,19 @@ impl Segment {
     /// Index bookkeeping for a batch just written at `self.size`.
     fn note_appended(&mut self, h: &BatchHeader, len: u64) {
         if self.size > 0 && self.bytes_since_index_entry >= self.index_interval {
-            // Capacity is sized for the segment, and `should_roll` rolls before it runs out.
-            let _ = self.index.append(h.base_offset, self.size);
-            let _ = self
+            // Capacity is sized for the segment, and `should_roll` rolls before it runs out. An
+            // entry whose file cannot grow is skipped (see the invariants above); the next batch
+            // tries again.
+            let offset = self.index.append(h.base_offset, self.size);
+            let time = self
                 .time_index
                 .maybe_append(self.max_timestamp, h.base_offset);
-            self.bytes_since_index_entry = 0;
+            if let Err(e) = offset.as_ref().and(time.as_ref()) {
+                self.note_index_degraded(e);
+            }
+            if offset.is_ok() {
+                self.bytes_since_index_entry = 0;
+            }
         }
         self.bytes_since_index_entry += len;
         self.max_timestamp = self.max_timestamp.max(h.max_timestamp);
@@ -292,16 +328,46 @@ impl Segment {
         self.next_offset = h.next_offset();
     }
 
-    /// Makes this segment read-only: final time-index entry, index files cut to size.
+    fn note_index_degraded(&mut self, e: &io::Error) {
+        if !std::mem::replace(&mut self.index_degraded, true) {
+            tracing::warn!(
+                segment = %log_path(&self.dir, self.base_offset).display(),
+                error = %e,
+                "cannot grow an index file; skipping entries (reads scan further)"
+            );
+        }
+    }
+
+    /// Makes this segment read-only: final time-index entry, index files cut to size. May be
+    /// called again after a failure; each step is done once.
     pub(crate) fn seal(&mut self) -> io::Result<()> {
         if self.sealed {
             return Ok(());
         }
-        self.time_index
-            .append_seal(self.max_timestamp, self.next_offset);
+        if !self.seal_entry_written {
+            // Without it the time index is rebuilt from the log at the next open.
+            if let Err(e) = self
+                .time_index
+                .append_seal(self.max_timestamp, self.next_offset)
+            {
+                self.note_index_degraded(&e);
+            }
+            self.seal_entry_written = true;
+        }
         self.index.trim()?;
         self.time_index.trim()?;
         self.sealed = true;
+        Ok(())
+    }
+
+    /// Syncs what a restart relies on: the log, and for a sealed segment its indexes (an active
+    /// segment's indexes are rebuilt from its log at every open).
+    pub(crate) fn sync_files(&self) -> io::Result<()> {
+        self.log.sync_data()?;
+        if self.sealed {
+            self.index.file().sync()?;
+            self.time_index.file().sync()?;
+        }
         Ok(())
     }
 
@@ -352,11 +418,57 @@ impl Segment {
 }
 
 /// Reads the batch header at `pos` of a segment file; `None` past `end` or on a short read.
-pub(crate) fn read_header_at(file: &File, pos: u64, end: u64) -> io::Result<Option<BatchHeader>> {
+pub(crate) fn read_header_at(
+    file: &File,
+    pos: u64,
+    end: u64,
+    how: ReadMode,
+) -> io::Result<Option<BatchHeader>> {
     if pos + HEADER_LEN as u64 > end {
         return Ok(None);
     }
     let mut buf = [0u8; HEADER_LEN];
-    file.read_exact_at(&mut buf, pos)?;
+    read_exact_at(file, &mut buf, pos, how)?;
     Ok(BatchHeader::parse(&buf).ok())
+}
+
+/// How a read may wait for the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReadMode {
+    /// An ordinary `pread`: waits for the disk when the data is not in the page cache.
+    Blocking,
+    /// `preadv2(RWF_NOWAIT)`: answers from the page cache or fails at once with
+    /// `ErrorKind::WouldBlock` (also where the kernel does not support the flag).
+    CachedOnly,
+}
+
+/// `pread` of exactly `buf.len()` bytes at `pos`, waiting for the disk or not (see [`ReadMode`]).
+pub(crate) fn read_exact_at(
+    file: &File,
+    buf: &mut [u8],
+    pos: u64,
+    how: ReadMode,
+) -> io::Result<()> {
+    if how == ReadMode::Blocking {
+        return file.read_exact_at(buf, pos);
+    }
+    let mut done = 0;
+    while done < buf.len() {
+        let mut slice = [io::IoSliceMut::new(&mut buf[done..])];
+        match rustix::io::preadv2(
+            file,
+            &mut slice,
+            pos + done as u64,
+            rustix::io::ReadWriteFlags::NOWAIT,
+        ) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => done += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::OPNOTSUPP) => {
+                return Err(io::ErrorKind::WouldBlock.into())
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }

@@ -1,13 +1,13 @@
-//! The state a partition log shares between the threads that append and read and its flusher
-//! thread: the segments and offsets under one mutex, the condition variable that wakes the
-//! flusher, and the watches through which waiters learn what is durable and visible. The
-//! invariants are stated in `partition_log.rs`, which owns every change to this state; the
-//! flusher only syncs and advances `flushed_offset`.
+//! The state a partition log shares between the threads that append and read and the flush
+//! pool: the segments and offsets under one mutex, the lock that serialises its flushes, and the
+//! watches through which waiters learn what is durable and visible. The invariants are stated in
+//! `partition_log.rs`, which owns every change to this state, and `flusher.rs`; the flushers only
+//! sync and advance `flushed_offset`.
 
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::watch;
 
@@ -34,8 +34,13 @@ pub(super) struct State {
     pub(super) unflushed: Vec<Arc<File>>,
     /// A segment file was created or deleted since the last flush: the directory needs a sync.
     pub(super) dir_dirty: bool,
+    /// Final: a failed fsync (or a failed write that could not be taken back). No more writes.
     pub(super) failure: Option<String>,
+    /// Why the last append failed, if it did; cleared by the next one that succeeds.
+    pub(super) write_error: Option<String>,
     pub(super) closed: bool,
+    /// The log is queued in the flush pool or being flushed by it (`fsync` policy).
+    pub(super) flush_scheduled: bool,
     pub(super) producers: ProducerStateTable,
 }
 
@@ -67,7 +72,8 @@ pub(super) struct Shared {
     pub(super) config: LogConfig,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) state: Mutex<State>,
-    pub(super) wake_flusher: Condvar,
+    /// Held by every flush from taking its target to publishing it (see `flusher.rs`).
+    pub(super) sync_lock: Mutex<()>,
     pub(super) durable: watch::Sender<Durable>,
     pub(super) high_watermark: watch::Sender<i64>,
     /// Completed flushes (fdatasync rounds), for metrics and to observe group commit. Shared,

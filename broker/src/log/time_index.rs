@@ -23,10 +23,11 @@ pub(crate) struct TimeIndex {
 }
 
 impl TimeIndex {
-    pub(crate) fn create(path: &Path, base_offset: i64, capacity: usize) -> io::Result<Self> {
+    /// A new, empty index for at most `max_entries` entries.
+    pub(crate) fn create(path: &Path, base_offset: i64, max_entries: usize) -> io::Result<Self> {
         Ok(TimeIndex {
             base_offset,
-            file: IndexFile::create(path, ENTRY, capacity)?,
+            file: IndexFile::create(path, ENTRY, max_entries)?,
         })
     }
 
@@ -76,22 +77,27 @@ impl TimeIndex {
         (self.file.len() > 0).then(|| self.raw(self.file.len() - 1).0)
     }
 
-    /// Adds an entry unless it would say nothing new (same timestamp as the last one).
-    pub(crate) fn maybe_append(&mut self, max_timestamp_before: i64, offset: i64) -> bool {
+    /// Adds an entry unless it would say nothing new (same timestamp as the last one). An error
+    /// when the file could not grow (the index is unchanged).
+    pub(crate) fn maybe_append(
+        &mut self,
+        max_timestamp_before: i64,
+        offset: i64,
+    ) -> io::Result<bool> {
         if let Some(last) = self.last_timestamp() {
             if max_timestamp_before <= last {
-                return true;
+                return Ok(true);
             }
         }
         self.push(max_timestamp_before, offset)
     }
 
     /// Adds the final entry of a sealing segment (even if the timestamp did not grow).
-    pub(crate) fn append_seal(&mut self, max_timestamp: i64, next_offset: i64) -> bool {
+    pub(crate) fn append_seal(&mut self, max_timestamp: i64, next_offset: i64) -> io::Result<bool> {
         self.push(max_timestamp, next_offset)
     }
 
-    fn push(&mut self, ts: i64, offset: i64) -> bool {
+    fn push(&mut self, ts: i64, offset: i64) -> io::Result<bool> {
         let mut e = [0u8; ENTRY];
         e[..8].copy_from_slice(&ts.to_be_bytes());
         e[8..].copy_from_slice(&((offset - self.base_offset) as u32).to_be_bytes());

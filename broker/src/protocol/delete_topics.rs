@@ -6,15 +6,24 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::error::{topic_error_code, NONE};
-use super::RequestContext;
+use super::{off_runtime, RequestContext};
 use crate::state::Broker;
+use std::sync::Arc;
 
-pub(crate) fn handle(
-    broker: &Broker,
+pub(crate) async fn handle(
+    broker: &Arc<Broker>,
     _ctx: &RequestContext,
     version: i16,
     req: DeleteTopicsRequest,
 ) -> DeleteTopicsResponse {
+    // Deleting renames directories and syncs them: off the runtime (see `off_runtime`).
+    let b = broker.clone();
+    off_runtime(move || delete_all(&b, version, req))
+        .await
+        .unwrap_or_default()
+}
+
+fn delete_all(broker: &Broker, version: i16, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
     let mut resp = DeleteTopicsResponse::default();
     let targets: Vec<(Option<TopicName>, uuid::Uuid)> = if version >= 6 {
         req.topics
@@ -43,11 +52,18 @@ pub(crate) fn handle(
             None => r.error_code = ResponseError::UnknownTopicId.code(),
             Some(n) => {
                 r.name = Some(TopicName(StrBytes::from_string(n.clone())));
-                if let Some(t) = broker.topics.get(&n) {
-                    r.topic_id = t.id; // v6 answers carry the id even when asked by name
+                let id = broker.topics.get(&n).map(|t| t.id);
+                if let Some(id) = id {
+                    r.topic_id = id; // v6 answers carry the id even when asked by name
                 }
                 match broker.topics.delete(&n) {
-                    Ok(()) => r.error_code = NONE,
+                    Ok(()) => {
+                        r.error_code = NONE;
+                        // Its commits stopped counting with it (they name its id); forget them.
+                        if let Some(id) = id {
+                            broker.groups.offsets().forget_topic(&n, id);
+                        }
+                    }
                     Err(e) => {
                         r.error_code = topic_error_code(&e);
                         if version >= 5 {

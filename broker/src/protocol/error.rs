@@ -39,9 +39,9 @@ pub(crate) fn topic_error_code(e: &TopicError) -> i16 {
         TopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions.code(),
         TopicError::Config(_) => ResponseError::InvalidConfig.code(),
         TopicError::Log(e) => log_error_code(e),
-        TopicError::Io { .. } | TopicError::CorruptMetadata { .. } => {
-            ResponseError::KafkaStorageError.code()
-        }
+        TopicError::Io { .. }
+        | TopicError::CorruptMetadata { .. }
+        | TopicError::Unavailable { .. } => ResponseError::KafkaStorageError.code(),
     }
 }
 

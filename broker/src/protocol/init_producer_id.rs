@@ -5,11 +5,12 @@
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use kafka_protocol::ResponseError;
 
-use super::RequestContext;
+use super::{off_runtime, RequestContext};
 use crate::state::Broker;
+use std::sync::Arc;
 
-pub(crate) fn handle(
-    broker: &Broker,
+pub(crate) async fn handle(
+    broker: &Arc<Broker>,
     _ctx: &RequestContext,
     version: i16,
     req: InitProducerIdRequest,
@@ -30,7 +31,10 @@ pub(crate) fn handle(
         resp.producer_epoch = req.producer_epoch + 1;
         return resp;
     }
-    match broker.producer_ids.next() {
+    // A new block of ids is persisted with an fsync: off the runtime (see `off_runtime`).
+    let b = broker.clone();
+    let next = off_runtime(move || b.producer_ids.next()).await;
+    match next.unwrap_or(Err(crate::producer_ids::ProducerIdError::Exhausted)) {
         Ok(id) => {
             resp.producer_id = ProducerId(id);
             resp.producer_epoch = 0;

@@ -8,20 +8,53 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::ResponseError;
 
 use super::error::{log_error_code, unknown_topic, NONE};
-use super::RequestContext;
+use super::{off_runtime, RequestContext};
 use crate::log::batch::LEADER_EPOCH;
 use crate::state::Broker;
+use std::sync::Arc;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 
-pub(crate) fn handle(
-    broker: &Broker,
+pub(crate) async fn handle(
+    broker: &Arc<Broker>,
     _ctx: &RequestContext,
     version: i16,
     req: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
+    // Lookups by timestamp read the log: off the runtime (see `off_runtime`).
+    let layout = req.clone();
+    let b = broker.clone();
+    match off_runtime(move || answer(&b, version, req)).await {
+        Some(resp) => resp,
+        None => failed(version, layout),
+    }
+}
+
+/// Every partition answered with KAFKA_STORAGE_ERROR.
+fn failed(version: i16, req: ListOffsetsRequest) -> ListOffsetsResponse {
+    let mut resp = ListOffsetsResponse::default();
+    for t in req.topics {
+        let mut tr = ListOffsetsTopicResponse::default();
+        tr.name = t.name;
+        for p in t.partitions {
+            let mut pr = ListOffsetsPartitionResponse::default();
+            pr.partition_index = p.partition_index;
+            pr.timestamp = -1;
+            pr.offset = -1;
+            if version >= 4 {
+                pr.leader_epoch = LEADER_EPOCH;
+            }
+            pr.error_code = ResponseError::KafkaStorageError.code();
+            tr.partitions.push(pr);
+        }
+        resp.topics.push(tr);
+    }
+    resp
+}
+
+fn answer(broker: &Broker, version: i16, req: ListOffsetsRequest) -> ListOffsetsResponse {
     let mut resp = ListOffsetsResponse::default();
     for t in req.topics {
         let mut tr = ListOffsetsTopicResponse::default();

@@ -9,12 +9,13 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::error::{topic_error_code, NONE};
-use super::RequestContext;
+use super::{off_runtime, RequestContext};
 use crate::state::Broker;
 use crate::topics::{validate_topic_name, Topic, TopicError};
+use std::sync::Arc;
 
-pub(crate) fn handle(
-    broker: &Broker,
+pub(crate) async fn handle(
+    broker: &Arc<Broker>,
     _ctx: &RequestContext,
     version: i16,
     req: MetadataRequest,
@@ -49,7 +50,7 @@ pub(crate) fn handle(
         broker.config.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
     for requested in req.topics.unwrap_or_default() {
         let entry = match requested.name {
-            Some(name) => by_name(broker, name.0.as_str(), allow_create),
+            Some(name) => by_name(broker, name.0.as_str(), allow_create).await,
             None => match broker
                 .topics
                 .list()
@@ -69,7 +70,7 @@ pub(crate) fn handle(
     resp
 }
 
-fn by_name(broker: &Broker, name: &str, allow_create: bool) -> MetadataResponseTopic {
+async fn by_name(broker: &Arc<Broker>, name: &str, allow_create: bool) -> MetadataResponseTopic {
     let sname = || Some(TopicName(StrBytes::from_string(name.to_string())));
     if let Err(e) = validate_topic_name(name) {
         return error_entry(sname(), Default::default(), topic_error_code(&e));
@@ -77,14 +78,29 @@ fn by_name(broker: &Broker, name: &str, allow_create: bool) -> MetadataResponseT
     if let Some(t) = broker.topics.get(name) {
         return topic_entry(broker, &t);
     }
+    if broker.topics.unavailable_reason(name).is_some() {
+        return error_entry(
+            sname(),
+            Default::default(),
+            ResponseError::KafkaStorageError.code(),
+        );
+    }
     if !allow_create {
         return error_entry(sname(), Default::default(), super::error::unknown_topic());
     }
     let config = broker.topics.defaults().clone();
-    match broker
-        .topics
-        .create(name, broker.config.default_partitions, config)
-    {
+    // Creating is file work: off the runtime (see `off_runtime`).
+    let (b, n) = (broker.clone(), name.to_string());
+    let created =
+        off_runtime(move || b.topics.create(&n, b.config.default_partitions, config)).await;
+    let Some(created) = created else {
+        return error_entry(
+            sname(),
+            Default::default(),
+            ResponseError::KafkaStorageError.code(),
+        );
+    };
+    match created {
         Ok(t) => topic_entry(broker, &t),
         // Lost a race with another creator: fine, it exists now.
         Err(TopicError::AlreadyExists(_)) => match broker.topics.get(name) {

@@ -50,7 +50,10 @@ pub(crate) async fn handle(
     let results = broker
         .groups
         .commit_offsets(commit, |t, p| {
-            topics.get(t).is_some_and(|t| t.partition(p).is_some())
+            topics
+                .get(t)
+                .filter(|t| t.partition(p).is_some())
+                .map(|t| t.id)
         })
         .await;
     let mut codes = results.into_iter().map(group_result_code);

@@ -16,23 +16,27 @@ type Answer = Vec<(String, Vec<(i32, i64, i32, String)>)>;
 
 fn lookup(broker: &Broker, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> Answer {
     let store = broker.groups.offsets();
+    // Commits count only for the topic they were made for, not an older one of the same name.
+    let id_of = |t: &str| broker.topics.get(t).map(|t| t.id);
     match topics {
         Some(topics) => topics
             .into_iter()
             .map(|(t, parts)| {
                 let rows = parts
                     .into_iter()
-                    .map(|p| match store.fetch(group, &t, p) {
-                        Some(c) => (p, c.offset, c.leader_epoch, c.metadata),
-                        None => (p, -1, -1, String::new()),
-                    })
+                    .map(
+                        |p| match id_of(&t).and_then(|id| store.fetch(group, &t, id, p)) {
+                            Some(c) => (p, c.offset, c.leader_epoch, c.metadata),
+                            None => (p, -1, -1, String::new()),
+                        },
+                    )
                     .collect();
                 (t, rows)
             })
             .collect(),
         None => {
             let mut out: Answer = Vec::new();
-            for (t, p, c) in store.group_offsets(group) {
+            for (t, p, c) in store.group_offsets(group, &id_of) {
                 let row = (p, c.offset, c.leader_epoch, c.metadata);
                 match out.last_mut() {
                     Some((last, rows)) if *last == t => rows.push(row),

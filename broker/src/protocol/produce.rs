@@ -7,14 +7,14 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::ResponseError;
 
 use super::error::{log_error_code, unknown_topic, NONE};
-use super::RequestContext;
+use super::{off_runtime, RequestContext};
 use crate::log::{batch, PartitionLog};
 use crate::state::Broker;
 use std::sync::Arc;
 
 /// `None` for acks=0: the client expects no answer.
 pub(crate) async fn handle(
-    broker: &Broker,
+    broker: &Arc<Broker>,
     _ctx: &RequestContext,
     _version: i16,
     req: ProduceRequest,
@@ -24,7 +24,15 @@ pub(crate) async fn handle(
     (acks != 0).then_some(resp)
 }
 
-async fn append_all(broker: &Broker, req: ProduceRequest) -> ProduceResponse {
+/// One partition's batch, to append off the runtime.
+struct Append {
+    topic: usize,
+    partition: usize,
+    log: Arc<PartitionLog>,
+    bytes: Vec<u8>,
+}
+
+async fn append_all(broker: &Arc<Broker>, req: ProduceRequest) -> ProduceResponse {
     let refuse_all = if req.transactional_id.is_some() {
         Some(ResponseError::TransactionalIdAuthorizationFailed.code())
     } else if !matches!(req.acks, -1..=1) {
@@ -33,8 +41,7 @@ async fn append_all(broker: &Broker, req: ProduceRequest) -> ProduceResponse {
         None
     };
     let mut resp = ProduceResponse::default();
-    // (topic index, partition index, log, end offset) of every append to wait for.
-    let mut waits: Vec<(usize, usize, Arc<PartitionLog>, i64)> = Vec::new();
+    let mut appends = Vec::new();
     for (ti, topic_data) in req.topic_data.into_iter().enumerate() {
         let mut tr = TopicProduceResponse::default();
         tr.name = topic_data.name.clone();
@@ -52,34 +59,72 @@ async fn append_all(broker: &Broker, req: ProduceRequest) -> ProduceResponse {
             match (refuse_all, log) {
                 (Some(code), _) => pr.error_code = code,
                 (None, None) => pr.error_code = unknown_topic(),
-                (None, Some(log)) => {
-                    let mut bytes = part.records.map(|b| b.to_vec()).unwrap_or_default();
-                    match append_one(&log, &mut bytes) {
-                        Ok(info) => {
-                            pr.error_code = NONE;
-                            pr.base_offset = info.base_offset;
-                            pr.log_append_time_ms = info.log_append_time_ms;
-                            pr.log_start_offset = info.log_start_offset;
-                            if !info.duplicate {
-                                broker.metrics.record_append(
-                                    tr.name.0.as_str(),
-                                    info.bytes,
-                                    info.last_offset - info.base_offset + 1,
-                                );
-                            }
-                            waits.push((ti, pi, log, info.last_offset + 1));
-                        }
-                        Err((code, msg)) => {
-                            tracing::debug!(topic = %tr.name.0.as_str(), partition = part.index, error = %msg, "produce refused");
-                            pr.error_code = code;
-                            pr.error_message = Some(msg.into());
-                        }
-                    }
-                }
+                (None, Some(log)) => appends.push(Append {
+                    topic: ti,
+                    partition: pi,
+                    log,
+                    bytes: part.records.map(|b| b.to_vec()).unwrap_or_default(),
+                }),
             }
             tr.partition_responses.push(pr);
         }
         resp.responses.push(tr);
+    }
+    // An append copies into the page cache (~2 us for 1 KiB here) and is done in place; one
+    // that starts a new segment creates files, which can wait on the filesystem's journal, so
+    // then the request's appends go to the blocking pool in one hop (see `off_runtime` for the
+    // measurements behind the split).
+    let append = |appends: Vec<Append>| {
+        appends
+            .into_iter()
+            .map(|mut a| {
+                let result = append_one(&a.log, &mut a.bytes);
+                (a.topic, a.partition, a.log, result)
+            })
+            .collect::<Vec<_>>()
+    };
+    let rolls = appends.iter().any(|a| a.log.append_rolls(a.bytes.len()));
+    let results = if rolls {
+        off_runtime(move || append(appends))
+            .await
+            .unwrap_or_default()
+    } else {
+        append(appends)
+    };
+    let mut waits: Vec<(usize, usize, Arc<PartitionLog>, i64)> = Vec::new();
+    for (ti, pi, log, result) in results {
+        let tr = &mut resp.responses[ti];
+        let name = tr.name.0.clone();
+        let pr = &mut tr.partition_responses[pi];
+        match result {
+            Ok(info) => {
+                pr.error_code = NONE;
+                pr.base_offset = info.base_offset;
+                pr.log_append_time_ms = info.log_append_time_ms;
+                pr.log_start_offset = info.log_start_offset;
+                if !info.duplicate {
+                    broker.metrics.record_append(
+                        name.as_str(),
+                        info.bytes,
+                        info.last_offset - info.base_offset + 1,
+                    );
+                }
+                waits.push((ti, pi, log, info.last_offset + 1));
+            }
+            Err((code, msg)) => {
+                tracing::debug!(topic = %name.as_str(), partition = pr.index, error = %msg, "produce refused");
+                pr.error_code = code;
+                pr.error_message = Some(msg.into());
+            }
+        }
+    }
+    // Partitions whose append never ran (the blocking work failed) are not acknowledged.
+    for tr in &mut resp.responses {
+        for pr in &mut tr.partition_responses {
+            if pr.error_code == NONE && pr.base_offset < 0 {
+                pr.error_code = ResponseError::KafkaStorageError.code();
+            }
+        }
     }
     if req.acks != 0 {
         for (ti, pi, log, end) in waits {

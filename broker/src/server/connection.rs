@@ -8,6 +8,7 @@
 //! going away would: the client retries.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use std::time::{Duration, Instant};
 
@@ -30,7 +31,7 @@ async fn grace_after(shutdown: &CancellationToken) {
 }
 
 pub(crate) async fn run(
-    broker: &Broker,
+    broker: &Arc<Broker>,
     mut socket: TcpStream,
     peer: SocketAddr,
     shutdown: CancellationToken,

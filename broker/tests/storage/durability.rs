@@ -114,3 +114,45 @@ fn never_policy_flushes_on_close() {
     );
     assert_eq!(log.log_end_offset(), 2);
 }
+
+/// Many logs share the process's few flush threads: 300 logs with 8 concurrent appenders each
+/// all get their acknowledgements, every log's appends are durable and visible when
+/// acknowledged, and each log still groups its concurrent appends into fewer syncs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_logs_share_the_flush_pool_and_keep_group_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs: Vec<Arc<broker::log::PartitionLog>> = (0..300)
+        .map(|i| Arc::new(open(&dir.path().join(i.to_string()), LogConfig::default())))
+        .collect();
+    let appenders = 8;
+    let mut tasks = Vec::new();
+    for log in &logs {
+        for i in 0..appenders {
+            let log = log.clone();
+            tasks.push(tokio::spawn(async move {
+                let info = log.append(&mut batch(1, 50, 1, i as u8)).unwrap();
+                log.wait_durable(info.last_offset + 1).await.unwrap();
+                assert!(log.high_watermark() > info.last_offset);
+            }));
+        }
+    }
+    for t in tasks {
+        tokio::time::timeout(Duration::from_secs(60), t)
+            .await
+            .expect("every append is acknowledged")
+            .unwrap();
+    }
+    let mut grouped = 0;
+    for log in &logs {
+        assert_eq!(log.log_end_offset(), appenders as i64);
+        assert!(log.flush_count() >= 1);
+        if log.flush_count() < appenders as u64 {
+            grouped += 1;
+        }
+    }
+    assert!(
+        grouped > logs.len() / 2,
+        "only {grouped} of {} logs shared a sync between concurrent appends",
+        logs.len()
+    );
+}

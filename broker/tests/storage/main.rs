@@ -3,6 +3,8 @@
 //! persistence. One test binary for the subject, so the suite links once.
 
 mod common;
+#[path = "../wire/loopfs.rs"]
+mod loopfs;
 
 mod durability;
 mod recovery;

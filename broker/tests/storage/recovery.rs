@@ -218,3 +218,57 @@ fn a_deleted_or_damaged_index_is_rebuilt_from_the_log() {
         assert!(fs::metadata(&timeindex).unwrap().len() > 0);
     }
 }
+
+/// After a process crash the page cache may hold log data that never reached the disk (here:
+/// sealed segments whose flush had not run). Recovery reads the page cache, so what it finds is
+/// only durable once it is synced: it must sync every segment and index it relies on, not just
+/// the active one, before calling anything durable. On a device that cannot take the writes
+/// (a loop-mounted ext4 on too little real space, see wire/loopfs.rs), that sync fails, and the
+/// log must refuse to open rather than serve (and acknowledge retries of) batches that a power
+/// loss would take away.
+#[test]
+fn recovery_syncs_every_segment_it_relies_on_before_calling_it_durable() {
+    let fs = super::loopfs::LoopFs::new(24, 128);
+    let dir = fs.path().join("log");
+    let config = LogConfig {
+        segment_bytes: 1 << 20,
+        flush: FlushPolicy::Never,
+        ..LogConfig::default()
+    };
+    let log = open(&dir, config.clone());
+    // 40 MB of sealed segments, written to the page cache only (policy never: no sync yet).
+    for i in 0..160u8 {
+        log.append(&mut batch(1, 250 * 1024, 1_700_000_000_000, i))
+            .unwrap();
+    }
+    assert!(log.segment_count() > 30);
+    // The crash: no close, no final flush (the process would simply be gone).
+    std::mem::forget(log);
+    // What the old recovery made durable (the active segment and the directory) is on disk;
+    // the sealed segments are still only in the page cache.
+    let mut logs: Vec<PathBuf> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    logs.sort();
+    fs::File::open(logs.last().unwrap())
+        .unwrap()
+        .sync_all()
+        .unwrap();
+    fs::File::open(&dir).unwrap().sync_all().unwrap();
+
+    let reopened = broker::log::PartitionLog::open(
+        &dir,
+        config,
+        std::sync::Arc::new(broker::clock::SystemClock),
+    );
+    match reopened {
+        Err(e) => eprintln!("recovery refused: {e}"),
+        Ok((log, report)) => panic!(
+            "recovery called {} segments up to offset {} durable without syncing them",
+            report.segments,
+            log.log_end_offset()
+        ),
+    }
+}

@@ -498,3 +498,68 @@ async fn lag_shows_on_metrics_json_and_the_cli() {
         "{list}"
     );
 }
+
+/// Deleting a topic deletes what groups committed for it: a recreated `seckill` starts from its
+/// first order for a group that had consumed part of the old one (it used to resume at the old
+/// committed offset and skip the new topic's first orders), also after a broker restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recreated_topic_does_not_resume_at_the_deleted_ones_offsets() {
+    let mut inbox = Inbox::default();
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = start_broker(dir.path());
+    create_topic(&broker, "seckill", 1).await;
+    produce(&broker, "seckill", 1, 10).await;
+    {
+        let c = consumer(&broker, "workers", "seckill");
+        let got = receive(&mut inbox, &[&c], 4).await;
+        assert_eq!(got.last().unwrap().2, 3);
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset("seckill", 0, Offset::Offset(4))
+            .unwrap();
+        c.commit(&tpl, CommitMode::Sync).unwrap();
+    }
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", broker.addr())
+        .create()
+        .unwrap();
+    let deleted = admin
+        .delete_topics(
+            &["seckill"],
+            &AdminOptions::new().operation_timeout(Some(TIMEOUT)),
+        )
+        .await
+        .unwrap();
+    assert!(deleted[0].is_ok(), "{deleted:?}");
+    create_topic(&broker, "seckill", 1).await;
+    produce(&broker, "seckill", 1, 10).await;
+
+    for round in ["after recreate", "after a restart"] {
+        let c = consumer(&broker, "workers", "seckill");
+        // 6: what is left past the old commit (4), so a wrong resume shows as a wrong offset.
+        let got = receive(&mut inbox, &[&c], 6).await;
+        let first = got.first().unwrap();
+        assert_eq!(
+            (first.2, first.3.as_str()),
+            (0, "p0-0"),
+            "{round}: the group starts at the new topic's first order"
+        );
+        // The list must go before its client: librdkafka's destroy waits for every partition
+        // handle it gave out (confluentinc/librdkafka#3796), so `drop(c)` would hang otherwise.
+        let committed = c
+            .committed(TIMEOUT)
+            .unwrap()
+            .find_partition("seckill", 0)
+            .unwrap()
+            .offset();
+        assert_eq!(
+            committed,
+            Offset::Invalid,
+            "{round}: nothing committed for the new topic"
+        );
+        drop(c);
+        inbox.0.clear();
+        if round == "after recreate" {
+            broker.restart();
+        }
+    }
+}

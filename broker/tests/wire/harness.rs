@@ -59,8 +59,40 @@ impl BrokerProcess {
         }
     }
 
+    /// The broker process's id, for /proc/<pid>/... (threads, peak memory).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().expect("broker running").id()
+    }
+
+    /// A field of /proc/<pid>/status, e.g. `VmHWM` (peak resident set, kB) or `Threads`.
+    pub(crate) fn proc_status(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc/<pid>/status:\n{status}"))
+    }
+
     pub(crate) fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Whether the process is still alive (it did not crash or exit).
+    pub(crate) fn is_running(&mut self) -> bool {
+        self.exit_status().is_none()
+    }
+
+    /// How the process ended, if it did (waiting briefly for a dying one).
+    pub(crate) fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        let c = self.child.as_mut()?;
+        for _ in 0..50 {
+            if let Some(s) = c.try_wait().unwrap() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
     }
 
     /// SIGTERM, and the exit status (graceful shutdown must exit 0).
@@ -79,6 +111,12 @@ impl BrokerProcess {
         let mut child = self.child.take().expect("broker running");
         child.kill().unwrap();
         let _ = child.wait();
+        self.spawn();
+    }
+
+    /// Starts the broker again after [`BrokerProcess::stop`].
+    pub(crate) fn restart_stopped(&mut self) {
+        assert!(self.child.is_none(), "broker still running");
         self.spawn();
     }
 
@@ -115,6 +153,16 @@ pub(crate) fn admin_get(broker: &BrokerProcess, path: &str) -> (u16, String) {
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     (status, body)
+}
+
+/// The value of the `/metrics` sample whose name and labels start with `prefix`.
+pub(crate) fn metric(broker: &BrokerProcess, prefix: &str) -> Option<f64> {
+    let (status, m) = admin_get(broker, "/metrics");
+    assert_eq!(status, 200);
+    m.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
 }
 
 /// Runs kcat against the broker with `args`, feeding `stdin`.

@@ -1,7 +1,13 @@
 //! A real filesystem that fails on demand, for the storage-fault tests: an ext4 image on a small
-//! tmpfs, loop-mounted. The image is larger than the tmpfs, so once the tmpfs is full the loop
-//! device cannot write the blocks ext4 thinks it has: `fdatasync` fails (ENOSPC/EIO), exactly
-//! what a dying or full disk does under the page cache. Needs root (mount), as CI has.
+//! tmpfs, loop-mounted. Two ways to fail:
+//! - a failing device: the image is larger than the tmpfs, so once the tmpfs is full the loop
+//!   device cannot write the blocks ext4 thinks it has: `fdatasync` fails (ENOSPC/EIO), exactly
+//!   what a dying disk does under the page cache;
+//! - a full disk: the tmpfs has room for the whole image, so ext4 itself runs out of blocks and
+//!   says ENOSPC to `write` (and to a page fault on a memory-mapped hole: SIGBUS), and gives the
+//!   space back when a file is deleted.
+//!
+//! Needs root (mount), as CI has.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,7 +30,8 @@ fn run(cmd: &str, args: &[&str]) {
 }
 
 impl LoopFs {
-    /// An ext4 filesystem of `image_mb` on `backing_mb` of real space.
+    /// An ext4 filesystem of `image_mb` on `backing_mb` of real space (less: a failing device;
+    /// more: a disk that fills up).
     pub(crate) fn new(backing_mb: u32, image_mb: u32) -> LoopFs {
         let outer = tempfile::tempdir().unwrap();
         let inner = outer.path().join("fs");

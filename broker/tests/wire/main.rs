@@ -2,14 +2,18 @@
 //! kcat, kafka-python, confluent-kafka) and by hand-made requests. One test binary for the
 //! subject, so the suite links once.
 
+mod client;
 mod harness;
 mod loopfs;
 
 mod admin;
 mod bad_input;
 mod disk_faults;
+mod fetch_limits;
 mod groups;
 mod kcat;
+mod limits;
 mod python;
 mod rdkafka_client;
 mod requests;
+mod responsiveness;

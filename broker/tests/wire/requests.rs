@@ -1,110 +1,13 @@
 //! Hand-made requests over TCP to the real broker binary, for answers that stock clients do not
 //! let a test provoke: corrupt batches, CreateTopics errors, auto-create switched off.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-
+use super::client::{create, good_batch, produce, topic, Client};
 use super::harness::BrokerProcess;
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, CreateTopicsResponse, InitProducerIdRequest,
-    InitProducerIdResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
-    ProducerId, RequestHeader, ResponseHeader, TopicName,
+    ApiKey, InitProducerIdRequest, InitProducerIdResponse, MetadataRequest, MetadataResponse,
+    ProducerId,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-
-struct Client {
-    s: TcpStream,
-    next_id: i32,
-}
-
-impl Client {
-    fn connect(b: &BrokerProcess) -> Self {
-        Client {
-            s: TcpStream::connect(b.addr()).unwrap(),
-            next_id: 1,
-        }
-    }
-
-    fn call<Req: Encodable, Resp: Decodable>(
-        &mut self,
-        api: ApiKey,
-        version: i16,
-        req: &Req,
-    ) -> Resp {
-        let mut header = RequestHeader::default();
-        header.request_api_key = api as i16;
-        header.request_api_version = version;
-        header.correlation_id = self.next_id;
-        header.client_id = Some(StrBytes::from_static_str("wire-test"));
-        self.next_id += 1;
-        let mut buf = BytesMut::new();
-        header
-            .encode(&mut buf, api.request_header_version(version))
-            .unwrap();
-        req.encode(&mut buf, version).unwrap();
-        self.s.write_all(&(buf.len() as i32).to_be_bytes()).unwrap();
-        self.s.write_all(&buf).unwrap();
-        let mut len = [0u8; 4];
-        self.s.read_exact(&mut len).unwrap();
-        let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
-        self.s.read_exact(&mut body).unwrap();
-        let mut body = Bytes::from(body);
-        let h = ResponseHeader::decode(&mut body, api.response_header_version(version)).unwrap();
-        assert_eq!(h.correlation_id, header.correlation_id);
-        Resp::decode(&mut body, version).unwrap()
-    }
-}
-
-fn topic(name: &str) -> TopicName {
-    TopicName(StrBytes::from_string(name.to_string()))
-}
-
-fn create(c: &mut Client, name: &str, partitions: i32, rf: i16, configs: &[(&str, &str)]) -> i16 {
-    let mut t = CreatableTopic::default();
-    t.name = topic(name);
-    t.num_partitions = partitions;
-    t.replication_factor = rf;
-    t.configs = configs
-        .iter()
-        .map(|(k, v)| {
-            let mut c = CreatableTopicConfig::default();
-            c.name = StrBytes::from_string(k.to_string());
-            c.value = Some(StrBytes::from_string(v.to_string()));
-            c
-        })
-        .collect();
-    let mut req = CreateTopicsRequest::default();
-    req.topics = vec![t];
-    req.timeout_ms = 5000;
-    let resp: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &req);
-    resp.topics[0].error_code
-}
-
-fn produce(c: &mut Client, name: &str, records: Vec<u8>) -> (i16, i64) {
-    let mut p = PartitionProduceData::default();
-    p.index = 0;
-    p.records = Some(Bytes::from(records));
-    let mut t = TopicProduceData::default();
-    t.name = topic(name);
-    t.partition_data = vec![p];
-    let mut req = ProduceRequest::default();
-    req.acks = -1;
-    req.timeout_ms = 5000;
-    req.topic_data = vec![t];
-    let resp: ProduceResponse = c.call(ApiKey::Produce, 9, &req);
-    let pr = &resp.responses[0].partition_responses[0];
-    (pr.error_code, pr.base_offset)
-}
-
-fn good_batch() -> Vec<u8> {
-    let mut b = broker::log::BatchBuilder::new();
-    b.push_value(1, b"hello").push_value(2, b"world");
-    b.build()
-}
 
 #[test]
 fn create_topics_validates_and_produce_refuses_bad_batches() {

@@ -60,6 +60,12 @@ struct Args {
     /// Largest request frame accepted.
     #[arg(long, env = "BROKER_MAX_FRAME_BYTES", default_value_t = 100 * 1024 * 1024)]
     max_frame_bytes: usize,
+    /// Most record bytes in one Fetch answer, whatever the client asks (Kafka's fetch.max.bytes).
+    #[arg(long, env = "BROKER_FETCH_MAX_BYTES", default_value_t = broker::config::DEFAULT_FETCH_MAX_BYTES)]
+    fetch_max_bytes: usize,
+    /// Most record bytes of one partition in one Fetch answer, whatever the client asks.
+    #[arg(long, env = "BROKER_FETCH_PARTITION_MAX_BYTES", default_value_t = broker::config::DEFAULT_FETCH_PARTITION_MAX_BYTES)]
+    fetch_partition_max_bytes: usize,
     /// Address of the admin HTTP port (`/healthz`, `/metrics`).
     #[arg(long, env = "BROKER_ADMIN_LISTEN", default_value = "127.0.0.1:9644")]
     admin_listen: SocketAddr,
@@ -137,6 +143,8 @@ impl Args {
             auto_create_topics: self.auto_create_topics,
             default_partitions: self.default_partitions,
             max_frame_bytes: self.max_frame_bytes,
+            fetch_max_bytes: self.fetch_max_bytes,
+            fetch_partition_max_bytes: self.fetch_partition_max_bytes,
             groups: CoordinatorConfig {
                 initial_rebalance_delay: Duration::from_millis(
                     self.group_initial_rebalance_delay_ms,
