@@ -8,6 +8,13 @@
 //! ```
 //! Without `--brokers` it starts the broker in-process on a free loopback port with a temp data
 //! dir and the given flush policy.
+//!
+//! Consume is measured twice, with librdkafka's default settings and with the services' tuned
+//! ones (`fetch.queue.backoff.ms` 20 instead of 1000, see `services::kafka`), beside kcat reading
+//! the same log in the same run (when kcat is installed). The order path's own pattern follows:
+//! 64 tasks on one idempotent acks=all producer, each waiting for its ack before its next message
+//! (one message per request, as `POST /buy` does), closed loop and then open loop at
+//! `--order-rate`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,7 +33,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(
     about = "Produce/consume throughput through the Kafka protocol, beside the storage engine"
 )]
@@ -55,6 +62,15 @@ struct Args {
     acks: String,
     #[arg(long, default_value_t = false)]
     idempotence: bool,
+    /// Messages of the order-path phase (closed loop); 0 skips the phase.
+    #[arg(long, default_value_t = 100_000)]
+    order_messages: usize,
+    /// linger.ms of the order-path producer (the API's default is 1).
+    #[arg(long, default_value_t = 1.0)]
+    order_linger_ms: f64,
+    /// Arrival rate of the order-path phase's open loop (msgs/s), for 5 seconds.
+    #[arg(long, default_value_t = 20_000.0)]
+    order_rate: f64,
     /// Where the in-process broker and the storage ceiling write (must be a real disk).
     #[arg(long, default_value = "target/perf-data")]
     dir: std::path::PathBuf,
@@ -193,21 +209,27 @@ const POLL_BATCH: usize = 500;
 
 /// A consumer group of `members` reads the whole topic, each member committing after every poll
 /// batch. Returns (time from the first message to the last, commits made).
-fn consume_group(args: &Args, brokers: &str, members: usize) -> anyhow::Result<(Duration, u64)> {
+fn consume_group(
+    args: &Args,
+    brokers: &str,
+    members: usize,
+    settings: ConsumerSettings,
+) -> anyhow::Result<(Duration, u64)> {
     use std::sync::atomic::AtomicUsize;
     let consumed = Arc::new(AtomicUsize::new(0));
     let commits = Arc::new(AtomicU64::new(0));
     let first = Arc::new(Mutex::new(None::<Instant>));
-    let group = format!("kafka-perf-{members}-{}", std::process::id());
+    let group = format!("kafka-perf-{members}-{settings:?}-{}", std::process::id());
     let mut threads = Vec::new();
     for _ in 0..members {
-        let consumer: BaseConsumer = ClientConfig::new()
+        let mut config = ClientConfig::new();
+        config
             .set("bootstrap.servers", brokers)
             .set("group.id", &group)
             .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
-            .create()
-            .context("create group consumer")?;
+            .set("auto.offset.reset", "earliest");
+        settings.apply(&mut config);
+        let consumer: BaseConsumer = config.create().context("create group consumer")?;
         consumer.subscribe(&[&args.topic])?;
         let (consumed, commits, first) = (consumed.clone(), commits.clone(), first.clone());
         let total = args.messages;
@@ -251,13 +273,36 @@ fn consume_group(args: &Args, brokers: &str, members: usize) -> anyhow::Result<(
     Ok((started.elapsed(), commits.load(Ordering::Relaxed)))
 }
 
-fn consume(args: &Args, brokers: &str) -> anyhow::Result<Duration> {
-    let consumer: BaseConsumer = ClientConfig::new()
+/// librdkafka's defaults, or the settings the services' consumers use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConsumerSettings {
+    Default,
+    Tuned,
+}
+
+impl ConsumerSettings {
+    fn apply(self, c: &mut ClientConfig) {
+        if self == ConsumerSettings::Tuned {
+            c.set("fetch.queue.backoff.ms", "20");
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            ConsumerSettings::Default => "default settings",
+            ConsumerSettings::Tuned => "fetch.queue.backoff.ms=20",
+        }
+    }
+}
+
+fn consume(args: &Args, brokers: &str, settings: ConsumerSettings) -> anyhow::Result<Duration> {
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", brokers)
         .set("group.id", "kafka-perf")
-        .set("enable.auto.commit", "false")
-        .create()
-        .context("create consumer")?;
+        .set("enable.auto.commit", "false");
+    settings.apply(&mut config);
+    let consumer: BaseConsumer = config.create().context("create consumer")?;
     let mut tpl = TopicPartitionList::new();
     for p in 0..args.partitions {
         tpl.add_partition_offset(&args.topic, p, Offset::Beginning)?;
@@ -283,6 +328,151 @@ fn consume(args: &Args, brokers: &str) -> anyhow::Result<Duration> {
         }
     }
     Ok(start.elapsed())
+}
+
+/// kcat reading the whole topic from the beginning to its end, timed: what a C client reaches on
+/// this log, in this run. `None` without kcat.
+fn kcat_read(args: &Args, brokers: &str) -> Option<Duration> {
+    let start = Instant::now();
+    let out = std::process::Command::new("kcat")
+        .args([
+            "-b",
+            brokers,
+            "-C",
+            "-t",
+            &args.topic,
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+            "-f",
+            "\\n",
+        ])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let took = start.elapsed();
+    let lines = out.stdout.iter().filter(|&&b| b == b'\n').count();
+    (out.status.success() && lines == args.messages).then_some(took)
+}
+
+/// (requests answered, seconds spent) for `api`, from the in-process broker's own metrics.
+fn request_stats(e: &EmbeddedBroker, api: &str) -> (f64, f64) {
+    let text = e
+        .broker()
+        .metrics
+        .render(&e.broker().topics, &e.broker().groups);
+    let read = |what: &str| {
+        let prefix = format!("broker_request_duration_seconds_{what}{{api=\"{api}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix)?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (read("count"), read("sum"))
+}
+
+/// Tasks in the order-path phase, like the API's concurrent buys.
+const ORDER_TASKS: usize = 64;
+
+/// The order path's pattern: one idempotent acks=all producer as the API configures it, 64
+/// tasks each sending one message and waiting for its ack before the next; closed loop, then
+/// open loop at `--order-rate` for 5 s (latency from when a message was due).
+fn order_path(args: &Args, brokers: &str) -> anyhow::Result<()> {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let topic = format!("{}-orders", args.topic);
+    create_topic(
+        &Args {
+            topic: topic.clone(),
+            partitions: 6,
+            ..args.clone()
+        },
+        brokers,
+    )?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", args.order_linger_ms.to_string())
+        .create()
+        .context("create producer")?;
+    let payload: Arc<[u8]> = vec![b'x'; args.size].into();
+    let topic: Arc<str> = topic.into();
+    let send = move |i: usize| {
+        let (producer, payload, topic) = (producer.clone(), payload.clone(), topic.clone());
+        async move {
+            let key = (i % 64).to_string();
+            producer
+                .send(
+                    FutureRecord::to(&topic).key(&key).payload(&*payload),
+                    Duration::from_secs(10),
+                )
+                .await
+                .map_err(|(e, _)| e)
+        }
+    };
+    rt.block_on(async {
+        // Closed loop.
+        let next = Arc::new(AtomicU64::new(0));
+        let total = args.order_messages as u64;
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..ORDER_TASKS)
+            .map(|_| {
+                let (next, send) = (next.clone(), send.clone());
+                tokio::spawn(async move {
+                    let mut lat = Latencies::default();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= total {
+                            return Ok::<_, KafkaError>(lat);
+                        }
+                        let t = Instant::now();
+                        send(i as usize).await?;
+                        lat.record(t.elapsed());
+                    }
+                })
+            })
+            .collect();
+        let mut all = Latencies::default();
+        for t in tasks {
+            all.extend(t.await??);
+        }
+        let took = start.elapsed();
+        let (p50, p99, max) = all.summary_ms();
+        println!(
+            "order path, {ORDER_TASKS} tasks each waiting for its ack, 6 partitions, linger {} ms: {:>8.0} msgs/s  ack p50 {p50:.2} ms p99 {p99:.2} ms max {max:.1} ms",
+            args.order_linger_ms,
+            total as f64 / took.as_secs_f64()
+        );
+        // Open loop at the target rate.
+        let n = (args.order_rate * 5.0) as usize;
+        let interval = Duration::from_secs_f64(1.0 / args.order_rate);
+        let start = Instant::now();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        for i in 0..n {
+            let due = start + interval.mul_f64(i as f64);
+            tokio::time::sleep_until(due.into()).await;
+            let (tx, send) = (tx.clone(), send.clone());
+            tokio::spawn(async move {
+                let r = send(i).await;
+                let _ = tx.send(r.map(|_| due.elapsed()));
+            });
+        }
+        drop(tx);
+        let mut all = Latencies::default();
+        while let Some(r) = rx.recv().await {
+            all.record(r?);
+        }
+        let (p50, p99, max) = all.summary_ms();
+        println!(
+            "order path, open loop at {:.0} msgs/s for 5 s: ack p50 {p50:.2} ms p99 {p99:.2} ms max {max:.1} ms (target p99 < 5 ms)",
+            args.order_rate
+        );
+        Ok::<_, anyhow::Error>(())
+    })
 }
 
 fn main() -> anyhow::Result<()> {
@@ -347,24 +537,55 @@ fn main() -> anyhow::Result<()> {
         100.0 * rate / ceiling_rate
     );
 
-    let took = consume(&args, &brokers)?;
-    let rate = args.messages as f64 / took.as_secs_f64();
-    println!(
-        "consume:  {:>10.0} msgs/s {:>8.1} MB/s  = {:.0}% of storage append",
-        rate,
-        mb(bytes, took),
-        100.0 * rate / ceiling_rate
-    );
-    for &members in &args.groups {
-        let (took, commits) = consume_group(&args, &brokers, members)?;
+    let kcat = kcat_read(&args, &brokers);
+    if let Some(k) = kcat {
+        println!(
+            "kcat -C -e (same log, same run): {:>10.0} msgs/s (the client ceiling)",
+            args.messages as f64 / k.as_secs_f64()
+        );
+    }
+    for settings in [ConsumerSettings::Default, ConsumerSettings::Tuned] {
+        let took = consume(&args, &brokers, settings)?;
         let rate = args.messages as f64 / took.as_secs_f64();
         println!(
-            "group of {members}: {:>10.0} msgs/s {:>8.1} MB/s  {:>8.0} commits/s  = {:.0}% of storage append",
+            "consume, {:<26} {:>10.0} msgs/s {:>8.1} MB/s  = {:.0}% of storage append{}",
+            settings.label(),
             rate,
             mb(bytes, took),
-            commits as f64 / took.as_secs_f64(),
-            100.0 * rate / ceiling_rate
+            100.0 * rate / ceiling_rate,
+            kcat.map(|k| format!(
+                ", {:.0}% of kcat",
+                100.0 * rate * k.as_secs_f64() / args.messages as f64
+            ))
+            .unwrap_or_default()
         );
+    }
+    for &members in &args.groups {
+        for settings in [ConsumerSettings::Default, ConsumerSettings::Tuned] {
+            let (took, commits) = consume_group(&args, &brokers, members, settings)?;
+            let rate = args.messages as f64 / took.as_secs_f64();
+            println!(
+                "group of {members}, {:<26} {:>10.0} msgs/s {:>8.1} MB/s  {:>8.0} commits/s  = {:.0}% of storage append",
+                settings.label(),
+                rate,
+                mb(bytes, took),
+                commits as f64 / took.as_secs_f64(),
+                100.0 * rate / ceiling_rate
+            );
+        }
+    }
+    if args.order_messages > 0 {
+        let before = embedded.as_ref().map(|e| request_stats(e, "Produce"));
+        order_path(&args, &brokers)?;
+        if let (Some((n0, s0)), Some(e)) = (before, &embedded) {
+            let (n1, s1) = request_stats(e, "Produce");
+            let n = (n1 - n0).max(1.0);
+            println!(
+                "order path, broker side: {n:.0} Produce requests ({:.1} messages each), {:.3} ms each on average from arrival to answer",
+                (args.order_messages as f64 + args.order_rate * 5.0) / n,
+                1000.0 * (s1 - s0) / n
+            );
+        }
     }
     // The clients share the machine; the broker's own time per API says what the protocol layer
     // costs on the server side, apart from librdkafka's per-message work.

@@ -55,6 +55,9 @@ enum Cmd {
         requests: usize,
         #[arg(long, default_value_t = 50)]
         connections: usize,
+        /// The API producer's linger (ms, fractions allowed); default: the API's default.
+        #[arg(long)]
+        linger_ms: Option<f64>,
     },
     Drain {
         #[arg(long, default_value_t = 200_000)]
@@ -89,7 +92,12 @@ async fn fire(
     .await
 }
 
-async fn ingest(args: &Args, requests: usize, connections: usize) -> anyhow::Result<()> {
+async fn ingest(
+    args: &Args,
+    requests: usize,
+    connections: usize,
+    linger: Duration,
+) -> anyhow::Result<()> {
     let db = BenchDb::create(&args.admin_url).await?;
     sqlx::query("UPDATE items SET initial_stock = 100000000, stock = 100000000")
         .execute(&db.pool)
@@ -112,6 +120,7 @@ async fn ingest(args: &Args, requests: usize, connections: usize) -> anyhow::Res
             bootstrap: broker.addr.clone(),
             jwt_secret: secret.into(),
             limits: services::api::limits::RateLimits::off(),
+            producer_linger: linger,
             ..ApiConfig::default()
         },
         db.pool.clone(),
@@ -145,7 +154,8 @@ async fn ingest(args: &Args, requests: usize, connections: usize) -> anyhow::Res
             .collect(),
     );
     println!(
-        "order-bench ingest: {requests} requests, {connections} connections, broker flush fsync"
+        "order-bench ingest: {requests} requests, {connections} connections, broker flush fsync, producer linger {:.2} ms",
+        linger.as_secs_f64() * 1000.0
     );
     let (bare_t, mut bare_l, bare_err) = fire(&bare_url, bodies.clone(), connections).await;
     let (api_t, mut api_l, api_err) = fire(&api_url, bodies.clone(), connections).await;
@@ -320,12 +330,18 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Ingest {
             requests,
             connections,
+            linger_ms,
         } => {
             anyhow::ensure!(
                 requests > 0 && connections > 0,
                 "--requests and --connections must be positive"
             );
-            ingest(&args, requests, connections).await
+            let linger = match linger_ms {
+                Some(ms) if (0.0..=1000.0).contains(&ms) => Duration::from_secs_f64(ms / 1000.0),
+                Some(_) => anyhow::bail!("--linger-ms must be within 0..=1000"),
+                None => ApiConfig::default().producer_linger,
+            };
+            ingest(&args, requests, connections, linger).await
         }
         Cmd::Drain { orders } => {
             anyhow::ensure!(orders >= 10, "--orders must be at least 10");

@@ -84,13 +84,14 @@ impl std::fmt::Debug for DurableProducer {
 }
 
 impl DurableProducer {
-    /// `give_up` bounds how long librdkafka keeps trying one message.
-    pub fn new(bootstrap: &str, give_up: Duration) -> Result<Self, KafkaError> {
+    /// `give_up` bounds how long librdkafka keeps trying one message; `linger` is how long it
+    /// waits for more messages to send with one (see `ApiConfig::producer_linger`).
+    pub fn new(bootstrap: &str, give_up: Duration, linger: Duration) -> Result<Self, KafkaError> {
         let producer = crate::kafka::client_config(bootstrap)
             // Retries never duplicate, and acks=all: an ack means the broker has it durably.
             .set("enable.idempotence", "true")
             .set("acks", "all")
-            .set("linger.ms", "1")
+            .set("linger.ms", format!("{:.3}", linger.as_secs_f64() * 1000.0))
             .set("message.timeout.ms", give_up.as_millis().to_string())
             .set("queue.buffering.max.messages", "200000")
             .create_with_context(DeliveryContext)?;

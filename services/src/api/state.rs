@@ -35,6 +35,10 @@ pub struct ApiConfig {
     pub jwt_secret: String,
     /// Trust `user_id` from the body when there is no token. Benchmarks only.
     pub load_test_mode: bool,
+    /// How long the producer waits for more buys to send with one (librdkafka's `linger.ms`):
+    /// every produce request costs the broker an fsync, so a little waiting buys throughput,
+    /// and adds as much to each buy's latency. Measured with `order-bench ingest --linger-ms`.
+    pub producer_linger: Duration,
     /// How long a buy may wait for the queue's acknowledgement before the API answers 503 (the
     /// bound a client sees).
     pub enqueue_timeout: Duration,
@@ -73,6 +77,7 @@ impl Default for ApiConfig {
             jwt_secret: String::new(),
             load_test_mode: false,
             enqueue_timeout: Duration::from_secs(5),
+            producer_linger: Duration::from_millis(1),
             items_refresh: Duration::from_millis(250),
             worker_group: "order-workers".into(),
             limits: RateLimits::default(),
@@ -114,6 +119,9 @@ impl ApiConfig {
         let bad = |m: &str| Err(InvalidApiConfig(m.into()));
         if self.jwt_secret.len() < 32 {
             return bad("the JWT secret must be at least 32 bytes");
+        }
+        if self.producer_linger > Duration::from_secs(1) {
+            return bad("the producer linger must be at most 1000 ms");
         }
         if !(1..=10_000).contains(&self.topic_partitions) {
             return bad("the order topic's partitions must be within 1..=10000");
@@ -296,8 +304,11 @@ impl AppState {
         config: ApiConfig,
         pool: PgPool,
     ) -> Result<Arc<Self>, rdkafka::error::KafkaError> {
-        let producer =
-            DurableProducer::new(&config.bootstrap, give_up_after(config.enqueue_timeout))?;
+        let producer = DurableProducer::new(
+            &config.bootstrap,
+            give_up_after(config.enqueue_timeout),
+            config.producer_linger,
+        )?;
         let admission = Admission::new(
             &config.bootstrap,
             &config.topic,

@@ -29,6 +29,9 @@ struct Args {
     /// Longest wait for the queue's acknowledgement before answering 503.
     #[arg(long, env = "API_ENQUEUE_TIMEOUT_MS", default_value_t = 5000)]
     enqueue_timeout_ms: u64,
+    /// How long the producer waits to send more buys in one request (librdkafka's linger.ms).
+    #[arg(long, env = "API_PRODUCER_LINGER_MS", default_value_t = 1)]
+    producer_linger_ms: u64,
     #[arg(long, env = "API_DB_CONNECTIONS", default_value_t = 8)]
     db_connections: u32,
     /// Longest `?wait_ms=` honoured on `POST /infer`.
@@ -84,6 +87,7 @@ async fn main() -> anyhow::Result<()> {
         jwt_secret: args.jwt_secret,
         load_test_mode: args.load_test_mode,
         enqueue_timeout: Duration::from_millis(args.enqueue_timeout_ms),
+        producer_linger: Duration::from_millis(args.producer_linger_ms),
         topic_partitions: args.order_partitions,
         limits: RateLimits {
             per_user: args.rate_per_user,
