@@ -10,7 +10,7 @@ use thiserror::Error;
 
 use crate::group::CoordinatorConfig;
 use crate::log::LogConfig;
-use crate::topics::MAX_PARTITIONS;
+use crate::topics::{TopicLimits, MAX_PARTITIONS};
 
 /// Node id this single-node broker announces (Metadata, FindCoordinator).
 pub const NODE_ID: i32 = 1;
@@ -43,6 +43,15 @@ pub struct NodeConfig {
     pub max_frame_bytes: usize,
     /// Concurrent client connections; more wait in the accept queue.
     pub max_connections: usize,
+    /// Concurrent connections from one IP address; more are closed at once (so one client
+    /// opening sockets in a loop cannot take every slot of `max_connections`).
+    pub max_connections_per_address: usize,
+    /// A connection with no request for this long is closed (Kafka's
+    /// `connections.max.idle.ms`, 10 minutes): clients reconnect when they need to, and a
+    /// forgotten or half-open socket does not hold a slot forever.
+    pub idle_timeout: Duration,
+    /// Caps on topics and partitions that clients may create.
+    pub topic_limits: TopicLimits,
     /// Most record bytes in one Fetch answer, whatever the client asks for (Kafka's
     /// `fetch.max.bytes`, 55 MiB). The first batch is always whole (KIP-74), so an answer can
     /// exceed it by at most one batch (`max.message.bytes`).
@@ -72,6 +81,9 @@ impl NodeConfig {
             default_partitions: 1,
             max_frame_bytes: 100 * 1024 * 1024,
             max_connections: 10_000,
+            max_connections_per_address: 1000,
+            idle_timeout: Duration::from_secs(600),
+            topic_limits: TopicLimits::default(),
             fetch_max_bytes: DEFAULT_FETCH_MAX_BYTES,
             fetch_partition_max_bytes: DEFAULT_FETCH_PARTITION_MAX_BYTES,
             groups: CoordinatorConfig::default(),
@@ -95,6 +107,21 @@ impl NodeConfig {
         }
         if self.max_connections == 0 {
             return bad("max connections must be >= 1".into());
+        }
+        if self.max_connections_per_address == 0 {
+            return bad("max connections per address must be >= 1".into());
+        }
+        if self.idle_timeout < Duration::from_secs(1) {
+            return bad("the idle connection timeout must be >= 1 s".into());
+        }
+        if self.topic_limits.max_topics == 0 || self.topic_limits.max_partitions == 0 {
+            return bad("the topic and partition limits must be >= 1".into());
+        }
+        if (self.default_partitions as usize) > self.topic_limits.max_partitions {
+            return bad(format!(
+                "default partitions ({}) exceed the partition limit ({})",
+                self.default_partitions, self.topic_limits.max_partitions
+            ));
         }
         if !(1024..=MAX_FETCH_BYTES).contains(&self.fetch_max_bytes) {
             return bad(format!(

@@ -39,6 +39,29 @@ struct GroupPartitionLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+/// Why the broker closed a client's connection itself.
+#[derive(Clone, Copy, Debug)]
+pub enum ClosedBecause {
+    /// The address already had `max_connections_per_address` open.
+    PerAddressLimit,
+    /// No request within `idle_timeout`.
+    Idle,
+}
+
+impl ClosedBecause {
+    fn label(self) -> &'static str {
+        match self {
+            ClosedBecause::PerAddressLimit => "per_address_limit",
+            ClosedBecause::Idle => "idle",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ApiLabel {
     api: String,
 }
@@ -53,6 +76,7 @@ pub struct Metrics {
     request_seconds: Family<ApiLabel, Histogram>,
     connections: Gauge,
     connections_accepted: Counter,
+    connections_closed: Family<ReasonLabel, Counter>,
     log_end_offset: Family<PartitionLabel, Gauge>,
     high_watermark: Family<PartitionLabel, Gauge>,
     log_start_offset: Family<PartitionLabel, Gauge>,
@@ -86,6 +110,7 @@ impl Metrics {
             }),
             connections: Gauge::default(),
             connections_accepted: Counter::default(),
+            connections_closed: Family::default(),
             log_end_offset: Family::default(),
             high_watermark: Family::default(),
             log_start_offset: Family::default(),
@@ -130,6 +155,17 @@ impl Metrics {
             "connections_accepted",
             "Client connections accepted",
             m.connections_accepted.clone(),
+        );
+        for because in [ClosedBecause::PerAddressLimit, ClosedBecause::Idle] {
+            // Present at 0 from the start, so a dashboard or alert sees the series.
+            let _ = m.connections_closed.get_or_create(&ReasonLabel {
+                reason: because.label(),
+            });
+        }
+        r.register(
+            "connections_closed_by_broker",
+            "Client connections the broker closed itself, by reason",
+            m.connections_closed.clone(),
         );
         r.register(
             "log_end_offset",
@@ -237,6 +273,14 @@ impl Metrics {
 
     pub fn connection_closed(&self) {
         self.connections.dec();
+    }
+
+    pub fn closed_by_broker(&self, because: ClosedBecause) {
+        self.connections_closed
+            .get_or_create(&ReasonLabel {
+                reason: because.label(),
+            })
+            .inc();
     }
 
     /// The exposition text, with the log and group gauges refreshed first.

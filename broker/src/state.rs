@@ -33,6 +33,9 @@ pub struct BrokerConfig {
     /// Largest request frame accepted; a larger announced size closes the connection unread.
     pub max_frame_bytes: usize,
     pub max_connections: usize,
+    pub max_connections_per_address: usize,
+    /// A connection without a request for this long is closed.
+    pub idle_timeout: std::time::Duration,
     /// Caps on a Fetch answer's record bytes, in all and per partition (see `NodeConfig`).
     pub fetch_max_bytes: usize,
     pub fetch_partition_max_bytes: usize,
@@ -105,7 +108,8 @@ impl Broker {
             tracing::info!("no clean-shutdown marker: syncing everything recovery finds");
         }
         let topics =
-            TopicRegistry::open_with(dir, config.log.clone(), Arc::new(SystemClock), sync)?;
+            TopicRegistry::open_with(dir, config.log.clone(), Arc::new(SystemClock), sync)?
+                .with_limits(config.topic_limits);
         let producer_ids = ProducerIdAllocator::open(dir)?;
         let topic_now = |name: &str| match topics.get(name) {
             Some(t) => TopicNow::Exists(t.id),
@@ -130,6 +134,8 @@ impl Broker {
                 default_partitions: config.default_partitions,
                 max_frame_bytes: config.max_frame_bytes,
                 max_connections: config.max_connections,
+                max_connections_per_address: config.max_connections_per_address,
+                idle_timeout: config.idle_timeout,
                 fetch_max_bytes: config.fetch_max_bytes,
                 fetch_partition_max_bytes: config.fetch_partition_max_bytes,
             },

@@ -64,6 +64,30 @@ pub enum TopicError {
     /// The topic is on disk but could not be opened at start; its files are left as they are.
     #[error("topic {name} exists but cannot be opened: {reason}")]
     Unavailable { name: String, reason: String },
+    /// Creating it would pass one of the broker's [`TopicLimits`].
+    #[error("{0}")]
+    LimitReached(String),
+}
+
+/// How many topics and partitions one broker holds at most. Every partition is a directory,
+/// open files, a memory-mapped index and a share of the flush pool, and every topic is read at
+/// start: without caps a client creating topics in a loop exhausts file descriptors, memory
+/// maps and start-up time for everyone. Topics found on disk at start are always opened, even
+/// past the caps (lowering a cap never hides data); the caps apply to creations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicLimits {
+    pub max_topics: usize,
+    /// Partitions of all topics together (a topic alone is capped at [`MAX_PARTITIONS`]).
+    pub max_partitions: usize,
+}
+
+impl Default for TopicLimits {
+    fn default() -> Self {
+        TopicLimits {
+            max_topics: 1000,
+            max_partitions: 10_000,
+        }
+    }
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> TopicError {
@@ -132,8 +156,10 @@ pub struct TopicRegistry {
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     /// Topics found on disk that could not be opened, with the reason.
     unavailable: std::sync::Mutex<BTreeMap<String, String>>,
-    /// Names being created or deleted right now (see [`TopicRegistry::create`]).
-    pending: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// Names being created (with their partitions) or deleted (0) right now (see
+    /// [`TopicRegistry::create`]). Creations in progress count against the limits.
+    pending: std::sync::Mutex<BTreeMap<String, usize>>,
+    limits: TopicLimits,
 }
 
 /// A name reserved for a create or delete in progress; released on drop.
@@ -181,7 +207,8 @@ impl TopicRegistry {
             clock,
             topics: RwLock::new(BTreeMap::new()),
             unavailable: std::sync::Mutex::new(BTreeMap::new()),
-            pending: std::sync::Mutex::new(std::collections::BTreeSet::new()),
+            pending: std::sync::Mutex::new(BTreeMap::new()),
+            limits: TopicLimits::default(),
         };
         let entries =
             fs::read_dir(&topics_dir).map_err(io_err(format!("list {}", topics_dir.display())))?;
@@ -315,7 +342,7 @@ impl TopicRegistry {
             return Err(TopicError::InvalidPartitions(partitions));
         }
         config.validate()?;
-        let _reserved = self.reserve(name)?;
+        let _reserved = self.reserve(name, partitions as usize)?;
         let dir = self.data_dir.join("topics").join(name);
         if dir.exists() {
             // Left over from a create that failed and could not clean up.
@@ -373,27 +400,57 @@ impl TopicRegistry {
         self.topics.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Reserves `name` for a create: refused if it exists, is being created or deleted, or is
-    /// an unavailable topic's. The reservation ends when the guard drops.
-    fn reserve(&self, name: &str) -> Result<Reservation<'_>, TopicError> {
+    /// Reserves `name` for a create of `partitions`: refused if it exists, is being created or
+    /// deleted, is an unavailable topic's, or would pass the [`TopicLimits`] (counting the
+    /// creations in progress). The reservation ends when the guard drops.
+    fn reserve(&self, name: &str, partitions: usize) -> Result<Reservation<'_>, TopicError> {
         let mut pending = self.pending_names();
-        if pending.contains(name) || self.read_map().contains_key(name) {
-            return Err(TopicError::AlreadyExists(name.to_string()));
-        }
+        let (topics, existing_partitions) = {
+            let map = self.read_map();
+            if pending.contains_key(name) || map.contains_key(name) {
+                return Err(TopicError::AlreadyExists(name.to_string()));
+            }
+            let parts: usize = map.values().map(|t| t.partitions().len()).sum();
+            (map.len(), parts)
+        };
         if let Some(reason) = self.unavailable_reason(name) {
             return Err(TopicError::Unavailable {
                 name: name.to_string(),
                 reason,
             });
         }
-        pending.insert(name.to_string());
+        let creating = pending.values().filter(|p| **p > 0).count();
+        if topics + creating >= self.limits.max_topics {
+            return Err(TopicError::LimitReached(format!(
+                "the broker holds at most {} topics (it has {topics})",
+                self.limits.max_topics
+            )));
+        }
+        let total = existing_partitions + pending.values().sum::<usize>() + partitions;
+        if total > self.limits.max_partitions {
+            return Err(TopicError::LimitReached(format!(
+                "{partitions} more partitions would make {total}, over the broker's limit of {}",
+                self.limits.max_partitions
+            )));
+        }
+        pending.insert(name.to_string(), partitions);
         Ok(Reservation {
             registry: self,
             name: name.to_string(),
         })
     }
 
-    fn pending_names(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeSet<String>> {
+    /// The caps on creations (see [`TopicLimits`]); set once, before serving.
+    pub fn with_limits(mut self, limits: TopicLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    pub fn limits(&self) -> TopicLimits {
+        self.limits
+    }
+
+    fn pending_names(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, usize>> {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -403,11 +460,11 @@ impl TopicRegistry {
     pub fn delete(&self, name: &str) -> Result<(), TopicError> {
         let _reserved = {
             let mut pending = self.pending_names();
-            if pending.contains(name) {
+            if pending.contains_key(name) {
                 // Being created or deleted right now: not a topic to delete (yet).
                 return Err(TopicError::Unknown(name.to_string()));
             }
-            pending.insert(name.to_string());
+            pending.insert(name.to_string(), 0);
             Reservation {
                 registry: self,
                 name: name.to_string(),

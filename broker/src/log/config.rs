@@ -20,6 +20,15 @@ pub const DEFAULT_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
 pub const DEFAULT_INDEX_INTERVAL_BYTES: u32 = 4096;
 /// Positions in the offset index are u32 and a segment must stay addressable by them.
 pub const MAX_SEGMENT_BYTES: u64 = i32::MAX as u64;
+/// Largest offset index a segment may need (Kafka's `segment.index.bytes` is 10 MiB): the index
+/// is preallocated and memory-mapped per segment, so `segment.bytes / index.interval.bytes`
+/// decides the address space every partition takes.
+pub const MAX_INDEX_BYTES: usize = 16 << 20;
+/// Bounds on what a client may set on a topic it creates (see
+/// [`LogConfig::validate_client_set`]); the operator's own flags are checked by `validate` only.
+pub const CLIENT_MIN_SEGMENT_BYTES: u64 = 1 << 20;
+pub const CLIENT_MIN_SEGMENT_MS: i64 = 1000;
+pub const CLIENT_MAX_MESSAGE_BYTES: usize = 64 << 20;
 
 /// When an appended batch is forced to stable storage, and so when it is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,6 +185,44 @@ impl LogConfig {
                 "max_message_bytes {} must be within {}..={MAX_SEGMENT_BYTES}",
                 self.max_message_bytes,
                 crate::log::batch::HEADER_LEN,
+            ));
+        }
+        let index_bytes = self.max_index_entries() * 8;
+        if index_bytes > MAX_INDEX_BYTES {
+            return bad(format!(
+                "segment_bytes {} / index_interval_bytes {} needs a {index_bytes}-byte offset index per segment, over {MAX_INDEX_BYTES}",
+                self.segment_bytes, self.index_interval_bytes
+            ));
+        }
+        Ok(())
+    }
+
+    /// [`LogConfig::validate`], plus the tighter bounds on what a client may set when it creates
+    /// a topic: a client choosing `segment.ms=1` or `segment.bytes=1024` would make the broker
+    /// create files (and fsync them) on nearly every append, for every partition it asks for,
+    /// which is a denial of service, not a setting. Kafka 4.0 likewise raised the minimum
+    /// `segment.bytes` to 1 MiB. Only the keys in `set_by_client` are held to them: the rest
+    /// are the operator's defaults.
+    pub fn validate_client_set(&self, set_by_client: &[&str]) -> Result<(), InvalidConfig> {
+        self.validate()?;
+        let bad = |m: String| Err(InvalidConfig(m));
+        let set = |key: &str| set_by_client.contains(&key);
+        if set("segment.bytes") && self.segment_bytes < CLIENT_MIN_SEGMENT_BYTES {
+            return bad(format!(
+                "segment.bytes {} is below the minimum of {CLIENT_MIN_SEGMENT_BYTES}",
+                self.segment_bytes
+            ));
+        }
+        if set("segment.ms") && self.segment_ms < CLIENT_MIN_SEGMENT_MS {
+            return bad(format!(
+                "segment.ms {} is below the minimum of {CLIENT_MIN_SEGMENT_MS}",
+                self.segment_ms
+            ));
+        }
+        if set("max.message.bytes") && self.max_message_bytes > CLIENT_MAX_MESSAGE_BYTES {
+            return bad(format!(
+                "max.message.bytes {} is over the maximum of {CLIENT_MAX_MESSAGE_BYTES}",
+                self.max_message_bytes
             ));
         }
         Ok(())

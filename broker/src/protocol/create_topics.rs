@@ -74,8 +74,10 @@ fn create_all(broker: &Broker, version: i16, req: CreateTopicsRequest) -> Create
                     .set(c.name.as_str(), value)
                     .map_err(|e| (ResponseError::InvalidConfig.code(), e.to_string()))?;
             }
+            // The broker's defaults are the operator's; what the client changed must be sane.
+            let keys: Vec<&str> = t.configs.iter().map(|c| c.name.as_str()).collect();
             config
-                .validate()
+                .validate_client_set(&keys)
                 .map_err(|e| (ResponseError::InvalidConfig.code(), e.to_string()))?;
             if broker.topics.get(name).is_some() {
                 return Err((

@@ -38,6 +38,8 @@ pub(crate) fn topic_error_code(e: &TopicError) -> i16 {
         TopicError::Unknown(_) => ResponseError::UnknownTopicOrPartition.code(),
         TopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions.code(),
         TopicError::Config(_) => ResponseError::InvalidConfig.code(),
+        // What Kafka answers when a create is refused by the broker's policy.
+        TopicError::LimitReached(_) => ResponseError::PolicyViolation.code(),
         TopicError::Log(e) => log_error_code(e),
         TopicError::Io { .. }
         | TopicError::CorruptMetadata { .. }

@@ -18,6 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::ClosedBecause;
 use crate::protocol::{self, Request, RequestContext};
 use crate::state::Broker;
 
@@ -38,6 +39,7 @@ pub(crate) async fn run(
 ) {
     let _ = socket.set_nodelay(true);
     let max = broker.config.max_frame_bytes;
+    let idle = broker.config.idle_timeout;
     loop {
         let size = tokio::select! {
             r = socket.read_i32() => match r {
@@ -45,6 +47,12 @@ pub(crate) async fn run(
                 Err(_) => return, // closed by the client
             },
             _ = shutdown.cancelled() => return,
+            // Counted between requests only: a parked Fetch or a slow fsync is not idleness.
+            _ = tokio::time::sleep(idle) => {
+                tracing::debug!(%peer, ?idle, "connection idle; closing");
+                broker.metrics.closed_by_broker(ClosedBecause::Idle);
+                return;
+            }
         };
         if size <= 0 || size as usize > max {
             tracing::warn!(%peer, size, max, "invalid frame size; closing connection");

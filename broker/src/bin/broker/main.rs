@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use broker::group::CoordinatorConfig;
 use broker::log::{FlushPolicy, LogConfig};
+use broker::topics::TopicLimits;
 use broker::{Node, NodeConfig};
 use clap::{ArgAction, Parser, Subcommand};
 
@@ -66,6 +67,25 @@ struct Args {
     /// Most record bytes of one partition in one Fetch answer, whatever the client asks.
     #[arg(long, env = "BROKER_FETCH_PARTITION_MAX_BYTES", default_value_t = broker::config::DEFAULT_FETCH_PARTITION_MAX_BYTES)]
     fetch_partition_max_bytes: usize,
+    /// Concurrent client connections (more wait in the accept queue).
+    #[arg(long, env = "BROKER_MAX_CONNECTIONS", default_value_t = 10_000)]
+    max_connections: usize,
+    /// Concurrent connections from one IP address (more are closed at once).
+    #[arg(
+        long,
+        env = "BROKER_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 1000
+    )]
+    max_connections_per_address: usize,
+    /// A connection idle this long is closed (Kafka's connections.max.idle.ms).
+    #[arg(long, env = "BROKER_IDLE_TIMEOUT_MS", default_value_t = 600_000)]
+    idle_timeout_ms: u64,
+    /// Most topics clients may create.
+    #[arg(long, env = "BROKER_MAX_TOPICS", default_value_t = 1000)]
+    max_topics: usize,
+    /// Most partitions of all topics together.
+    #[arg(long, env = "BROKER_MAX_PARTITIONS", default_value_t = 10_000)]
+    max_partitions: usize,
     /// Address of the admin HTTP port (`/healthz`, `/metrics`).
     #[arg(long, env = "BROKER_ADMIN_LISTEN", default_value = "127.0.0.1:9644")]
     admin_listen: SocketAddr,
@@ -143,6 +163,13 @@ impl Args {
             auto_create_topics: self.auto_create_topics,
             default_partitions: self.default_partitions,
             max_frame_bytes: self.max_frame_bytes,
+            max_connections: self.max_connections,
+            max_connections_per_address: self.max_connections_per_address,
+            idle_timeout: Duration::from_millis(self.idle_timeout_ms),
+            topic_limits: TopicLimits {
+                max_topics: self.max_topics,
+                max_partitions: self.max_partitions,
+            },
             fetch_max_bytes: self.fetch_max_bytes,
             fetch_partition_max_bytes: self.fetch_partition_max_bytes,
             groups: CoordinatorConfig {
@@ -152,7 +179,6 @@ impl Args {
                 ..CoordinatorConfig::default()
             },
             retention_check: Duration::from_millis(self.retention_check_ms),
-            ..NodeConfig::local(&self.data_dir)
         }
     }
 }
