@@ -1,0 +1,420 @@
+//! Hand-made admin requests (DescribeConfigs, IncrementalAlterConfigs, AlterConfigs,
+//! CreatePartitions, DeleteRecords, DeleteGroups, OffsetDelete) for what the stock admin clients
+//! hide or cannot send: exact error codes and messages for bad config names and values, unknown
+//! topics and groups, legacy AlterConfigs resetting what it leaves out, and that every change
+//! survives a restart.
+
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::offset_delete_request::{
+    OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+};
+use kafka_protocol::messages::{
+    alter_configs_request, incremental_alter_configs_request, AlterConfigsRequest,
+    AlterConfigsResponse, ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreatePartitionsRequest,
+    CreatePartitionsResponse, DeleteGroupsRequest, DeleteGroupsResponse, DeleteRecordsRequest,
+    DeleteRecordsResponse, DescribeConfigsRequest, DescribeConfigsResponse, GroupId,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ListOffsetsRequest,
+    ListOffsetsResponse, MetadataRequest, MetadataResponse, OffsetDeleteRequest,
+    OffsetDeleteResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::client::{batch_of, create, fetch, produce, produce_to, topic, Client};
+use super::harness::BrokerProcess;
+
+const TOPIC: i8 = 2;
+const BROKER: i8 = 4;
+const INVALID_CONFIG: i16 = 40;
+const INVALID_REQUEST: i16 = 42;
+const UNKNOWN_TOPIC: i16 = 3;
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+/// DescribeConfigs v4 of one resource: (error code, message, [(name, value, source, read-only)]).
+fn describe(
+    c: &mut Client,
+    kind: i8,
+    name: &str,
+) -> (i16, String, Vec<(String, String, i8, bool)>) {
+    let mut r = DescribeConfigsResource::default();
+    r.resource_type = kind;
+    r.resource_name = s(name);
+    r.configuration_keys = None;
+    let mut req = DescribeConfigsRequest::default();
+    req.resources = vec![r];
+    let resp: DescribeConfigsResponse = c.call(ApiKey::DescribeConfigs, 4, &req);
+    let r = &resp.results[0];
+    (
+        r.error_code,
+        r.error_message
+            .as_ref()
+            .map(|m| m.to_string())
+            .unwrap_or_default(),
+        r.configs
+            .iter()
+            .map(|c| {
+                (
+                    c.name.to_string(),
+                    c.value.as_ref().map(|v| v.to_string()).unwrap_or_default(),
+                    c.config_source,
+                    c.read_only,
+                )
+            })
+            .collect(),
+    )
+}
+
+fn value_of(c: &mut Client, name: &str, key: &str) -> String {
+    let (code, msg, configs) = describe(c, TOPIC, name);
+    assert_eq!(code, 0, "{msg}");
+    configs
+        .into_iter()
+        .find(|(n, ..)| n == key)
+        .unwrap_or_else(|| panic!("no {key}"))
+        .1
+}
+
+/// IncrementalAlterConfigs v1 of one resource: (error code, message).
+fn alter(
+    c: &mut Client,
+    kind: i8,
+    name: &str,
+    ops: &[(&str, i8, Option<&str>)],
+    validate_only: bool,
+) -> (i16, String) {
+    let mut r = incremental_alter_configs_request::AlterConfigsResource::default();
+    r.resource_type = kind;
+    r.resource_name = s(name);
+    r.configs = ops
+        .iter()
+        .map(|(k, op, v)| {
+            let mut a = incremental_alter_configs_request::AlterableConfig::default();
+            a.name = s(k);
+            a.config_operation = *op;
+            a.value = v.map(s);
+            a
+        })
+        .collect();
+    let mut req = IncrementalAlterConfigsRequest::default();
+    req.resources = vec![r];
+    req.validate_only = validate_only;
+    let resp: IncrementalAlterConfigsResponse = c.call(ApiKey::IncrementalAlterConfigs, 1, &req);
+    let r = &resp.responses[0];
+    (
+        r.error_code,
+        r.error_message
+            .as_ref()
+            .map(|m| m.to_string())
+            .unwrap_or_default(),
+    )
+}
+
+#[test]
+fn admin_apis_are_advertised() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), &[]);
+    let mut c = Client::connect(&broker);
+    let resp: ApiVersionsResponse = c.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    let range = |key: ApiKey| {
+        resp.api_keys
+            .iter()
+            .find(|k| k.api_key == key as i16)
+            .map(|k| (k.min_version, k.max_version))
+    };
+    for (key, want) in [
+        (ApiKey::DescribeConfigs, (1, 4)),
+        (ApiKey::AlterConfigs, (0, 2)),
+        (ApiKey::IncrementalAlterConfigs, (0, 1)),
+        (ApiKey::CreatePartitions, (0, 3)),
+        (ApiKey::DeleteRecords, (0, 2)),
+        (ApiKey::DescribeCluster, (0, 2)),
+        (ApiKey::DescribeLogDirs, (1, 4)),
+        (ApiKey::DeleteGroups, (0, 2)),
+        (ApiKey::OffsetDelete, (0, 0)),
+    ] {
+        assert_eq!(range(key), Some(want), "{key:?}");
+    }
+}
+
+#[test]
+fn configs_errors_are_clear_and_changes_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = BrokerProcess::start(dir.path(), &[]);
+    let mut c = Client::connect(&broker);
+    assert_eq!(create(&mut c, "cfg", 1, 1, &[]), 0);
+
+    // Describe: unknown topic, unsupported resource types, another broker.
+    let (code, msg, _) = describe(&mut c, TOPIC, "missing");
+    assert_eq!(code, UNKNOWN_TOPIC, "{msg}");
+    assert!(msg.contains("missing"), "{msg}");
+    assert_eq!(describe(&mut c, 8, "1").0, INVALID_REQUEST, "BROKER_LOGGER");
+    assert_eq!(describe(&mut c, BROKER, "7").0, INVALID_REQUEST);
+    let (code, _, broker_configs) = describe(&mut c, BROKER, "1");
+    assert_eq!(code, 0);
+    assert!(broker_configs.iter().all(|(.., ro)| *ro));
+    let (_, _, configs) = describe(&mut c, TOPIC, "cfg");
+    let retention = configs.iter().find(|(n, ..)| n == "retention.ms").unwrap();
+    assert_eq!(
+        (retention.2, retention.3),
+        (5, false),
+        "DEFAULT_CONFIG, alterable"
+    );
+
+    // Bad names and values: INVALID_CONFIG with a message saying what is wrong.
+    for (ops, needle) in [
+        (vec![("no.such.config", 0, Some("1"))], "no.such.config"),
+        (
+            vec![("retention.ms", 0, Some("soon"))],
+            "not a valid number",
+        ),
+        (vec![("retention.ms", 0, Some("0"))], "retention_ms"),
+        (vec![("segment.bytes", 0, Some("100"))], "segment_bytes"),
+        (vec![("retention.ms", 0, None)], "null"),
+        (
+            vec![("cleanup.policy", 0, Some("compact"))],
+            "cleanup.policy",
+        ),
+        (vec![("cleanup.policy", 2, Some("delete"))], "list"),
+        (vec![("flush.policy", 0, Some("never"))], "flush.policy"),
+        (vec![("no.such.config", 1, None)], "no.such.config"),
+    ] {
+        let (code, msg) = alter(&mut c, TOPIC, "cfg", &ops, false);
+        assert_eq!(code, INVALID_CONFIG, "{ops:?}: {msg}");
+        assert!(msg.contains(needle), "{ops:?}: {msg:?} lacks {needle:?}");
+    }
+    assert_eq!(
+        alter(
+            &mut c,
+            TOPIC,
+            "cfg",
+            &[("retention.ms", 9, Some("1"))],
+            false
+        )
+        .0,
+        INVALID_REQUEST,
+        "unknown operation"
+    );
+    assert_eq!(
+        alter(
+            &mut c,
+            TOPIC,
+            "missing",
+            &[("retention.ms", 0, Some("1"))],
+            false
+        )
+        .0,
+        UNKNOWN_TOPIC
+    );
+    let (code, msg) = alter(
+        &mut c,
+        BROKER,
+        "1",
+        &[("log.retention.ms", 0, Some("1"))],
+        false,
+    );
+    assert_eq!(code, INVALID_CONFIG);
+    assert!(msg.contains("read-only"), "{msg}");
+    // validate_only checks but changes nothing.
+    assert_eq!(
+        alter(
+            &mut c,
+            TOPIC,
+            "cfg",
+            &[("retention.ms", 0, Some("1000"))],
+            true
+        )
+        .0,
+        0
+    );
+    assert_eq!(value_of(&mut c, "cfg", "retention.ms"), "604800000");
+
+    // SET, then legacy AlterConfigs: what it leaves out returns to the default.
+    let ops = [
+        ("retention.ms", 0, Some("1000")),
+        ("max.message.bytes", 0, Some("2048")),
+    ];
+    assert_eq!(alter(&mut c, TOPIC, "cfg", &ops, false).0, 0);
+    let (code, _) = produce(&mut c, "cfg", batch_of(1, 4096));
+    assert_eq!(
+        code, 10,
+        "MESSAGE_TOO_LARGE: max.message.bytes is in force at once"
+    );
+    let mut r = alter_configs_request::AlterConfigsResource::default();
+    r.resource_type = TOPIC;
+    r.resource_name = s("cfg");
+    let mut a = alter_configs_request::AlterableConfig::default();
+    a.name = s("retention.ms");
+    a.value = Some(s("5000"));
+    r.configs = vec![a];
+    let mut req = AlterConfigsRequest::default();
+    req.resources = vec![r];
+    let resp: AlterConfigsResponse = c.call(ApiKey::AlterConfigs, 2, &req);
+    assert_eq!(resp.responses[0].error_code, 0);
+    assert_eq!(value_of(&mut c, "cfg", "retention.ms"), "5000");
+    assert_eq!(value_of(&mut c, "cfg", "max.message.bytes"), "1048588");
+
+    broker.restart();
+    let mut c = Client::connect(&broker);
+    assert_eq!(value_of(&mut c, "cfg", "retention.ms"), "5000", "persisted");
+    let (_, _, configs) = describe(&mut c, TOPIC, "cfg");
+    let retention = configs.iter().find(|(n, ..)| n == "retention.ms").unwrap();
+    assert_eq!(retention.2, 1, "DYNAMIC_TOPIC_CONFIG");
+}
+
+fn metadata_partitions(c: &mut Client, name: &str) -> usize {
+    let mut req = MetadataRequest::default();
+    req.topics = None;
+    let meta: MetadataResponse = c.call(ApiKey::Metadata, 12, &req);
+    meta.topics
+        .iter()
+        .find(|t| t.name.as_ref().map(|n| n.0.as_str()) == Some(name))
+        .map_or(0, |t| t.partitions.len())
+}
+
+fn create_partitions(c: &mut Client, name: &str, count: i32) -> (i16, String) {
+    let mut t = CreatePartitionsTopic::default();
+    t.name = topic(name);
+    t.count = count;
+    t.assignments = None;
+    let mut req = CreatePartitionsRequest::default();
+    req.topics = vec![t];
+    req.timeout_ms = 5000;
+    let resp: CreatePartitionsResponse = c.call(ApiKey::CreatePartitions, 3, &req);
+    let r = &resp.results[0];
+    (
+        r.error_code,
+        r.error_message
+            .as_ref()
+            .map(|m| m.to_string())
+            .unwrap_or_default(),
+    )
+}
+
+#[test]
+fn create_partitions_grows_topics_durably_and_refuses_shrinking() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = BrokerProcess::start(dir.path(), &[]);
+    let mut c = Client::connect(&broker);
+    assert_eq!(create(&mut c, "p", 2, 1, &[]), 0);
+    for count in [2, 1] {
+        let (code, msg) = create_partitions(&mut c, "p", count);
+        assert_eq!(code, 37, "INVALID_PARTITIONS for {count}: {msg}");
+        assert!(msg.contains("has 2 partitions"), "{msg}");
+    }
+    assert_eq!(create_partitions(&mut c, "missing", 3).0, UNKNOWN_TOPIC);
+    assert_eq!(create_partitions(&mut c, "p", 5000).0, 37);
+    assert_eq!(create_partitions(&mut c, "p", 5), (0, String::new()));
+    assert_eq!(metadata_partitions(&mut c, "p"), 5);
+    assert_eq!(produce_to(&mut c, "p", 4, batch_of(1, 10)).0, 0);
+    broker.restart();
+    let mut c = Client::connect(&broker);
+    assert_eq!(metadata_partitions(&mut c, "p"), 5, "persisted");
+    assert_eq!(produce_to(&mut c, "p", 4, batch_of(1, 10)).1, 1);
+}
+
+fn delete_records(c: &mut Client, name: &str, partition: i32, offset: i64) -> (i16, i64) {
+    let mut p = DeleteRecordsPartition::default();
+    p.partition_index = partition;
+    p.offset = offset;
+    let mut t = DeleteRecordsTopic::default();
+    t.name = topic(name);
+    t.partitions = vec![p];
+    let mut req = DeleteRecordsRequest::default();
+    req.topics = vec![t];
+    req.timeout_ms = 5000;
+    let resp: DeleteRecordsResponse = c.call(ApiKey::DeleteRecords, 2, &req);
+    let r = &resp.topics[0].partitions[0];
+    (r.error_code, r.low_watermark)
+}
+
+fn earliest(c: &mut Client, name: &str) -> i64 {
+    let mut p = ListOffsetsPartition::default();
+    p.partition_index = 0;
+    p.timestamp = -2;
+    p.current_leader_epoch = -1;
+    let mut t = ListOffsetsTopic::default();
+    t.name = topic(name);
+    t.partitions = vec![p];
+    let mut req = ListOffsetsRequest::default();
+    req.replica_id = kafka_protocol::messages::BrokerId(-1);
+    req.topics = vec![t];
+    let resp: ListOffsetsResponse = c.call(ApiKey::ListOffsets, 7, &req);
+    let p = &resp.topics[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    p.offset
+}
+
+#[test]
+fn delete_records_moves_the_log_start_durably() {
+    let dir = tempfile::tempdir().unwrap();
+    // Small segments, so whole segments fall below the new start and are deleted.
+    let mut broker = BrokerProcess::start(dir.path(), &["--segment-bytes", "1024"]);
+    let mut c = Client::connect(&broker);
+    assert_eq!(create(&mut c, "d", 1, 1, &[]), 0);
+    for i in 0..20 {
+        assert_eq!(produce(&mut c, "d", batch_of(1, 200)), (0, i));
+    }
+    let first_segment = dir.path().join("topics/d/0/00000000000000000000.log");
+    assert!(first_segment.exists());
+    assert_eq!(delete_records(&mut c, "d", 0, 21).0, 1, "past the end");
+    assert_eq!(delete_records(&mut c, "d", 1, 1).0, UNKNOWN_TOPIC);
+    assert_eq!(delete_records(&mut c, "missing", 0, 1).0, UNKNOWN_TOPIC);
+    assert_eq!(delete_records(&mut c, "d", 0, 12), (0, 12));
+    assert_eq!(
+        delete_records(&mut c, "d", 0, 5),
+        (0, 12),
+        "never moves back"
+    );
+    assert!(
+        !first_segment.exists(),
+        "segments below the start are deleted"
+    );
+    assert_eq!(earliest(&mut c, "d"), 12);
+    assert_eq!(
+        fetch(&mut c, "d", 0, 11, 1 << 20).0,
+        1,
+        "OFFSET_OUT_OF_RANGE"
+    );
+    assert_eq!(fetch(&mut c, "d", 0, 12, 1 << 20).0, 0);
+
+    broker.crash_and_restart();
+    let mut c = Client::connect(&broker);
+    assert_eq!(earliest(&mut c, "d"), 12, "survives a crash");
+    assert_eq!(fetch(&mut c, "d", 0, 11, 1 << 20).0, 1);
+    assert_eq!(
+        delete_records(&mut c, "d", 0, -1),
+        (0, 20),
+        "-1: the high watermark"
+    );
+    assert_eq!(produce(&mut c, "d", batch_of(1, 10)), (0, 20));
+}
+
+#[test]
+fn delete_groups_and_offsets_of_unknown_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), &[]);
+    let mut c = Client::connect(&broker);
+    let mut req = DeleteGroupsRequest::default();
+    req.groups_names = vec![GroupId(s("nobody")), GroupId(s(""))];
+    let resp: DeleteGroupsResponse = c.call(ApiKey::DeleteGroups, 2, &req);
+    let codes: Vec<i16> = resp.results.iter().map(|r| r.error_code).collect();
+    assert_eq!(codes, vec![69, 24], "GROUP_ID_NOT_FOUND, INVALID_GROUP_ID");
+
+    let mut p = OffsetDeleteRequestPartition::default();
+    p.partition_index = 0;
+    let mut t = OffsetDeleteRequestTopic::default();
+    t.name = topic("x");
+    t.partitions = vec![p];
+    let mut req = OffsetDeleteRequest::default();
+    req.group_id = GroupId(s("nobody"));
+    req.topics = vec![t];
+    let resp: OffsetDeleteResponse = c.call(ApiKey::OffsetDelete, 0, &req);
+    assert_eq!(resp.error_code, 69, "GROUP_ID_NOT_FOUND");
+}
