@@ -37,12 +37,11 @@ fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
 }
 
-/// DescribeConfigs v4 of one resource: (error code, message, [(name, value, source, read-only)]).
-fn describe(
-    c: &mut Client,
-    kind: i8,
-    name: &str,
-) -> (i16, String, Vec<(String, String, i8, bool)>) {
+/// One described config: (name, value, source, read-only).
+type Described = (String, String, i8, bool);
+
+/// DescribeConfigs v4 of one resource: (error code, message, configs).
+fn describe(c: &mut Client, kind: i8, name: &str) -> (i16, String, Vec<Described>) {
     let mut r = DescribeConfigsResource::default();
     r.resource_type = kind;
     r.resource_name = s(name);
