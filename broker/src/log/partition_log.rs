@@ -579,7 +579,7 @@ impl PartitionLog {
     /// visible record is older. For compressed batches (whose records are not decoded here) the
     /// answer is the batch's base offset and max timestamp, which never skips a matching record.
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
-        let (file, pos, end, hwm) = {
+        let (file, pos, end, hwm, log_start) = {
             let st = self.shared.lock();
             let hwm = st.high_watermark(self.shared.flush);
             let Some(seg) = st.segments.iter().find(|s| s.max_timestamp() >= ts) else {
@@ -591,10 +591,14 @@ impl PartitionLog {
                 seg.index_lookup(start),
                 seg.size(),
                 hwm,
+                st.log_start_offset,
             )
         };
-        find_timestamp(&file, pos, end, ts, hwm)
-            .map_err(LogError::io(format!("scan {}", self.shared.dir.display())))
+        // Records below a start DeleteRecords moved into a segment are gone for readers: the
+        // answer is never an offset a Fetch would refuse (Kafka answers the same).
+        Ok(find_timestamp(&file, pos, end, ts, hwm)
+            .map_err(LogError::io(format!("scan {}", self.shared.dir.display())))?
+            .map(|(offset, found_ts)| (offset.max(log_start), found_ts)))
     }
 
     /// The record with the largest timestamp (ListOffsets -3): its offset and timestamp.

@@ -334,9 +334,14 @@ fn delete_records(c: &mut Client, name: &str, partition: i32, offset: i64) -> (i
 }
 
 fn earliest(c: &mut Client, name: &str) -> i64 {
+    offset_for(c, name, -2)
+}
+
+/// ListOffsets v7 of partition 0 for `timestamp` (-2: earliest).
+fn offset_for(c: &mut Client, name: &str, timestamp: i64) -> i64 {
     let mut p = ListOffsetsPartition::default();
     p.partition_index = 0;
-    p.timestamp = -2;
+    p.timestamp = timestamp;
     p.current_leader_epoch = -1;
     let mut t = ListOffsetsTopic::default();
     t.name = topic(name);
@@ -378,6 +383,11 @@ fn delete_records_moves_the_log_start_durably() {
         "segments below the start are deleted"
     );
     assert_eq!(earliest(&mut c, "d"), 13);
+    assert_eq!(
+        offset_for(&mut c, "d", 0),
+        13,
+        "time lookups never answer below it"
+    );
     assert_eq!(
         fetch(&mut c, "d", 0, 12, 1 << 20).0,
         1,
