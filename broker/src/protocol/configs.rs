@@ -307,3 +307,79 @@ pub(crate) fn apply_legacy<'a>(
     }
     Ok(config)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::FlushPolicy;
+
+    fn sources(config: &LogConfig, defaults: &LogConfig) -> Vec<(&'static str, i8)> {
+        describe_topic(config, defaults)
+            .into_iter()
+            .map(|e| (e.name, e.source))
+            .filter(|(_, s)| *s != DEFAULT_CONFIG)
+            .collect()
+    }
+
+    #[test]
+    fn set_and_delete_change_one_setting_and_report_it_as_the_topics_own() {
+        let defaults = LogConfig::default();
+        let mut c = defaults.clone();
+        apply_incremental(&mut c, &defaults, "retention.bytes", SET, Some("2048")).unwrap();
+        assert_eq!(c.retention_bytes, 2048);
+        assert_eq!(
+            sources(&c, &defaults),
+            vec![("retention.bytes", DYNAMIC_TOPIC_CONFIG)]
+        );
+        apply_incremental(&mut c, &defaults, "retention.bytes", DELETE, None).unwrap();
+        assert_eq!(c, defaults);
+        assert!(sources(&c, &defaults).is_empty());
+    }
+
+    #[test]
+    fn bad_operations_say_what_is_wrong() {
+        let defaults = LogConfig::default();
+        let mut c = defaults.clone();
+        let err = |r: Result<(), ConfigError>| r.unwrap_err().to_string();
+        assert!(err(apply_incremental(&mut c, &defaults, "nope", SET, Some("1"))).contains("nope"));
+        assert!(err(apply_incremental(&mut c, &defaults, "nope", DELETE, None)).contains("nope"));
+        assert!(err(apply_incremental(
+            &mut c,
+            &defaults,
+            "retention.ms",
+            SET,
+            None
+        ))
+        .contains("null"));
+        assert!(matches!(
+            apply_incremental(&mut c, &defaults, "cleanup.policy", APPEND, Some("delete")),
+            Err(ConfigError::NotAList(_))
+        ));
+        assert!(matches!(
+            apply_incremental(&mut c, &defaults, "retention.ms", 7, Some("1")),
+            Err(ConfigError::UnknownOperation(7, _))
+        ));
+        assert_eq!(c, defaults, "nothing applied");
+    }
+
+    #[test]
+    fn legacy_alter_resets_what_it_leaves_out_but_keeps_the_flush_policy() {
+        let defaults = LogConfig::default();
+        let current = LogConfig {
+            retention_bytes: 4096,
+            flush: FlushPolicy::Never,
+            ..defaults.clone()
+        };
+        let c = apply_legacy(
+            &current,
+            &defaults,
+            [("retention.ms", Some("1000"))].into_iter(),
+        )
+        .unwrap();
+        assert_eq!(
+            (c.retention_ms, c.retention_bytes, c.flush),
+            (1000, -1, FlushPolicy::Never)
+        );
+        assert!(apply_legacy(&current, &defaults, [("retention.ms", None)].into_iter()).is_err());
+    }
+}

@@ -20,7 +20,9 @@ Checks, with assertions on the effects, not only on the answers:
   * delete_records (DeleteRecords): before offset 6 of 10 -> low watermark 6; a consumer
     assigned at OFFSET_BEGINNING gets offsets 6..9 only; get_watermark_offsets says (6, 10).
   * describe_cluster (DescribeCluster): one node, id 1, controller 1, the cluster id.
-  * delete_consumer_groups (DeleteGroups): a group with only commits is deleted (it leaves
+  * alter_consumer_group_offsets (OffsetCommit) gives an empty group a commit that
+    list_consumer_group_offsets reads back; delete_consumer_groups (DeleteGroups): a group with
+    only commits is deleted (it leaves
     list_consumer_groups, its offsets are gone); a group with a live member fails with
     NON_EMPTY_GROUP. (confluent-kafka has no delete_consumer_group_offsets: OffsetDelete is
     tested with kafka-python.)
@@ -210,10 +212,15 @@ def check_groups(bootstrap, admin):
     create(admin, topic)
     produce(bootstrap, topic, [b'1', b'2'])
     empty, live = f'ck-empty-{uuid.uuid4().hex[:6]}', f'ck-live-{uuid.uuid4().hex[:6]}'
-    committer = Consumer({'bootstrap.servers': bootstrap, 'group.id': empty,
-                          'enable.auto.commit': False})
-    committer.commit(offsets=[TopicPartition(topic, 0, 2)], asynchronous=False)
-    committer.close()
+    # alter_consumer_group_offsets (OffsetCommit from the admin client) makes the group.
+    altered = admin.alter_consumer_group_offsets(
+        [ConsumerGroupTopicPartitions(empty, [TopicPartition(topic, 0, 2)])])[empty]
+    parts = altered.result(timeout=TIMEOUT_S).topic_partitions
+    check([(p.offset, p.error) for p in parts] == [(2, None)], f'alter offsets: {parts}')
+    listed = admin.list_consumer_group_offsets(
+        [ConsumerGroupTopicPartitions(empty, [TopicPartition(topic, 0)])])[empty]
+    parts = listed.result(timeout=TIMEOUT_S).topic_partitions
+    check([p.offset for p in parts] == [2], f'offsets of {empty}: {parts}')
 
     member = Consumer({'bootstrap.servers': bootstrap, 'group.id': live,
                        'session.timeout.ms': 6000, 'heartbeat.interval.ms': 1000})

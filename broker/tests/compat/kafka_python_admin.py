@@ -20,7 +20,8 @@ assertions on the effects, not only on the answers:
   * describe_cluster (DescribeCluster v2): broker 1, controller 1, the cluster id.
   * describe_log_dirs (DescribeLogDirs v4): one log dir with every partition of the topics,
     sizes > 0 where data was written.
-  * delete_groups (DeleteGroups v2): an empty group with commits is deleted (list_groups no
+  * alter_group_offsets (OffsetCommit) gives an empty group commits, list_group_offsets reads
+    them back; delete_groups (DeleteGroups v2): an empty group with commits is deleted (list_groups no
     longer has it, its committed offset is gone); a group with a live member gets
     NON_EMPTY_GROUP; delete_group_offsets (OffsetDelete v0) removes one partition's commit of
     an empty group and leaves the other's.
@@ -34,6 +35,7 @@ import uuid
 import kafka.errors as Errors
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions
+from kafka.structs import OffsetAndMetadata
 
 from common import check, run_main
 
@@ -191,11 +193,10 @@ def check_groups(bootstrap, admin):
     produce(bootstrap, topic, [b'3'], partition=1)
     empty, live = f'kp-empty-{uuid.uuid4().hex[:6]}', f'kp-live-{uuid.uuid4().hex[:6]}'
     tp0, tp1 = TopicPartition(topic, 0), TopicPartition(topic, 1)
-    from kafka.structs import OffsetAndMetadata
-    committer = KafkaConsumer(group_id=empty, bootstrap_servers=bootstrap,
-                              enable_auto_commit=False)
-    committer.commit({tp0: OffsetAndMetadata(2, '', -1), tp1: OffsetAndMetadata(1, '', -1)})
-    committer.close()
+    # alter_group_offsets (OffsetCommit v8 from the admin client) makes the group.
+    result = admin.alter_group_offsets(empty, {tp0: OffsetAndMetadata(2, '', -1),
+                                               tp1: OffsetAndMetadata(1, '', -1)})
+    check(result == {tp0: Errors.NoError, tp1: Errors.NoError}, f'alter_group_offsets: {result}')
     offsets = admin.list_group_offsets(empty)[empty]
     check({tp: o.offset for tp, o in offsets.items()} == {tp0: 2, tp1: 1},
           f'committed offsets: {offsets}')
