@@ -147,6 +147,11 @@ impl Broker {
         }))
     }
 
+    /// The data directory (DescribeLogDirs names it as the one log dir).
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
     /// Flushes every log and the committed offsets (clean shutdown); logs what fails. Once all
     /// of it succeeded, writes the clean-shutdown marker, so the next start need not sync it all
     /// again. Call it only when nothing writes any more.

@@ -49,6 +49,12 @@ pub enum TopicError {
     Unknown(String),
     #[error("invalid partition count {0}: must be within 1..={MAX_PARTITIONS}")]
     InvalidPartitions(i32),
+    #[error("topic {name} has {current} partitions; a new count must be larger, not {requested}")]
+    PartitionsNotIncreased {
+        name: String,
+        current: i32,
+        requested: i32,
+    },
     #[error(transparent)]
     Config(#[from] InvalidConfig),
     #[error(transparent)]
@@ -160,6 +166,9 @@ pub struct TopicRegistry {
     /// [`TopicRegistry::create`]). Creations in progress count against the limits.
     pending: std::sync::Mutex<BTreeMap<String, usize>>,
     limits: TopicLimits,
+    /// Serialises changes to existing topics (configs, partition count), so two of them never
+    /// write `topic.json` from the same old state and lose one another's change.
+    changing: std::sync::Mutex<()>,
 }
 
 /// A name reserved for a create or delete in progress; released on drop.
@@ -209,6 +218,7 @@ impl TopicRegistry {
             unavailable: std::sync::Mutex::new(BTreeMap::new()),
             pending: std::sync::Mutex::new(BTreeMap::new()),
             limits: TopicLimits::default(),
+            changing: std::sync::Mutex::new(()),
         };
         let entries =
             fs::read_dir(&topics_dir).map_err(io_err(format!("list {}", topics_dir.display())))?;
@@ -503,6 +513,137 @@ impl TopicRegistry {
             tracing::warn!(error = %e, "cannot start the trash removal; it waits for the next start");
         }
         Ok(())
+    }
+
+    /// Puts a new log config in force for every partition of `name`, without a restart, and
+    /// persists it in `topic.json` first (IncrementalAlterConfigs / AlterConfigs). Checked by
+    /// [`LogConfig::validate`], the rule creation uses. File work: call it off the runtime.
+    pub fn alter_config(&self, name: &str, config: LogConfig) -> Result<Arc<Topic>, TopicError> {
+        config.validate()?;
+        self.change(name, 0, |topic| {
+            if config.flush != topic.config.flush {
+                return Err(InvalidConfig(format!(
+                    "flush.policy cannot change at run time (it is {})",
+                    topic.config.flush
+                ))
+                .into());
+            }
+            Ok((config.clone(), Vec::new()))
+        })
+        .inspect(|t| {
+            tracing::info!(topic = name, config = ?t.config, "topic config altered");
+        })
+    }
+
+    /// Raises the partition count of `name` to `count` (CreatePartitions). The new partitions
+    /// are made on disk before `topic.json` names them, so a crash in between leaves the old
+    /// count (and empty directories the next increase reuses). File work: call it off the
+    /// runtime.
+    pub fn add_partitions(&self, name: &str, count: i32) -> Result<Arc<Topic>, TopicError> {
+        // Counted against the partition limit from the start, like a create's.
+        let adding = self
+            .get(name)
+            .map(|t| (count - t.partition_count()).max(0) as usize)
+            .unwrap_or(0);
+        let topic = self.change(name, adding, |topic| {
+            let current = topic.partition_count();
+            if count <= current {
+                return Err(TopicError::PartitionsNotIncreased {
+                    name: name.to_string(),
+                    current,
+                    requested: count,
+                });
+            }
+            if count > MAX_PARTITIONS {
+                return Err(TopicError::InvalidPartitions(count));
+            }
+            let dir = self.data_dir.join("topics").join(name);
+            let mut added = Vec::new();
+            for p in current..count {
+                // New and empty: nothing to recover; the log syncs its files as it makes them.
+                let (log, _) = PartitionLog::open_with(
+                    &dir.join(p.to_string()),
+                    topic.config.clone(),
+                    self.clock.clone(),
+                    SyncOnOpen::Repaired,
+                )?;
+                added.push(Arc::new(log));
+            }
+            // The new partition directories' entries.
+            durable::sync_dir(&dir).map_err(io_err(format!("sync {}", dir.display())))?;
+            Ok((topic.config.clone(), added))
+        })?;
+        tracing::info!(topic = name, partitions = count, "partitions added");
+        Ok(topic)
+    }
+
+    /// Changes an existing topic: `f` gets the current topic and returns its new config and
+    /// the partitions to add; the result is written to `topic.json` (atomically, durably), then
+    /// put in force and published as a new [`Topic`] sharing the old partition logs.
+    /// `adding`: partitions the change may add, reserved against the [`TopicLimits`].
+    fn change(
+        &self,
+        name: &str,
+        adding: usize,
+        f: impl FnOnce(&Topic) -> Result<(LogConfig, Vec<Arc<PartitionLog>>), TopicError>,
+    ) -> Result<Arc<Topic>, TopicError> {
+        let _serial = self.changing.lock().unwrap_or_else(|e| e.into_inner());
+        // Held while the files change, so a delete (or a create of the name) cannot run
+        // between reading the topic and writing its metadata.
+        let _reserved = {
+            let mut pending = self.pending_names();
+            if pending.contains_key(name) {
+                return Err(TopicError::Unknown(name.to_string()));
+            }
+            if adding > 0 {
+                let existing: usize = self.read_map().values().map(|t| t.partitions().len()).sum();
+                let total = existing + pending.values().sum::<usize>() + adding;
+                if total > self.limits.max_partitions {
+                    return Err(TopicError::LimitReached(format!(
+                        "{adding} more partitions would make {total}, over the broker's limit of {}",
+                        self.limits.max_partitions
+                    )));
+                }
+            }
+            pending.insert(name.to_string(), adding);
+            Reservation {
+                registry: self,
+                name: name.to_string(),
+            }
+        };
+        let old = self
+            .get(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let (config, added) = f(&old)?;
+        let mut partitions = old.partitions.clone();
+        partitions.extend(added);
+        let meta = TopicMeta {
+            version: META_VERSION,
+            name: old.name.clone(),
+            id: old.id,
+            partitions: partitions.len() as i32,
+            config: config.clone(),
+        };
+        let meta_path = self.data_dir.join("topics").join(name).join(META_FILE);
+        let json = serde_json::to_vec_pretty(&meta).map_err(|e| TopicError::CorruptMetadata {
+            path: meta_path.clone(),
+            reason: e.to_string(),
+        })?;
+        durable::write_atomically(&meta_path, &json)
+            .map_err(io_err(format!("write {}", meta_path.display())))?;
+        if config != old.config {
+            for log in &partitions {
+                log.set_config(config.clone())?;
+            }
+        }
+        let topic = Arc::new(Topic {
+            name: old.name.clone(),
+            id: old.id,
+            config,
+            partitions,
+        });
+        self.write_map().insert(name.to_string(), topic.clone());
+        Ok(topic)
     }
 
     fn move_to_trash(&self, dir: &Path) -> Result<(), TopicError> {

@@ -31,6 +31,14 @@ pub enum GroupError {
     /// member was replaced and must stop.
     #[error("another member holds this group.instance.id")]
     FencedInstanceId,
+    /// DeleteGroups of a group that still has members.
+    #[error("the group has members; only empty groups can be deleted")]
+    NonEmptyGroup,
+    #[error("no such group")]
+    GroupIdNotFound,
+    /// OffsetDelete of a topic the group's members consume now.
+    #[error("the group's members consume this topic")]
+    SubscribedToTopic,
     /// The broker is shutting down; the client finds the coordinator again and retries.
     #[error("the coordinator is shutting down")]
     ShuttingDown,

@@ -3,11 +3,13 @@
 //! - [`coordinator`]: all groups, rebalance completion, session expiry.
 //! - [`error`]: why a group request was refused (mapped to Kafka codes by the protocol layer).
 //! - [`state`]: one group and its members; the answers parked requests get.
-//! - `join` / `sync` / `heartbeat` (with LeaveGroup) / `offset_commit`: the rules per request.
+//! - `join` / `sync` / `heartbeat` (with LeaveGroup) / `offset_commit` / `delete` (DeleteGroups,
+//!   OffsetDelete): the rules per request.
 //! - [`offset_store`]: committed offsets in an internal log, replayed at start.
 //! - [`report`]: members, assignments, committed offsets and lag, for operators.
 
 pub mod coordinator;
+mod delete;
 mod error;
 mod heartbeat;
 mod join;

@@ -80,6 +80,10 @@ struct CommitRecord {
     e: i32,
     m: String,
     ts: i64,
+    /// A deletion (DeleteGroups, OffsetDelete): replay drops the partition's commit. Written
+    /// with offset -1, so a broker from before deletions existed reads it as "no commit".
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    d: bool,
 }
 
 impl CommitRecord {
@@ -93,6 +97,7 @@ impl CommitRecord {
             e: c.leader_epoch,
             m: c.metadata.clone(),
             ts: c.commit_ms,
+            d: false,
         }
     }
 }
@@ -267,6 +272,72 @@ impl OffsetStore {
         self.log.wait_durable(appended?).await
     }
 
+    /// Deletes the group's commits, durably: all of them (`only` is `None`, DeleteGroups) or
+    /// those of the listed (topic, partition)s (OffsetDelete). A deletion record per commit is
+    /// appended, so a restart's replay does not bring them back; compaction at open then
+    /// leaves them out. Returns how many commits were deleted.
+    pub async fn delete(
+        &self,
+        group: &str,
+        only: Option<&[(String, i32)]>,
+    ) -> Result<usize, LogError> {
+        let now = self.clock.now_ms();
+        let (log, state) = (self.log.clone(), self.state.clone());
+        let group = group.to_string();
+        let only: Option<Vec<(String, i32)>> = only.map(<[_]>::to_vec);
+        let delete = move || {
+            let mut state = lock(&state);
+            let Some(offsets) = state.get(&group) else {
+                return Ok::<_, LogError>((0, None));
+            };
+            let doomed: Vec<(String, i32)> = offsets
+                .keys()
+                .filter(|k| only.as_ref().is_none_or(|o| o.contains(k)))
+                .cloned()
+                .collect();
+            if doomed.is_empty() {
+                return Ok((0, None));
+            }
+            let mut batch = BatchBuilder::new();
+            for (t, p) in &doomed {
+                let rec = CommitRecord {
+                    g: group.clone(),
+                    t: t.clone(),
+                    i: None,
+                    p: *p,
+                    o: -1,
+                    e: -1,
+                    m: String::new(),
+                    ts: now,
+                    d: true,
+                };
+                batch.push_value(now, &serde_json::to_vec(&rec).unwrap_or_default());
+            }
+            let mut bytes = batch.build();
+            let info = log.append(&mut bytes)?;
+            if let Some(offsets) = state.get_mut(&group) {
+                for k in &doomed {
+                    offsets.remove(k);
+                }
+                if offsets.is_empty() {
+                    state.remove(&group);
+                }
+            }
+            Ok((doomed.len(), Some(info.last_offset + 1)))
+        };
+        // May roll a segment (file creation): on the blocking pool, like a rolling commit.
+        let (n, end) = tokio::task::spawn_blocking(delete)
+            .await
+            .map_err(|e| LogError::Io {
+                context: "append offset deletions".into(),
+                source: std::io::Error::other(e.to_string()),
+            })??;
+        if let Some(end) = end {
+            self.log.wait_durable(end).await?;
+        }
+        Ok(n)
+    }
+
     /// The group's commit for this partition of the topic whose id is `topic_id` now.
     pub fn fetch(
         &self,
@@ -390,6 +461,15 @@ fn replay(log: &PartitionLog) -> Result<(AllOffsets, usize), LogError> {
                     .as_deref()
                     .map(serde_json::from_slice::<CommitRecord>)
                 {
+                    Some(Ok(c)) if c.d => {
+                        replayed += 1;
+                        if let Some(g) = state.get_mut(&c.g) {
+                            g.remove(&(c.t, c.p));
+                            if g.is_empty() {
+                                state.remove(&c.g);
+                            }
+                        }
+                    }
                     Some(Ok(c)) => {
                         replayed += 1;
                         state.entry(c.g).or_default().insert(

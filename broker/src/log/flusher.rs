@@ -230,7 +230,7 @@ pub(super) fn flush_once(shared: &Shared) -> Result<(), LogError> {
                 offset: flushed,
                 failure: None,
             });
-            if shared.config.flush == FlushPolicy::Fsync {
+            if shared.flush == FlushPolicy::Fsync {
                 shared.high_watermark.send_replace(flushed);
             }
             Ok(())

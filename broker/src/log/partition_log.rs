@@ -19,7 +19,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::watch;
 
@@ -99,7 +99,30 @@ impl FlushCounter {
 pub struct PartitionLog {
     shared: Arc<Shared>,
     pool: Arc<FlushPool>,
+    /// Serialises DeleteRecords on this log, so checkpoints are written in the order the start
+    /// moves (the log lock is not held across their fsyncs).
+    trim_lock: Mutex<()>,
     open: bool,
+}
+
+/// The file in a partition's directory that keeps a log start offset DeleteRecords moved past
+/// the first segment's base (Kafka keeps the same in its `log-start-offset-checkpoint`).
+pub const LOG_START_CHECKPOINT: &str = "log-start-offset";
+
+fn read_log_start_checkpoint(dir: &Path) -> Result<Option<i64>, LogError> {
+    let path = dir.join(LOG_START_CHECKPOINT);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text
+            .trim()
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|e| LogError::Io {
+                context: format!("read {}", path.display()),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(LogError::io(format!("read {}", path.display()))(e)),
+    }
 }
 
 impl PartitionLog {
@@ -123,8 +146,14 @@ impl PartitionLog {
     ) -> Result<(Self, OpenReport), LogError> {
         config.validate()?;
         let (segments, report) = recovery::open_segments(dir, &config, sync)?;
-        let log_start_offset = segments.first().map_or(0, |s| s.base_offset());
         let log_end_offset = segments.last().map_or(0, |s| s.next_offset());
+        // DeleteRecords may have moved the start past the first segment's base: the checkpoint
+        // keeps that across restarts (never past the end recovery found).
+        let log_start_offset = segments.first().map_or(0, |s| s.base_offset()).max(
+            read_log_start_checkpoint(dir)?
+                .unwrap_or(0)
+                .min(log_end_offset),
+        );
         let producers = recovery::rebuild_producer_state(&segments).map_err(LogError::io(
             format!("scan producer state in {}", dir.display()),
         ))?;
@@ -143,7 +172,8 @@ impl PartitionLog {
         };
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
-            config,
+            flush: config.flush,
+            config: RwLock::new(Arc::new(config)),
             clock,
             state: Mutex::new(state),
             sync_lock: Mutex::new(()),
@@ -155,25 +185,49 @@ impl PartitionLog {
             flushes: Arc::new(AtomicU64::new(0)),
         });
         let pool = flusher::pool()?;
-        if let Some(every) = shared.config.flush.interval() {
+        if let Some(every) = shared.flush.interval() {
             pool.every(Arc::downgrade(&shared), every);
         }
-        Ok((
-            PartitionLog {
-                shared,
-                pool,
-                open: true,
-            },
-            report,
-        ))
+        let log = PartitionLog {
+            shared,
+            pool,
+            trim_lock: Mutex::new(()),
+            open: true,
+        };
+        // Segments wholly below a moved start that a crash left behind (DeleteRecords writes
+        // its checkpoint before it deletes them).
+        log.delete_segments_below_start()?;
+        Ok((log, report))
     }
 
     pub fn dir(&self) -> &Path {
         &self.shared.dir
     }
 
-    pub fn config(&self) -> &LogConfig {
-        &self.shared.config
+    /// The settings now in force (altered configs included).
+    pub fn config(&self) -> Arc<LogConfig> {
+        self.shared.config()
+    }
+
+    /// Puts `config` in force for every operation that starts from now on, without a restart
+    /// (IncrementalAlterConfigs). Retention, segment size and age apply from the next append or
+    /// retention pass; `index.interval.bytes` and the segment size's index capacity apply to
+    /// segments created from then on. The flush policy cannot change under a running log.
+    pub fn set_config(&self, config: LogConfig) -> Result<(), LogError> {
+        config.validate()?;
+        if config.flush != self.shared.flush {
+            return Err(super::config::InvalidConfig(format!(
+                "flush.policy cannot change at run time (it is {})",
+                self.shared.flush
+            ))
+            .into());
+        }
+        *self
+            .shared
+            .config
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(config);
+        Ok(())
     }
 
     pub fn log_start_offset(&self) -> i64 {
@@ -185,7 +239,7 @@ impl PartitionLog {
     }
 
     pub fn high_watermark(&self) -> i64 {
-        self.shared.lock().high_watermark(self.shared.config.flush)
+        self.shared.lock().high_watermark(self.shared.flush)
     }
 
     /// Total bytes of all segments.
@@ -233,7 +287,8 @@ impl PartitionLog {
     /// [`PartitionLog::wait_durable`] before acknowledging.
     pub fn append(&self, records: &mut [u8]) -> Result<AppendInfo, LogError> {
         let headers = batch::validate_record_set(records)?;
-        let limit = self.shared.config.max_message_bytes;
+        let config = self.shared.config();
+        let limit = config.max_message_bytes;
         if let Some(h) = headers.iter().find(|h| h.total_len() > limit) {
             return Err(BatchError::TooLarge {
                 size: h.total_len(),
@@ -241,7 +296,7 @@ impl PartitionLog {
             }
             .into());
         }
-        let config = &self.shared.config;
+        let config = &*config;
         let mut st = self.shared.lock();
         if let Some(reason) = &st.failure {
             return Err(self.shared.failed(reason));
@@ -352,7 +407,7 @@ impl PartitionLog {
     /// yet; now it counts as queued). Called with the log lock held, so an append either finds
     /// the log queued, and the flush that follows covers it, or queues it (see `flusher.rs`).
     fn claim_flush(&self, st: &mut State) -> bool {
-        self.shared.config.flush == FlushPolicy::Fsync
+        self.shared.flush == FlushPolicy::Fsync
             && !st.closed
             && !std::mem::replace(&mut st.flush_scheduled, true)
     }
@@ -363,10 +418,9 @@ impl PartitionLog {
     fn roll(&self, st: &mut State) -> Result<(), LogError> {
         let dir = &self.shared.dir;
         let leo = st.log_end_offset;
-        let seg = Segment::create(dir, leo, &self.shared.config).map_err(LogError::io(format!(
-            "create segment {leo} in {}",
-            dir.display()
-        )))?;
+        let seg = Segment::create(dir, leo, &self.shared.config()).map_err(LogError::io(
+            format!("create segment {leo} in {}", dir.display()),
+        ))?;
         let active = st.active();
         let sealed = active
             .seal()
@@ -393,7 +447,7 @@ impl PartitionLog {
     /// `fsync` after an fdatasync covered it, under the other policies at once (their promise is
     /// the weaker one documented on [`FlushPolicy`]).
     pub async fn wait_durable(&self, end_offset: i64) -> Result<(), LogError> {
-        if self.shared.config.flush != FlushPolicy::Fsync {
+        if self.shared.flush != FlushPolicy::Fsync {
             return Ok(());
         }
         let mut rx = self.shared.durable.subscribe();
@@ -450,7 +504,7 @@ impl PartitionLog {
         let now = self.shared.clock.now_ms();
         let mut st = self.shared.lock();
         st.active()
-            .should_roll(len as u64, now, &self.shared.config)
+            .should_roll(len as u64, now, &self.shared.config())
     }
 
     fn read_batches(
@@ -464,7 +518,7 @@ impl PartitionLog {
         loop {
             let (file, pos, end, hwm, log_start, next_base) = {
                 let st = self.shared.lock();
-                let hwm = st.high_watermark(self.shared.config.flush);
+                let hwm = st.high_watermark(self.shared.flush);
                 if offset < st.log_start_offset || offset > st.log_end_offset {
                     return Err(LogError::OffsetOutOfRange {
                         requested: offset,
@@ -525,9 +579,9 @@ impl PartitionLog {
     /// visible record is older. For compressed batches (whose records are not decoded here) the
     /// answer is the batch's base offset and max timestamp, which never skips a matching record.
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
-        let (file, pos, end, hwm) = {
+        let (file, pos, end, hwm, log_start) = {
             let st = self.shared.lock();
-            let hwm = st.high_watermark(self.shared.config.flush);
+            let hwm = st.high_watermark(self.shared.flush);
             let Some(seg) = st.segments.iter().find(|s| s.max_timestamp() >= ts) else {
                 return Ok(None);
             };
@@ -537,10 +591,14 @@ impl PartitionLog {
                 seg.index_lookup(start),
                 seg.size(),
                 hwm,
+                st.log_start_offset,
             )
         };
-        find_timestamp(&file, pos, end, ts, hwm)
-            .map_err(LogError::io(format!("scan {}", self.shared.dir.display())))
+        // Records below a start DeleteRecords moved into a segment are gone for readers: the
+        // answer is never an offset a Fetch would refuse (Kafka answers the same).
+        Ok(find_timestamp(&file, pos, end, ts, hwm)
+            .map_err(LogError::io(format!("scan {}", self.shared.dir.display())))?
+            .map(|(offset, found_ts)| (offset.max(log_start), found_ts)))
     }
 
     /// The record with the largest timestamp (ListOffsets -3): its offset and timestamp.
@@ -559,7 +617,7 @@ impl PartitionLog {
     /// `retention_bytes` (oldest first), and advances the log start offset. The active segment
     /// is never deleted.
     pub fn enforce_retention(&self) -> Result<RetentionReport, LogError> {
-        let config = &self.shared.config;
+        let config = &*self.shared.config();
         let now = self.shared.clock.now_ms();
         let (doomed, log_start_offset) = {
             let mut st = self.shared.lock();
@@ -579,7 +637,8 @@ impl PartitionLog {
                 });
             }
             let doomed: Vec<Segment> = st.segments.drain(..n).collect();
-            st.log_start_offset = st.segments[0].base_offset();
+            // Never back below a start DeleteRecords moved into the new first segment.
+            st.log_start_offset = st.log_start_offset.max(st.segments[0].base_offset());
             st.dir_dirty = true;
             if self.claim_flush(&mut st) {
                 // The deletions become durable with the directory sync of the next flush.
@@ -606,6 +665,73 @@ impl PartitionLog {
             "retention deleted segments"
         );
         Ok(report)
+    }
+
+    /// DeleteRecords: makes `offset` the log start offset (`-1`: the high watermark), durably,
+    /// and deletes the sealed segments wholly below it. Returns the new start (the old one if
+    /// it is already past `offset`). Reads below it get [`LogError::OffsetOutOfRange`] from now
+    /// on; an offset above the high watermark is refused the same way. File work: call it off
+    /// the async runtime.
+    pub fn delete_records_before(&self, offset: i64) -> Result<i64, LogError> {
+        let _serial = self.trim_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let (target, start) = {
+            let st = self.shared.lock();
+            let hwm = st.high_watermark(self.shared.flush);
+            let target = if offset == -1 { hwm } else { offset };
+            if target < 0 || target > hwm {
+                return Err(LogError::OffsetOutOfRange {
+                    requested: offset,
+                    log_start: st.log_start_offset,
+                    log_end: hwm,
+                });
+            }
+            (target, st.log_start_offset)
+        };
+        if target <= start {
+            return Ok(start);
+        }
+        // Durable before anyone is told: a crash after the answer must not bring the records
+        // back.
+        let path = self.shared.dir.join(LOG_START_CHECKPOINT);
+        crate::durable::write_atomically(&path, format!("{target}\n").as_bytes())
+            .map_err(LogError::io(format!("write {}", path.display())))?;
+        {
+            let mut st = self.shared.lock();
+            st.log_start_offset = st.log_start_offset.max(target);
+        }
+        self.delete_segments_below_start()?;
+        tracing::info!(dir = %self.shared.dir.display(), log_start_offset = target, "records deleted");
+        Ok(target)
+    }
+
+    /// Deletes the sealed segments whose every offset is below the log start offset (never
+    /// the active one).
+    fn delete_segments_below_start(&self) -> Result<(), LogError> {
+        let doomed: Vec<Segment> = {
+            let mut st = self.shared.lock();
+            let start = st.log_start_offset;
+            let sealed = st.segments.len().saturating_sub(1);
+            let n = st.segments[..sealed]
+                .iter()
+                .take_while(|s| s.next_offset() <= start)
+                .count();
+            if n == 0 {
+                return Ok(());
+            }
+            st.dir_dirty = true;
+            let doomed = st.segments.drain(..n).collect();
+            if self.claim_flush(&mut st) {
+                self.pool.request(self.shared.clone());
+            }
+            doomed
+        };
+        for seg in &doomed {
+            seg.delete_files().map_err(LogError::io(format!(
+                "delete segment in {}",
+                self.shared.dir.display()
+            )))?;
+        }
+        Ok(())
     }
 
     /// Flushes what is left and closes the log. Later appends fail with [`LogError::Closed`].

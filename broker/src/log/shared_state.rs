@@ -7,7 +7,7 @@
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use tokio::sync::watch;
 
@@ -69,7 +69,14 @@ impl State {
 #[derive(Debug)]
 pub(super) struct Shared {
     pub(super) dir: PathBuf,
-    pub(super) config: LogConfig,
+    /// The settings, replaced whole when a topic's config is altered at run time
+    /// (IncrementalAlterConfigs): every operation takes one snapshot and keeps to it, so an
+    /// append never sees half of an old config and half of a new one. Its `flush` is never
+    /// changed after open (see `flush` below).
+    pub(super) config: RwLock<Arc<LogConfig>>,
+    /// The flush policy, fixed at open: the flusher's schedule and the meaning of the high
+    /// watermark depend on it, so it cannot change under a running log.
+    pub(super) flush: FlushPolicy,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) state: Mutex<State>,
     /// Held by every flush from taking its target to publishing it (see `flusher.rs`).
@@ -86,6 +93,14 @@ impl Shared {
         // A panic while holding the lock cannot leave the on-disk log inconsistent (recovery
         // handles any tail), so keep serving rather than cascade the panic.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The current settings (a snapshot; see `config`).
+    pub(super) fn config(&self) -> Arc<LogConfig> {
+        self.config
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub(super) fn failed(&self, reason: &str) -> LogError {

@@ -2,6 +2,7 @@
 
 use kafka_protocol::ResponseError;
 
+use super::configs::ConfigError;
 use crate::group::GroupError;
 use crate::log::{BatchError, LogError, ProducerError};
 use crate::topics::TopicError;
@@ -36,7 +37,9 @@ pub(crate) fn topic_error_code(e: &TopicError) -> i16 {
         TopicError::InvalidName(_) => ResponseError::InvalidTopicException.code(),
         TopicError::AlreadyExists(_) => ResponseError::TopicAlreadyExists.code(),
         TopicError::Unknown(_) => ResponseError::UnknownTopicOrPartition.code(),
-        TopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions.code(),
+        TopicError::InvalidPartitions(_) | TopicError::PartitionsNotIncreased { .. } => {
+            ResponseError::InvalidPartitions.code()
+        }
         TopicError::Config(_) => ResponseError::InvalidConfig.code(),
         // What Kafka answers when a create is refused by the broker's policy.
         TopicError::LimitReached(_) => ResponseError::PolicyViolation.code(),
@@ -59,6 +62,9 @@ pub(crate) fn group_error_code(e: GroupError) -> i16 {
         GroupError::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
         GroupError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
         GroupError::FencedInstanceId => ResponseError::FencedInstanceId,
+        GroupError::NonEmptyGroup => ResponseError::NonEmptyGroup,
+        GroupError::GroupIdNotFound => ResponseError::GroupIdNotFound,
+        GroupError::SubscribedToTopic => ResponseError::GroupSubscribedToTopic,
         GroupError::CommitNotDurable | GroupError::ShuttingDown => {
             ResponseError::CoordinatorNotAvailable
         }
@@ -73,4 +79,18 @@ pub(crate) fn group_result_code(r: Result<(), GroupError>) -> i16 {
 
 pub(crate) fn unknown_topic() -> i16 {
     ResponseError::UnknownTopicOrPartition.code()
+}
+
+pub(crate) fn config_error_code(e: &ConfigError) -> i16 {
+    match e {
+        ConfigError::UnsupportedResource(_)
+        | ConfigError::OtherBroker(..)
+        | ConfigError::UnknownOperation(..) => ResponseError::InvalidRequest.code(),
+        ConfigError::BrokerReadOnly
+        | ConfigError::NotAList(_)
+        | ConfigError::NullValue(_)
+        | ConfigError::UnknownName(_)
+        | ConfigError::Invalid(_) => ResponseError::InvalidConfig.code(),
+        ConfigError::Topic(e) => topic_error_code(e),
+    }
 }

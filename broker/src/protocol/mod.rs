@@ -2,14 +2,23 @@
 //! handler of its API (one file per API), and encoding the answer. No I/O here: the connection
 //! layer moves frames; this layer only transforms them, so it is tested and fuzzed without sockets.
 
+mod alter_configs;
 mod api_versions;
+mod configs;
+mod create_partitions;
 mod create_topics;
+mod delete_groups;
+mod delete_records;
 mod delete_topics;
+mod describe_cluster;
+mod describe_configs;
 mod describe_groups;
+mod describe_log_dirs;
 mod error;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
+mod incremental_alter_configs;
 mod init_producer_id;
 mod join_group;
 mod leave_group;
@@ -17,6 +26,7 @@ mod list_groups;
 mod list_offsets;
 mod metadata;
 mod offset_commit;
+mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
@@ -144,6 +154,15 @@ kafka_apis! {
     SyncGroup            0..=5                => async sync_group,
     DescribeGroups       0..=5                => sync describe_groups,
     ListGroups           0..=4                => sync list_groups,
+    DescribeConfigs      1..=4                => sync describe_configs,
+    AlterConfigs         0..=2                => async alter_configs,
+    IncrementalAlterConfigs 0..=1             => async incremental_alter_configs,
+    CreatePartitions     0..=3                => async create_partitions,
+    DeleteRecords        0..=2                => async delete_records,
+    DescribeCluster      0..=2                => sync describe_cluster,
+    DescribeLogDirs      1..=4                => sync describe_log_dirs,
+    DeleteGroups         0..=2                => async delete_groups,
+    OffsetDelete         0..=0                => async offset_delete,
 }
 
 /// The table entry of `key`, if this broker serves it.

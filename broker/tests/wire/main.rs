@@ -7,6 +7,7 @@ mod harness;
 mod loopfs;
 
 mod admin;
+mod admin_requests;
 mod bad_input;
 mod disk_faults;
 mod fetch_limits;

@@ -186,3 +186,62 @@ fn confluent_kafka_subscribe_commit_resume_and_admin_groups() {
         "confluent_kafka_groups.py",
     );
 }
+
+/// Retention runs every 200 ms, so an altered retention.bytes shows its effect within a second.
+const ADMIN_FLAGS: &[&str] = &[
+    "--retention-check-ms",
+    "200",
+    "--group-initial-rebalance-delay-ms",
+    "300",
+];
+
+/// The `<KEY> <topic> <number>` line the script printed.
+fn printed(stdout: &str, key: &str) -> (String, i64) {
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|l| l.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("no {key} line in the script's output:\n{stdout}"));
+    let (topic, n) = line.split_once(' ').expect("<topic> <number>");
+    (topic.to_string(), n.parse().expect("a number"))
+}
+
+/// Admin APIs through KafkaAdminClient (see the script's docstring), then, after a restart: the
+/// start DeleteRecords moved is still the start, and the segments retention deleted after the
+/// altered retention.bytes are gone from disk.
+#[test]
+fn kafka_python_admin_configs_partitions_records_groups() {
+    require_python_package("kafka", "kafka-python", "3.0.12");
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let mut broker = BrokerProcess::start(&data_dir, ADMIN_FLAGS);
+    let stdout = run_script(&broker, "kafka_python_admin.py", dir.path());
+    let (retained, start) = printed(&stdout, "RETENTION_TOPIC");
+    assert!(
+        !data_dir
+            .join(format!("topics/{retained}/0/00000000000000000000.log"))
+            .exists(),
+        "the first segment of {retained} is still on disk after retention moved the start to {start}"
+    );
+    let (deleted, offset) = printed(&stdout, "DELETED_RECORDS");
+    broker.restart();
+    let mut c = super::client::Client::connect(&broker);
+    let (code, _, _) = super::client::fetch(&mut c, &deleted, 0, offset - 1, 1 << 20);
+    assert_eq!(
+        code, 1,
+        "OFFSET_OUT_OF_RANGE below the start after a restart"
+    );
+    let (code, hwm, bytes) = super::client::fetch(&mut c, &deleted, 0, offset, 1 << 20);
+    assert_eq!((code, hwm), (0, 10));
+    assert!(!bytes.is_empty());
+    assert!(broker.stop().success(), "broker did not shut down cleanly");
+}
+
+/// Admin APIs through confluent-kafka's AdminClient (see the script's docstring).
+#[test]
+fn confluent_kafka_admin_configs_partitions_records_groups() {
+    require_python_package("confluent_kafka", "confluent-kafka", "2.16.1");
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = BrokerProcess::start(&dir.path().join("data"), ADMIN_FLAGS);
+    run_script(&broker, "confluent_kafka_admin.py", dir.path());
+    assert!(broker.stop().success(), "broker did not shut down cleanly");
+}
