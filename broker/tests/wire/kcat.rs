@@ -125,3 +125,80 @@ fn a_parked_fetch_wakes_up_when_data_arrives() {
         "consumer woke after {waited:?}: long poll not woken by the append"
     );
 }
+
+/// `kcat -G <group> -e` (balanced consumer, exit at the end) reads every partition of a topic,
+/// empty ones included, and exits 0 once each assigned partition reported its end: first from
+/// the beginning, then again from the group's committed offsets with nothing new to read.
+/// (librdkafka reports a partition's end when a Fetch at the high watermark answers with it as
+/// the last stable offset; kcat 1.7 counts one end per assigned partition.)
+#[test]
+fn kcat_balanced_consumer_exits_at_the_end_of_its_partitions() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use super::harness::KillOnDrop;
+
+    let dir = tempfile::tempdir().unwrap();
+    // The 3 s initial rebalance delay is Kafka's default too; a test need not wait for it.
+    let broker = BrokerProcess::start(dir.path(), &["--group-initial-rebalance-delay-ms", "100"]);
+    kcat(&broker, &["-L"], "");
+    let mut c = super::client::Client::connect(&broker);
+    assert_eq!(super::client::create(&mut c, "eof", 3, 1, &[]), 0);
+    for p in 0..2 {
+        let lines: String = (0..50).map(|i| format!("p{p}-{i}\n")).collect();
+        kcat(&broker, &["-P", "-t", "eof", "-p", &p.to_string()], &lines);
+    }
+    let run = |extra: &[&str]| -> (Duration, String) {
+        let start = Instant::now();
+        let mut child = KillOnDrop(
+            Command::new("kcat")
+                .args([
+                    "-b",
+                    &broker.addr(),
+                    "-G",
+                    "eof-readers",
+                    "-e",
+                    "-f",
+                    "%s\n",
+                ])
+                .args(extra)
+                .arg("eof")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("kcat is installed"),
+        );
+        loop {
+            if let Some(status) = child.0.try_wait().unwrap() {
+                let mut out = String::new();
+                use std::io::Read;
+                child
+                    .0
+                    .stdout
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut out)
+                    .unwrap();
+                assert!(status.success(), "kcat -G -e failed: {status}");
+                return (start.elapsed(), out);
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "kcat -G -e did not exit within 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let (took, out) = run(&["-o", "beginning"]);
+    let mut got: Vec<&str> = out.lines().collect();
+    got.sort();
+    let mut want: Vec<String> = (0..2)
+        .flat_map(|p| (0..50).map(move |i| format!("p{p}-{i}")))
+        .collect();
+    want.sort();
+    assert_eq!(got, want, "kcat -G -e read something else");
+    eprintln!("kcat -G -o beginning -e: exited after {took:?}");
+    let (took, out) = run(&[]);
+    assert_eq!(out, "", "nothing new after the committed offsets");
+    eprintln!("kcat -G -e from committed offsets: exited after {took:?}");
+}
