@@ -6,11 +6,10 @@ use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceRespon
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::configs::{self, ConfigError, Resource};
+use super::configs;
 use super::error::{config_error_code, NONE};
 use super::{off_runtime, RequestContext};
 use crate::state::Broker;
-use crate::topics::TopicError;
 use std::sync::Arc;
 
 pub(crate) async fn handle(
@@ -29,31 +28,23 @@ pub(crate) async fn handle(
 fn alter_all(broker: &Broker, req: AlterConfigsRequest) -> AlterConfigsResponse {
     let mut resp = AlterConfigsResponse::default();
     for res in req.resources {
-        let outcome = (|| -> Result<(), ConfigError> {
-            match Resource::parse(broker, res.resource_type, res.resource_name.as_str())? {
-                Resource::Broker => Err(ConfigError::BrokerReadOnly),
-                Resource::Topic(name) => {
-                    let topic = broker
-                        .topics
-                        .get(&name)
-                        .ok_or_else(|| TopicError::Unknown(name.clone()))?;
-                    let config = configs::apply_legacy(
-                        &topic.config,
-                        broker.topics.defaults(),
-                        res.configs
-                            .iter()
-                            .map(|c| (c.name.as_str(), c.value.as_ref().map(|v| v.as_str()))),
-                    )?;
-                    // What the client set is held to the bounds a create's settings are.
-                    let keys: Vec<&str> = res.configs.iter().map(|c| c.name.as_str()).collect();
-                    config.validate_client_set(&keys)?;
-                    if !req.validate_only {
-                        broker.topics.alter_config(&name, config)?;
-                    }
-                    Ok(())
-                }
-            }
-        })();
+        let keys: Vec<&str> = res.configs.iter().map(|c| c.name.as_str()).collect();
+        let outcome = configs::alter_resource(
+            broker,
+            res.resource_type,
+            res.resource_name.as_str(),
+            &keys,
+            req.validate_only,
+            |current, defaults| {
+                configs::apply_legacy(
+                    current,
+                    defaults,
+                    res.configs
+                        .iter()
+                        .map(|c| (c.name.as_str(), c.value.as_ref().map(|v| v.as_str()))),
+                )
+            },
+        );
         let mut r = AlterConfigsResourceResponse::default();
         r.resource_type = res.resource_type;
         r.resource_name = res.resource_name;

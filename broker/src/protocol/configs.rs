@@ -308,6 +308,35 @@ pub(crate) fn apply_legacy<'a>(
     Ok(config)
 }
 
+/// One resource of an (Incremental)AlterConfigs request: broker configs are read-only; a
+/// topic's new config is what `change` makes of its current one, held to the bounds of what a
+/// client may set (`keys` are the names the request sets) and, unless `validate_only`, persisted
+/// and put in force. File work: call it off the runtime.
+pub(crate) fn alter_resource(
+    broker: &Broker,
+    resource_type: i8,
+    resource_name: &str,
+    keys: &[&str],
+    validate_only: bool,
+    change: impl FnOnce(&LogConfig, &LogConfig) -> Result<LogConfig, ConfigError>,
+) -> Result<(), ConfigError> {
+    match Resource::parse(broker, resource_type, resource_name)? {
+        Resource::Broker => Err(ConfigError::BrokerReadOnly),
+        Resource::Topic(name) => {
+            let topic = broker
+                .topics
+                .get(&name)
+                .ok_or_else(|| TopicError::Unknown(name.clone()))?;
+            let config = change(&topic.config, broker.topics.defaults())?;
+            config.validate_client_set(keys)?;
+            if !validate_only {
+                broker.topics.alter_config(&name, config)?;
+            }
+            Ok(())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,11 +7,10 @@ use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsRe
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::configs::{self, ConfigError, Resource};
+use super::configs;
 use super::error::{config_error_code, NONE};
 use super::{off_runtime, RequestContext};
 use crate::state::Broker;
-use crate::topics::TopicError;
 use std::sync::Arc;
 
 pub(crate) async fn handle(
@@ -33,35 +32,27 @@ fn alter_all(
 ) -> IncrementalAlterConfigsResponse {
     let mut resp = IncrementalAlterConfigsResponse::default();
     for res in req.resources {
-        let outcome = (|| -> Result<(), ConfigError> {
-            match Resource::parse(broker, res.resource_type, res.resource_name.as_str())? {
-                Resource::Broker => Err(ConfigError::BrokerReadOnly),
-                Resource::Topic(name) => {
-                    let topic = broker
-                        .topics
-                        .get(&name)
-                        .ok_or_else(|| TopicError::Unknown(name.clone()))?;
-                    let defaults = broker.topics.defaults();
-                    let mut config = topic.config.clone();
-                    for c in &res.configs {
-                        configs::apply_incremental(
-                            &mut config,
-                            defaults,
-                            c.name.as_str(),
-                            c.config_operation,
-                            c.value.as_ref().map(|v| v.as_str()),
-                        )?;
-                    }
-                    // What the client set is held to the bounds a create's settings are.
-                    let keys: Vec<&str> = res.configs.iter().map(|c| c.name.as_str()).collect();
-                    config.validate_client_set(&keys)?;
-                    if !req.validate_only {
-                        broker.topics.alter_config(&name, config)?;
-                    }
-                    Ok(())
+        let keys: Vec<&str> = res.configs.iter().map(|c| c.name.as_str()).collect();
+        let outcome = configs::alter_resource(
+            broker,
+            res.resource_type,
+            res.resource_name.as_str(),
+            &keys,
+            req.validate_only,
+            |current, defaults| {
+                let mut config = current.clone();
+                for c in &res.configs {
+                    configs::apply_incremental(
+                        &mut config,
+                        defaults,
+                        c.name.as_str(),
+                        c.config_operation,
+                        c.value.as_ref().map(|v| v.as_str()),
+                    )?;
                 }
-            }
-        })();
+                Ok(config)
+            },
+        );
         let mut r = AlterConfigsResourceResponse::default();
         r.resource_type = res.resource_type;
         r.resource_name = res.resource_name;
