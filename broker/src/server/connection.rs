@@ -152,6 +152,30 @@ fn sasl_request(
     Some(answer)
 }
 
+/// How long a connection that failed authentication stays open after the answer (Kafka's
+/// `connection.failed.authentication.delay.ms` is 100 ms by default). Closing at once lost the
+/// answer for kafka-python 3.0.12: when one `recv` loop sees the answer and the end of stream
+/// together, it drops the data and reports "socket disconnected" instead of error 58. Waiting
+/// for the client to close first (it does once it has read the error) avoids that; the delay
+/// also slows password guessing a little.
+const FAILED_AUTH_CLOSE_DELAY: Duration = Duration::from_millis(500);
+
+/// Sends nothing more, lets the client read the failure answer, and ends the connection once the
+/// client closes or [`FAILED_AUTH_CLOSE_DELAY`] has passed; anything it sends meanwhile is
+/// dropped unread.
+async fn close_after_failed_auth(socket: &mut TcpStream) {
+    let _ = socket.flush().await;
+    let mut sink = [0u8; 1024];
+    let _ = tokio::time::timeout(FAILED_AUTH_CLOSE_DELAY, async {
+        while let Ok(n) = socket.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 /// How long a request in hand may take once shutdown began.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -230,8 +254,7 @@ pub(crate) async fn run(
                         .metrics
                         .record_request(protocol::api_name(api), started.elapsed());
                     if answer.close {
-                        // Let the client read the answer before the close.
-                        let _ = socket.flush().await;
+                        close_after_failed_auth(&mut socket).await;
                         return;
                     }
                     continue;

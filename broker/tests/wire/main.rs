@@ -17,3 +17,4 @@ mod python;
 mod rdkafka_client;
 mod requests;
 mod responsiveness;
+mod sasl;
