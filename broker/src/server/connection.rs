@@ -79,13 +79,14 @@ struct SaslAnswer {
 
 /// Runs one SaslHandshake or SaslAuthenticate request against the connection's state. `None`:
 /// SASL is off, so the request is one for an API we do not serve: close.
-fn sasl_request(
+async fn sasl_request(
     broker: &Broker,
     state: &mut AuthState,
     peer: SocketAddr,
-    body: &RequestKind,
+    body: RequestKind,
 ) -> Option<SaslAnswer> {
-    let sasl = broker.sasl.as_deref()?;
+    let sasl_arc = broker.sasl.clone()?;
+    let sasl = sasl_arc.as_ref();
     let metrics = &broker.metrics;
     let answer = match body {
         RequestKind::SaslHandshake(req) => {
@@ -96,7 +97,7 @@ fn sasl_request(
                     close: true,
                 });
             }
-            let (resp, chosen) = sasl_handshake::handle(sasl, req);
+            let (resp, chosen) = sasl_handshake::handle(sasl, &req);
             match chosen {
                 Some(m) => *state = AuthState::Exchanging(Exchange::start(m)),
                 None => {
@@ -110,7 +111,7 @@ fn sasl_request(
             }
         }
         RequestKind::SaslAuthenticate(req) => {
-            let AuthState::Exchanging(exchange) = state else {
+            let AuthState::Exchanging(_) = state else {
                 metrics.sasl_failure("unsupported", "illegal_state");
                 return Some(SaslAnswer {
                     response: sasl_authenticate::illegal_state(
@@ -120,10 +121,34 @@ fn sasl_request(
                     close: true,
                 });
             };
+            // Take the exchange out for the step; it goes back only if the exchange goes on.
+            let AuthState::Exchanging(mut exchange) =
+                std::mem::replace(state, AuthState::AwaitHandshake)
+            else {
+                return None;
+            };
             let mechanism = exchange.mechanism().name();
-            let (resp, outcome) = sasl_authenticate::handle(sasl, exchange, req);
+            // A PLAIN step derives PBKDF2 (4096 rounds) to check the password: milliseconds of
+            // CPU that must not hold a runtime worker (one per core) while other connections
+            // wait. The SCRAM steps are cheap, but one hop per login costs nothing that matters.
+            let cfg = sasl_arc.clone();
+            let stepped = protocol::off_runtime(move || {
+                let (resp, outcome) = sasl_authenticate::handle(&cfg, &mut exchange, &req);
+                (resp, outcome, exchange)
+            })
+            .await;
+            let Some((resp, outcome, exchange)) = stepped else {
+                metrics.sasl_failure(mechanism, "internal");
+                return Some(SaslAnswer {
+                    response: sasl_authenticate::illegal_state("internal error").into(),
+                    close: true,
+                });
+            };
             let close = match outcome {
-                Outcome::Continue => false,
+                Outcome::Continue => {
+                    *state = AuthState::Exchanging(exchange);
+                    false
+                }
                 Outcome::Authenticated(p) => {
                     tracing::debug!(%peer, principal = %p.name, mechanism, "authenticated");
                     metrics.sasl_success(mechanism);
@@ -229,7 +254,7 @@ pub(crate) async fn run(
                     return;
                 }
                 if matches!(api, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate) {
-                    let Some(answer) = sasl_request(broker, &mut auth, peer, &body) else {
+                    let Some(answer) = sasl_request(broker, &mut auth, peer, *body).await else {
                         tracing::warn!(%peer, ?api, "SASL request but SASL is off; closing connection");
                         return;
                     };
