@@ -135,3 +135,48 @@ impl Exchange {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+
+    fn users() -> &'static Users {
+        static U: OnceLock<Users> = OnceLock::new();
+        U.get_or_init(|| {
+            let mut u = Users::empty();
+            u.add_entries(["alice:user:pw"], "t").unwrap();
+            u
+        })
+    }
+
+    proptest! {
+        // Whatever a client sends, in whatever order, an exchange answers or refuses: it never
+        // panics (the fuzz-safe parse the connection relies on).
+        #[test]
+        fn any_bytes_are_answered_or_refused(
+            first in proptest::collection::vec(any::<u8>(), 0..200),
+            second in proptest::collection::vec(any::<u8>(), 0..200),
+            scram_like in "n,(a=[a-z=2CD]{0,5})?,n=[a-z=2CD]{0,8},r=[ -~]{0,20}(,[a-z]=[ -~]{0,8}){0,2}",
+        ) {
+            for m in Mechanism::ALL {
+                for input in [&first[..], scram_like.as_bytes()] {
+                    let mut ex = Exchange::start(m);
+                    let _ = ex.step(users(), input);
+                    let _ = ex.step(users(), &second);
+                    let _ = ex.step(users(), b"c=biws,r=x,p=AAAA");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn mechanism_names_round_trip() {
+        for m in Mechanism::ALL {
+            assert_eq!(m.name().parse::<Mechanism>().unwrap(), m);
+        }
+        assert!("scram-sha-256".parse::<Mechanism>().is_err());
+        assert!("GSSAPI".parse::<Mechanism>().is_err());
+    }
+}
