@@ -5,12 +5,17 @@
 # scripts/compose_check.py (PyYAML + jsonschema), plus the cross-reference checks Compose's loader
 # makes (undefined services/volumes/networks, depends_on cycles, durations).
 #
+# Also fails if a broker or database port is published without a comment on that line saying why
+# (scripts/compose_check.py, rule 5). `--self-test` checks the checker: bad snippets must fail,
+# the real file must pass.
+#
 # Installs what it needs if missing (PyPI first, as scripts/test.sh does; Debian's packages when
 # pip cannot install), so it is safe to run again. Quiet on success; on failure prints one line per
 # problem and exits 1.
 #
 #   bash scripts/check-compose.sh                 # docker-compose.yml
 #   bash scripts/check-compose.sh a.yml b.yml
+#   bash scripts/check-compose.sh --self-test
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

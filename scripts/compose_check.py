@@ -12,7 +12,18 @@ Does, in the order Docker Compose's loader does it:
    and becomes "", as in Compose);
 3. validate against the vendored Compose Specification schema (scripts/compose-spec/);
 4. check what the schema cannot: references to undefined services, volumes, networks, configs
-   and secrets, depends_on cycles, healthcheck.test's first word, restart policies and durations.
+   and secrets, depends_on cycles, healthcheck.test's first word, restart policies and durations;
+5. our own rule (not Compose's): a published port of a broker or a database (a service whose
+   name, image or command says broker/kafka/postgres/..., or a container port such as 9092, 9644,
+   5432) needs a comment on the same line saying why it is published. Only the API is meant to
+   be reachable from outside; an exception must explain itself where it is written.
+
+Variables come from the environment over the `.env` file beside the Compose file, as Compose
+reads them; without a `.env`, from `.env.example` (so the committed file is checked with the
+committed example values, and a `${VAR:?...}` the example forgot fails here).
+
+`--self-test` runs built-in good and bad snippets (a bad one must fail) and the real
+docker-compose.yml, and ends with "self-test: N passed, M failed".
 
 Prints nothing and exits 0 when every file is valid; otherwise prints one line per problem to
 stderr and exits 1.
@@ -271,6 +282,113 @@ def _cycles(deps):
     return problems
 
 
+# ---------------------------------------------------------------- published broker/database ports
+
+# Container ports of brokers and databases: Kafka, the broker's admin port, Redpanda's admin,
+# PostgreSQL, MySQL, Redis, MongoDB.
+SENSITIVE_PORTS = {9092, 9093, 9644, 5432, 3306, 6379, 27017}
+_SENSITIVE_WORDS = re.compile(r"broker|kafka|redpanda|postgres|mysql|mariadb|redis|mongo", re.I)
+_COMMENT = re.compile(r"\s#\s*\S")
+
+
+def _scalar_texts(node):
+    if isinstance(node, yaml.ScalarNode):
+        yield str(node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            yield from _scalar_texts(item)
+
+
+def _container_port(item):
+    """The container port of a `ports:` entry (short or long syntax), or None."""
+    if isinstance(item, yaml.ScalarNode):
+        text = str(item.value).split("/", 1)[0]
+        last = text.rsplit(":", 1)[-1]
+        first = last.split("-", 1)[0]
+        return int(first) if first.isdigit() else None
+    if isinstance(item, yaml.MappingNode):
+        for k, v in item.value:
+            if k.value == "target" and str(v.value).isdigit():
+                return int(v.value)
+    return None
+
+
+def published_port_problems(text):
+    """Published broker/database ports without a comment on their line (rule 5)."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return []  # reported by the YAML step
+    if not isinstance(root, yaml.MappingNode):
+        return []
+    lines = text.splitlines()
+    problems = []
+    for key, value in root.value:
+        if key.value != "services" or not isinstance(value, yaml.MappingNode):
+            continue
+        for svc_key, svc in value.value:
+            if not isinstance(svc, yaml.MappingNode):
+                continue
+            fields = {k.value: v for k, v in svc.value if isinstance(k, yaml.ScalarNode)}
+            described = [svc_key.value]
+            for field in ("image", "command", "entrypoint"):
+                if field in fields:
+                    described.extend(_scalar_texts(fields[field]))
+            sensitive = any(_SENSITIVE_WORDS.search(t) for t in described)
+            ports = fields.get("ports")
+            if not isinstance(ports, yaml.SequenceNode):
+                continue
+            for item in ports.value:
+                port = _container_port(item)
+                if not (sensitive or port in SENSITIVE_PORTS):
+                    continue
+                line_no = item.start_mark.line
+                line = lines[line_no] if line_no < len(lines) else ""
+                if not _COMMENT.search(line):
+                    problems.append(
+                        f"services.{svc_key.value}.ports (line {line_no + 1}): publishes a broker or "
+                        f"database port ({line.strip()}) without a comment on that line saying why; "
+                        "remove it, or add `# why` if it must be reachable from outside"
+                    )
+    return problems
+
+
+# ---------------------------------------------------------------- .env
+
+
+def load_env_file(path):
+    """KEY=VALUE lines (blank lines and `#` comments skipped, optional quotes removed)."""
+    env = {}
+    with open(path, encoding="utf-8") as f:
+        for raw in f:
+            line = raw.strip()
+            if not line or line.startswith("#") or "=" not in line:
+                continue
+            key, value = line.split("=", 1)
+            key, value = key.strip(), value.strip()
+            if key.startswith("export "):
+                key = key[len("export ") :].strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                value = value[1:-1]
+            elif " #" in value:
+                value = value.split(" #", 1)[0].rstrip()
+            env[key] = value
+    return env
+
+
+def compose_env(path):
+    """The variables Compose would interpolate `path` with (see the module docstring)."""
+    folder = Path(path).resolve().parent
+    env = {}
+    for name in (".env", ".env.example"):
+        candidate = folder / name
+        if candidate.is_file():
+            env = load_env_file(candidate)
+            break
+    env.update(os.environ)
+    return env
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -289,21 +407,107 @@ def check(path, schema):
     if not isinstance(raw, dict):
         return ["the top level must be a mapping"], warnings
     try:
-        doc = interpolate_tree(raw, dict(os.environ), [], warnings)
+        doc = interpolate_tree(raw, compose_env(path), [], warnings)
     except Problem as e:
         return [str(e)], warnings
     problems = schema_problems(doc, schema)
     if not problems:
         problems = consistency_problems(doc)
+    with open(path, encoding="utf-8") as f:
+        problems.extend(published_port_problems(f.read()))
     return problems, warnings
+
+
+# ---------------------------------------------------------------- --self-test
+
+_SELF_TEST = [
+    # (name, compose text, should pass)
+    ("broker port published without a comment", '''
+services:
+  broker:
+    image: seckill-mq:local
+    command: ["broker"]
+    ports:
+      - "9092:9092"
+''', False),
+    ("database port published without a comment", '''
+services:
+  db:
+    image: postgres:15
+    ports:
+      - "5432:5432"
+''', False),
+    ("admin port of an oddly named service, long syntax", '''
+services:
+  queue:
+    image: seckill-mq:local
+    ports:
+      - target: 9644
+        published: "9644"
+''', False),
+    ("one commented, one not", '''
+services:
+  broker:
+    image: seckill-mq:local
+    ports:
+      - "9092:9092" # kcat from the host, for debugging
+      - "9644:9644"
+''', False),
+    ("broker port with a comment saying why", '''
+services:
+  broker:
+    image: seckill-mq:local
+    ports:
+      - "127.0.0.1:9092:9092" # loopback only, for kcat on this host
+''', True),
+    ("the API published, no comment needed", '''
+services:
+  api:
+    image: seckill-mq:local
+    command: ["order-api"]
+    ports:
+      - "8080:8080"
+''', True),
+    ("a required variable missing from the environment and the example", '''
+services:
+  api:
+    image: seckill-mq:local
+    environment:
+      SECRET: ${COMPOSE_CHECK_SELF_TEST_UNSET:?set it in .env}
+''', False),
+]
+
+
+def self_test(schema):
+    import tempfile
+
+    passed = failed = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, text, should_pass in _SELF_TEST:
+            path = Path(tmp) / "compose.yml"
+            path.write_text(text, encoding="utf-8")
+            problems, _ = check(str(path), schema)
+            ok = (not problems) == should_pass
+            passed, failed = passed + ok, failed + (not ok)
+            verdict = "ok" if ok else "WRONG"
+            print(f"{verdict}: {name}: {'passes' if not problems else 'fails: ' + problems[0]}")
+    real = Path(__file__).resolve().parent.parent / "docker-compose.yml"
+    problems, _ = check(str(real), schema)
+    ok = not problems
+    passed, failed = passed + ok, failed + (not ok)
+    print(f"{'ok' if ok else 'WRONG'}: the real docker-compose.yml passes" + ("" if ok else f": {problems}"))
+    print("self-test: %d passed, %d failed" % (passed, failed))
+    return 0 if failed == 0 else 1
 
 
 def main(argv):
     import json
 
-    files = argv[1:] or ["docker-compose.yml"]
     with open(SCHEMA, encoding="utf-8") as f:
         schema = json.load(f)
+    if argv[1:] == ["--self-test"]:
+        return self_test(schema)
+    files = argv[1:] or ["docker-compose.yml"]
     failed = False
     for path in files:
         problems, warnings = check(path, schema)

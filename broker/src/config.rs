@@ -4,10 +4,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::auth::SaslConfig;
 use crate::group::CoordinatorConfig;
 use crate::log::LogConfig;
 use crate::topics::{TopicLimits, MAX_PARTITIONS};
@@ -62,6 +64,9 @@ pub struct NodeConfig {
     pub groups: CoordinatorConfig,
     /// How often retention runs over every partition.
     pub retention_check: Duration,
+    /// SASL authentication (users, mechanisms); `None` (the default): off, every client is
+    /// served unauthenticated and may use the admin APIs.
+    pub sasl: Option<Arc<SaslConfig>>,
 }
 
 #[derive(Debug, Error)]
@@ -88,6 +93,7 @@ impl NodeConfig {
             fetch_partition_max_bytes: DEFAULT_FETCH_PARTITION_MAX_BYTES,
             groups: CoordinatorConfig::default(),
             retention_check: Duration::from_secs(60),
+            sasl: None,
         }
     }
 
@@ -140,6 +146,14 @@ impl NodeConfig {
         }
         if let Some(a) = &self.advertised {
             parse_host_port(a)?;
+        }
+        if let Some(sasl) = &self.sasl {
+            if sasl.users.is_empty() {
+                return bad("SASL is on but no users are configured".into());
+            }
+            if sasl.mechanisms.is_empty() {
+                return bad("SASL is on but no mechanism is enabled".into());
+            }
         }
         Ok(())
     }

@@ -7,6 +7,8 @@
 //! - `server`: the TCP server: accept loop and connections.
 //! - [`protocol`]: Kafka request decoding, the table of APIs, one handler per API, response
 //!   encoding (no I/O).
+//! - [`auth`]: SASL authentication (PLAIN, SCRAM-SHA-256/512), users and admin roles; off unless
+//!   users are configured. The connection keeps who authenticated; `kafka_apis!` marks admin APIs.
 //! - [`group`]: the group coordinator: consumer groups, rebalances, committed offsets.
 //! - [`topics`]: the registry of topics and their partition logs, persisted in the data dir.
 //! - [`log`]: the storage engine (segments, indexes, flush policy, recovery, retention).
@@ -23,6 +25,7 @@
 
 pub mod admin;
 pub mod alloc;
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod durable;

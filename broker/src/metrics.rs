@@ -66,8 +66,25 @@ struct ApiLabel {
     api: String,
 }
 
+/// A SASL outcome: the mechanism (one of the three, or `unsupported` for a handshake naming
+/// another: the client's string is not a label, so it cannot grow the series) and, for failures,
+/// why (`invalid_credentials`, `malformed`, `unsupported_mechanism`, `illegal_state`,
+/// `unauthenticated_request`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SaslLabel {
+    mechanism: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MechanismLabel {
+    mechanism: String,
+}
+
 #[derive(Debug)]
 pub struct Metrics {
+    sasl_failures: Family<SaslLabel, Counter>,
+    sasl_successes: Family<MechanismLabel, Counter>,
     registry: Registry,
     bytes_in: Family<TopicLabel, Counter>,
     messages_in: Family<TopicLabel, Counter>,
@@ -111,6 +128,8 @@ impl Metrics {
             connections: Gauge::default(),
             connections_accepted: Counter::default(),
             connections_closed: Family::default(),
+            sasl_failures: Family::default(),
+            sasl_successes: Family::default(),
             log_end_offset: Family::default(),
             high_watermark: Family::default(),
             log_start_offset: Family::default(),
@@ -166,6 +185,16 @@ impl Metrics {
             "connections_closed_by_broker",
             "Client connections the broker closed itself, by reason",
             m.connections_closed.clone(),
+        );
+        r.register(
+            "sasl_authentication_failures",
+            "Failed SASL authentications (each closes its connection), by mechanism and reason",
+            m.sasl_failures.clone(),
+        );
+        r.register(
+            "sasl_authentications",
+            "Successful SASL authentications, by mechanism",
+            m.sasl_successes.clone(),
         );
         r.register(
             "log_end_offset",
@@ -269,6 +298,24 @@ impl Metrics {
     pub fn connection_opened(&self) {
         self.connections.inc();
         self.connections_accepted.inc();
+    }
+
+    /// A failed SASL step, handshake or pre-authentication request.
+    pub fn sasl_failure(&self, mechanism: &str, reason: &str) {
+        self.sasl_failures
+            .get_or_create(&SaslLabel {
+                mechanism: mechanism.to_string(),
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn sasl_success(&self, mechanism: &str) {
+        self.sasl_successes
+            .get_or_create(&MechanismLabel {
+                mechanism: mechanism.to_string(),
+            })
+            .inc();
     }
 
     pub fn connection_closed(&self) {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use shared::shutdown::Tasks;
 use thiserror::Error;
 
+use crate::auth::SaslConfig;
 use crate::clock::SystemClock;
 use crate::config::{NodeConfig, CLUSTER_ID, NODE_ID};
 use crate::durable;
@@ -91,6 +92,8 @@ pub struct Broker {
     pub producer_ids: ProducerIdAllocator,
     pub metrics: Metrics,
     pub groups: Arc<GroupCoordinator>,
+    /// Users and mechanisms when SASL authentication is on; `None`: every client is trusted.
+    pub sasl: Option<Arc<SaslConfig>>,
 }
 
 impl Broker {
@@ -144,6 +147,7 @@ impl Broker {
             producer_ids,
             metrics: Metrics::new(),
             groups,
+            sasl: config.sasl.clone(),
         }))
     }
 

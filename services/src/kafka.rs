@@ -6,8 +6,14 @@
 //! nothing a Kafka cluster does not do: a consumer that subscribes to a topic that does not exist
 //! yet waits for librdkafka's next metadata refresh (5 minutes by default) before it sees it, so
 //! each service creates what it needs before it produces or subscribes.
+//!
+//! Security (SASL) comes from the environment ([`KafkaSecurity`]), is checked once at start by
+//! each binary and then applies to every client [`client_config`] builds.
 
+use std::sync::OnceLock;
 use std::time::Duration;
+
+use thiserror::Error;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -15,12 +21,150 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
+/// How the services authenticate to Kafka: the `KAFKA_SECURITY_PROTOCOL`, `KAFKA_SASL_MECHANISM`,
+/// `KAFKA_SASL_USERNAME` and `KAFKA_SASL_PASSWORD` variables (or the same-named flags), flattened
+/// into every service binary's arguments. Default: plaintext, no SASL.
+#[derive(Clone, Default, clap::Args)]
+pub struct KafkaSecurity {
+    /// PLAINTEXT (default) or SASL_PLAINTEXT.
+    #[arg(long, env = "KAFKA_SECURITY_PROTOCOL", default_value = "PLAINTEXT")]
+    pub kafka_security_protocol: String,
+    /// PLAIN (the default with SASL_PLAINTEXT); see [`KafkaSecurity::validate`] for SCRAM.
+    #[arg(long, env = "KAFKA_SASL_MECHANISM")]
+    pub kafka_sasl_mechanism: Option<String>,
+    #[arg(long, env = "KAFKA_SASL_USERNAME")]
+    pub kafka_sasl_username: Option<String>,
+    #[arg(long, env = "KAFKA_SASL_PASSWORD", hide_env_values = true)]
+    pub kafka_sasl_password: Option<String>,
+}
+
+impl std::fmt::Debug for KafkaSecurity {
+    // The password stays out of logs and `{:?}` of the binaries' arguments.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSecurity")
+            .field("protocol", &self.kafka_security_protocol)
+            .field("mechanism", &self.kafka_sasl_mechanism)
+            .field("username", &self.kafka_sasl_username)
+            .field(
+                "password",
+                &self.kafka_sasl_password.as_ref().map(|_| "<set>"),
+            )
+            .finish()
+    }
+}
+
+/// A Kafka security setting that cannot work, named.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum KafkaSecurityError {
+    #[error("KAFKA_SECURITY_PROTOCOL={0:?} is not supported: use PLAINTEXT or SASL_PLAINTEXT (the services' librdkafka is built without TLS)")]
+    Protocol(String),
+    #[error("KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT needs both KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD (missing: {0})")]
+    HalfSet(&'static str),
+    #[error("KAFKA_SASL_{0} is set but KAFKA_SECURITY_PROTOCOL is PLAINTEXT: set KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT, or unset it")]
+    SaslWithoutProtocol(&'static str),
+    #[error("KAFKA_SASL_MECHANISM={0:?} is not supported: the services' librdkafka (rdkafka built without its `ssl` feature) has PLAIN only, no SCRAM")]
+    Mechanism(String),
+    #[error("the Kafka security settings were already installed")]
+    AlreadyInstalled,
+}
+
+/// Validated SASL credentials.
+#[derive(Clone)]
+struct SaslCredentials {
+    mechanism: &'static str,
+    username: String,
+    password: String,
+}
+
+impl std::fmt::Debug for SaslCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SaslCredentials")
+            .field("mechanism", &self.mechanism)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The settings every client of this process uses, set once by [`KafkaSecurity::install`].
+/// Process-wide rather than threaded through every constructor: the bootstrap string already
+/// reaches a dozen places (producers, consumers, admin clients, the dashboard's reader), and the
+/// credentials are the same for all of them.
+static SASL: OnceLock<Option<SaslCredentials>> = OnceLock::new();
+
+impl KafkaSecurity {
+    /// Checks the combination: SASL settings only with SASL_PLAINTEXT, and then both username
+    /// and password; PLAIN only (see [`KafkaSecurityError::Mechanism`]).
+    fn validated(&self) -> Result<Option<SaslCredentials>, KafkaSecurityError> {
+        let set = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
+        match self.kafka_security_protocol.trim() {
+            "" | "PLAINTEXT" | "plaintext" => {
+                for (name, v) in [
+                    ("MECHANISM", &self.kafka_sasl_mechanism),
+                    ("USERNAME", &self.kafka_sasl_username),
+                    ("PASSWORD", &self.kafka_sasl_password),
+                ] {
+                    if set(v) {
+                        return Err(KafkaSecurityError::SaslWithoutProtocol(name));
+                    }
+                }
+                Ok(None)
+            }
+            "SASL_PLAINTEXT" | "sasl_plaintext" => {
+                let mechanism = match self.kafka_sasl_mechanism.as_deref().map(str::trim) {
+                    None | Some("") | Some("PLAIN") => "PLAIN",
+                    Some(other) => return Err(KafkaSecurityError::Mechanism(other.to_string())),
+                };
+                match (
+                    set(&self.kafka_sasl_username),
+                    set(&self.kafka_sasl_password),
+                ) {
+                    (true, true) => {}
+                    (false, true) => {
+                        return Err(KafkaSecurityError::HalfSet("KAFKA_SASL_USERNAME"))
+                    }
+                    (true, false) => {
+                        return Err(KafkaSecurityError::HalfSet("KAFKA_SASL_PASSWORD"))
+                    }
+                    (false, false) => {
+                        return Err(KafkaSecurityError::HalfSet(
+                            "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD",
+                        ))
+                    }
+                }
+                Ok(Some(SaslCredentials {
+                    mechanism,
+                    username: self.kafka_sasl_username.clone().unwrap_or_default(),
+                    password: self.kafka_sasl_password.clone().unwrap_or_default(),
+                }))
+            }
+            other => Err(KafkaSecurityError::Protocol(other.to_string())),
+        }
+    }
+
+    /// Validates and installs the settings for every client [`client_config`] builds from now
+    /// on. Call once, at start, before any client is made.
+    pub fn install(&self) -> Result<(), KafkaSecurityError> {
+        let creds = self.validated()?;
+        if let Some(c) = &creds {
+            tracing::info!(mechanism = c.mechanism, username = %c.username, "Kafka clients use SASL");
+        }
+        SASL.set(creds)
+            .map_err(|_| KafkaSecurityError::AlreadyInstalled)
+    }
+}
+
 /// What every client of the services starts from.
 pub fn client_config(bootstrap: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", bootstrap)
         // New topics and partitions (CreatePartitions) are seen within 10 s, not 5 minutes.
         .set("topic.metadata.refresh.interval.ms", "10000");
+    if let Some(Some(s)) = SASL.get() {
+        c.set("security.protocol", "SASL_PLAINTEXT")
+            .set("sasl.mechanism", s.mechanism)
+            .set("sasl.username", &s.username)
+            .set("sasl.password", &s.password);
+    }
     c
 }
 
@@ -159,4 +303,64 @@ async fn partitions(
     })
     .await
     .map_err(|_| KafkaError::Canceled)?
+}
+
+#[cfg(test)]
+mod security_tests {
+    use super::*;
+
+    fn sec(p: &str, m: Option<&str>, u: Option<&str>, pw: Option<&str>) -> KafkaSecurity {
+        KafkaSecurity {
+            kafka_security_protocol: p.into(),
+            kafka_sasl_mechanism: m.map(Into::into),
+            kafka_sasl_username: u.map(Into::into),
+            kafka_sasl_password: pw.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn security_settings_are_all_or_nothing() {
+        assert!(sec("PLAINTEXT", None, None, None)
+            .validated()
+            .unwrap()
+            .is_none());
+        let ok = sec("SASL_PLAINTEXT", None, Some("svc"), Some("pw"))
+            .validated()
+            .unwrap()
+            .unwrap();
+        assert_eq!((ok.mechanism, ok.username.as_str()), ("PLAIN", "svc"));
+        assert!(!format!("{ok:?}").contains("pw"));
+        assert_eq!(
+            sec("SASL_PLAINTEXT", Some("PLAIN"), Some("svc"), None)
+                .validated()
+                .unwrap_err(),
+            KafkaSecurityError::HalfSet("KAFKA_SASL_PASSWORD")
+        );
+        assert_eq!(
+            sec("SASL_PLAINTEXT", None, None, Some("pw"))
+                .validated()
+                .unwrap_err(),
+            KafkaSecurityError::HalfSet("KAFKA_SASL_USERNAME")
+        );
+        assert_eq!(
+            sec("PLAINTEXT", None, Some("svc"), None)
+                .validated()
+                .unwrap_err(),
+            KafkaSecurityError::SaslWithoutProtocol("USERNAME")
+        );
+        assert!(matches!(
+            sec(
+                "SASL_PLAINTEXT",
+                Some("SCRAM-SHA-256"),
+                Some("svc"),
+                Some("pw")
+            )
+            .validated(),
+            Err(KafkaSecurityError::Mechanism(_))
+        ));
+        assert!(matches!(
+            sec("SASL_SSL", None, Some("svc"), Some("pw")).validated(),
+            Err(KafkaSecurityError::Protocol(_))
+        ));
+    }
 }

@@ -10,14 +10,17 @@ use super::{spec, RequestContext, APIS};
 use crate::state::Broker;
 
 pub(crate) fn handle(
-    _broker: &Broker,
+    broker: &Broker,
     _ctx: &RequestContext,
     _version: i16,
     _req: ApiVersionsRequest,
 ) -> ApiVersionsResponse {
     let mut r = ApiVersionsResponse::default();
+    // The SASL APIs only when SASL is on: librdkafka starts a handshake when it sees them.
+    let sasl_on = broker.sasl.is_some();
     r.api_keys = APIS
         .iter()
+        .filter(|a| sasl_on || !a.sasl)
         .map(|a| {
             let mut v = ApiVersion::default();
             v.api_key = a.key as i16;

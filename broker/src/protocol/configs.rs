@@ -308,6 +308,21 @@ pub(crate) fn apply_legacy<'a>(
     Ok(config)
 }
 
+/// What a non-admin gets for altering a resource (SASL on): Kafka's authorizer codes.
+pub(crate) fn denied(resource_type: i8) -> (i16, &'static str) {
+    if resource_type == BROKER {
+        (
+            kafka_protocol::ResponseError::ClusterAuthorizationFailed.code(),
+            "Authorization failed: altering broker configs needs an admin user",
+        )
+    } else {
+        (
+            kafka_protocol::ResponseError::TopicAuthorizationFailed.code(),
+            "Authorization failed: altering topic configs needs an admin user",
+        )
+    }
+}
+
 /// One resource of an (Incremental)AlterConfigs request: broker configs are read-only; a
 /// topic's new config is what `change` makes of its current one, held to the bounds of what a
 /// client may set (`keys` are the names the request sets) and, unless `validate_only`, persisted

@@ -26,6 +26,21 @@ pub(crate) async fn handle(
         .unwrap_or_default()
 }
 
+/// A non-admin's request (SASL on): every topic refused with TOPIC_AUTHORIZATION_FAILED.
+pub(crate) fn denied(_version: i16, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
+    let mut resp = CreatePartitionsResponse::default();
+    for t in req.topics {
+        let mut r = CreatePartitionsTopicResult::default();
+        r.name = t.name;
+        r.error_code = ResponseError::TopicAuthorizationFailed.code();
+        r.error_message = Some(StrBytes::from_static_str(
+            "Authorization failed: adding partitions needs an admin user",
+        ));
+        resp.results.push(r);
+    }
+    resp
+}
+
 fn create_all(broker: &Broker, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
     let mut resp = CreatePartitionsResponse::default();
     for t in req.topics {

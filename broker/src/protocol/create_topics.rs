@@ -28,6 +28,26 @@ pub(crate) async fn handle(
         .unwrap_or_default()
 }
 
+/// The answer for a caller that may not create topics: TOPIC_AUTHORIZATION_FAILED (29) for each
+/// topic, as Kafka answers without the CREATE permission.
+pub(crate) fn denied(version: i16, req: CreateTopicsRequest) -> CreateTopicsResponse {
+    let mut resp = CreateTopicsResponse::default();
+    for t in req.topics {
+        let mut r = CreatableTopicResult::default();
+        r.name = t.name;
+        r.num_partitions = -1;
+        r.replication_factor = -1;
+        r.error_code = ResponseError::TopicAuthorizationFailed.code();
+        if version >= 1 {
+            r.error_message = Some(StrBytes::from_static_str(
+                "Authorization failed: creating topics needs an admin user",
+            ));
+        }
+        resp.topics.push(r);
+    }
+    resp
+}
+
 fn create_all(broker: &Broker, version: i16, req: CreateTopicsRequest) -> CreateTopicsResponse {
     let mut resp = CreateTopicsResponse::default();
     for t in req.topics {

@@ -25,3 +25,15 @@ pub(crate) async fn handle(
     }
     resp
 }
+
+/// A non-admin's request (SASL on): every group refused with GROUP_AUTHORIZATION_FAILED.
+pub(crate) fn denied(_version: i16, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    let mut resp = DeleteGroupsResponse::default();
+    for id in req.groups_names {
+        let mut r = DeletableGroupResult::default();
+        r.group_id = id;
+        r.error_code = kafka_protocol::ResponseError::GroupAuthorizationFailed.code();
+        resp.results.push(r);
+    }
+    resp
+}

@@ -28,8 +28,18 @@ pub(crate) async fn handle(
     }
 }
 
+/// A non-admin's request (SASL on): every partition refused with TOPIC_AUTHORIZATION_FAILED.
+pub(crate) fn denied(_version: i16, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+    every_partition(req, ResponseError::TopicAuthorizationFailed.code())
+}
+
 /// Every partition answered with KAFKA_STORAGE_ERROR (the blocking work panicked).
 fn failed(req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+    every_partition(req, ResponseError::KafkaStorageError.code())
+}
+
+/// Every partition of the request answered with `code`, nothing deleted.
+fn every_partition(req: DeleteRecordsRequest, code: i16) -> DeleteRecordsResponse {
     let mut resp = DeleteRecordsResponse::default();
     for t in req.topics {
         let mut tr = DeleteRecordsTopicResult::default();
@@ -38,7 +48,7 @@ fn failed(req: DeleteRecordsRequest) -> DeleteRecordsResponse {
             let mut pr = DeleteRecordsPartitionResult::default();
             pr.partition_index = p.partition_index;
             pr.low_watermark = -1;
-            pr.error_code = ResponseError::KafkaStorageError.code();
+            pr.error_code = code;
             tr.partitions.push(pr);
         }
         resp.topics.push(tr);

@@ -23,6 +23,36 @@ pub(crate) async fn handle(
         .unwrap_or_default()
 }
 
+/// The answer for a caller that may not delete topics: TOPIC_AUTHORIZATION_FAILED (29) for each
+/// topic, named as it was asked for, as Kafka answers without the DELETE permission.
+pub(crate) fn denied(version: i16, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
+    let mut resp = DeleteTopicsResponse::default();
+    let asked: Vec<(Option<TopicName>, uuid::Uuid)> = if version >= 6 {
+        req.topics
+            .into_iter()
+            .map(|t| (t.name, t.topic_id))
+            .collect()
+    } else {
+        req.topic_names
+            .into_iter()
+            .map(|n| (Some(n), uuid::Uuid::nil()))
+            .collect()
+    };
+    for (name, id) in asked {
+        let mut r = DeletableTopicResult::default();
+        r.name = name;
+        r.topic_id = id;
+        r.error_code = ResponseError::TopicAuthorizationFailed.code();
+        if version >= 5 {
+            r.error_message = Some(StrBytes::from_static_str(
+                "Authorization failed: deleting topics needs an admin user",
+            ));
+        }
+        resp.responses.push(r);
+    }
+    resp
+}
+
 fn delete_all(broker: &Broker, version: i16, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
     let mut resp = DeleteTopicsResponse::default();
     let targets: Vec<(Option<TopicName>, uuid::Uuid)> = if version >= 6 {

@@ -26,6 +26,24 @@ pub(crate) async fn handle(
         .unwrap_or_default()
 }
 
+/// A non-admin's request (SASL on): every resource refused, as Kafka's authorizer answers.
+pub(crate) fn denied(
+    _version: i16,
+    req: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    let mut resp = IncrementalAlterConfigsResponse::default();
+    for res in req.resources {
+        let (code, message) = configs::denied(res.resource_type);
+        let mut r = AlterConfigsResourceResponse::default();
+        r.resource_type = res.resource_type;
+        r.resource_name = res.resource_name;
+        r.error_code = code;
+        r.error_message = Some(StrBytes::from_static_str(message));
+        resp.responses.push(r);
+    }
+    resp
+}
+
 fn alter_all(
     broker: &Broker,
     req: IncrementalAlterConfigsRequest,

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     version: i16,
     req: MetadataRequest,
 ) -> MetadataResponse {
@@ -45,9 +45,12 @@ pub(crate) async fn handle(
             .collect();
         return resp;
     }
-    // Clients older than v4 cannot say; Kafka treats them as allowing creation.
-    let allow_create =
-        broker.config.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
+    // Clients older than v4 cannot say; Kafka treats them as allowing creation. Creating a
+    // topic is an admin act: with SASL on, a non-admin asking for an unknown topic gets
+    // UNKNOWN_TOPIC_OR_PARTITION, as with auto-creation off (Kafka needs CREATE for it too).
+    let allow_create = broker.config.auto_create_topics
+        && ctx.admin
+        && (version < 4 || req.allow_auto_topic_creation);
     for requested in req.topics.unwrap_or_default() {
         let entry = match requested.name {
             Some(name) => by_name(broker, name.0.as_str(), allow_create).await,

@@ -30,6 +30,8 @@ mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+pub(crate) mod sasl_authenticate;
+pub(crate) mod sasl_handshake;
 mod sync_group;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -87,14 +89,24 @@ pub(crate) struct ApiSpec {
     pub(crate) max: i16,
     /// Lowest version actually decoded, where it is above the advertised minimum.
     pub(crate) parse_min: i16,
+    /// Handled by the connection, which owns the authentication state (SaslHandshake,
+    /// SaslAuthenticate); advertised only when SASL is on.
+    pub(crate) sasl: bool,
 }
 
 /// Builds the table of APIs and the dispatch to their handlers from one list, so an API is
 /// served exactly when it is advertised. Each handler is `handle(broker, ctx, version, request)`
 /// in the file named after the API; `sync`/`async` say how it is called, `optional` that it may
-/// return `None` (no answer at all: Produce with acks=0).
+/// return `None` (no answer at all: Produce with acks=0), `connection` that the connection
+/// answers it itself (SASL: it owns the authentication state).
+///
+/// Authorization is one attribute per row: `admin` after the module makes the API admin-only.
+/// For a caller that is not an admin (see [`RequestContext::admin`]) the dispatch answers with
+/// the module's `denied(version, request)` instead of calling `handle`; that function builds the
+/// API's own answer with TOPIC_AUTHORIZATION_FAILED or CLUSTER_AUTHORIZATION_FAILED where the
+/// API's response puts errors. So a new admin API is the word `admin` plus its `denied`.
 macro_rules! kafka_apis {
-    ($( $api:ident $min:literal ..= $max:literal $(parsed from $parse:literal)? => $how:ident $module:ident ),* $(,)?) => {
+    ($( $api:ident $min:literal ..= $max:literal $(parsed from $parse:literal)? => $how:ident $module:ident $($admin:ident)? ),* $(,)?) => {
         /// Every API this broker serves, in ApiVersions order.
         pub(crate) const APIS: &[ApiSpec] = &[$(
             ApiSpec {
@@ -103,6 +115,7 @@ macro_rules! kafka_apis {
                 min: $min,
                 max: $max,
                 parse_min: kafka_apis!(@parse $min $($parse)?),
+                sasl: kafka_apis!(@sasl $how),
             },
         )*];
 
@@ -115,7 +128,10 @@ macro_rules! kafka_apis {
             body: RequestKind,
         ) -> Option<ResponseKind> {
             match body {
-                $( RequestKind::$api(r) => kafka_apis!(@call $how $module (broker, ctx, version, r)), )*
+                $( RequestKind::$api(r) => {
+                    kafka_apis!(@guard ctx version r $module $($admin)?);
+                    kafka_apis!(@call $how $module (broker, ctx, version, r))
+                } )*
                 other => {
                     // decode_request only lets through the APIs in the table, all matched above.
                     tracing::error!(?api, "no handler for {:?}", std::mem::discriminant(&other));
@@ -126,23 +142,40 @@ macro_rules! kafka_apis {
     };
     (@parse $min:literal) => { $min };
     (@parse $min:literal $parse:literal) => { $parse };
+    (@sasl connection) => { true };
+    (@sasl $how:ident) => { false };
+    (@guard $ctx:ident $version:ident $r:ident $module:ident) => {};
+    (@guard $ctx:ident $version:ident $r:ident $module:ident admin) => {
+        if !$ctx.admin {
+            tracing::info!(principal = %$ctx.principal, api = stringify!($module), "admin API refused to a non-admin");
+            return Some(ResponseKind::from($module::denied($version, $r)));
+        }
+    };
     (@call sync $module:ident $args:tt) => { Some(ResponseKind::from($module::handle $args)) };
     (@call async $module:ident $args:tt) => { Some(ResponseKind::from($module::handle $args.await)) };
     (@call optional $module:ident $args:tt) => { $module::handle $args.await.map(ResponseKind::from) };
+    (@call connection $module:ident $args:tt) => {{
+        // The connection answers these before dispatch (server/connection.rs).
+        let _ = $args;
+        tracing::error!(api = stringify!($module), "SASL request reached the dispatch");
+        None
+    }};
 }
 
 // The one list of served APIs: name, advertised versions, handler. Produce is advertised from
 // v0 although v0-2 are refused: librdkafka enables compression only when the range contains
 // Produce v0 (KAFKA-18659; see docs/kafka-compat.md). The other lower bounds are the oldest
-// versions the `kafka-protocol` codec parses.
+// versions the `kafka-protocol` codec parses. SaslHandshake likewise is advertised from v0 but
+// only v1 is served: librdkafka before 2.11 enables SASL handshakes only when the range contains
+// v0 (a point check), then uses v1 (protocol/sasl_handshake.rs). `admin`: only admins may call it when SASL is on.
 kafka_apis! {
     Produce              0..=10 parsed from 3 => optional produce,
     Fetch                4..=12               => async fetch,
     ListOffsets          1..=7                => async list_offsets,
     Metadata             0..=12               => async metadata,
     ApiVersions          0..=4                => sync api_versions,
-    CreateTopics         2..=7                => async create_topics,
-    DeleteTopics         1..=6                => async delete_topics,
+    CreateTopics         2..=7                => async create_topics admin,
+    DeleteTopics         1..=6                => async delete_topics admin,
     InitProducerId       0..=4                => async init_producer_id,
     OffsetForLeaderEpoch 2..=4                => sync offset_for_leader_epoch,
     OffsetCommit         2..=9                => async offset_commit,
@@ -155,14 +188,16 @@ kafka_apis! {
     DescribeGroups       0..=5                => sync describe_groups,
     ListGroups           0..=4                => sync list_groups,
     DescribeConfigs      1..=4                => sync describe_configs,
-    AlterConfigs         0..=2                => async alter_configs,
-    IncrementalAlterConfigs 0..=1             => async incremental_alter_configs,
-    CreatePartitions     0..=3                => async create_partitions,
-    DeleteRecords        0..=2                => async delete_records,
+    AlterConfigs         0..=2                => async alter_configs admin,
+    IncrementalAlterConfigs 0..=1             => async incremental_alter_configs admin,
+    CreatePartitions     0..=3                => async create_partitions admin,
+    DeleteRecords        0..=2                => async delete_records admin,
     DescribeCluster      0..=2                => sync describe_cluster,
     DescribeLogDirs      1..=4                => sync describe_log_dirs,
-    DeleteGroups         0..=2                => async delete_groups,
-    OffsetDelete         0..=0                => async offset_delete,
+    DeleteGroups         0..=2                => async delete_groups admin,
+    OffsetDelete         0..=0                => async offset_delete admin,
+    SaslHandshake        0..=1 parsed from 1  => connection sasl_handshake,
+    SaslAuthenticate     0..=2                => connection sasl_authenticate,
 }
 
 /// The table entry of `key`, if this broker serves it.
@@ -252,11 +287,18 @@ pub fn decode_request(mut frame: Bytes) -> Result<Request, ProtocolError> {
     })
 }
 
-/// Who sent a request (for JoinGroup's member ids and DescribeGroups).
+/// Who sent a request (for JoinGroup's member ids and DescribeGroups, and authorization).
 #[derive(Debug, Clone, Default)]
 pub struct RequestContext {
     pub client_id: String,
     pub client_host: String,
+    /// The authenticated user; `ANONYMOUS` when SASL is off.
+    pub principal: String,
+    /// May use the admin APIs (the `admin` rows of `kafka_apis!`) and create topics through
+    /// Metadata: an admin user, or anyone when SASL is off (the broker then trusts its network,
+    /// as it always did). `false` by default: a context built without thought is least
+    /// privileged.
+    pub admin: bool,
 }
 
 /// Encodes a response frame, length prefix included.

@@ -59,3 +59,10 @@ pub(crate) async fn handle(
     }
     resp
 }
+
+/// A non-admin's request (SASL on): refused as a whole with GROUP_AUTHORIZATION_FAILED.
+pub(crate) fn denied(_version: i16, _req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    let mut resp = OffsetDeleteResponse::default();
+    resp.error_code = kafka_protocol::ResponseError::GroupAuthorizationFailed.code();
+    resp
+}

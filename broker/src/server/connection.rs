@@ -6,6 +6,11 @@
 //! and answered (a Produce waits for its fsync); one still parked [`SHUTDOWN_GRACE`] after the
 //! shutdown began (a Fetch long poll of up to 30 s) is dropped with its connection, as a broker
 //! going away would: the client retries.
+//!
+//! Authentication: with SASL on, the connection starts unauthenticated and serves only
+//! ApiVersions, SaslHandshake and SaslAuthenticate until an exchange succeeds ([`AuthState`]);
+//! any other request closes it, as Kafka does. A failed exchange is answered, then closed. The
+//! principal it ends with decides [`RequestContext::admin`] for every later request.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,9 +23,184 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::{Exchange, Principal, Role, SaslConfig};
 use crate::metrics::ClosedBecause;
-use crate::protocol::{self, Request, RequestContext};
+use crate::protocol::sasl_authenticate::{self, Outcome};
+use crate::protocol::{self, sasl_handshake, Request, RequestContext};
 use crate::state::Broker;
+use kafka_protocol::messages::{RequestKind, ResponseKind};
+
+/// Where a connection stands with SASL.
+#[derive(Debug)]
+enum AuthState {
+    /// SASL is off: everyone is trusted (and may use admin APIs).
+    Off,
+    /// Waiting for SaslHandshake.
+    AwaitHandshake,
+    /// Handshake done; SaslAuthenticate steps of this exchange.
+    Exchanging(Exchange),
+    Authenticated(Principal),
+}
+
+impl AuthState {
+    fn new(sasl: Option<&SaslConfig>) -> Self {
+        match sasl {
+            None => AuthState::Off,
+            Some(_) => AuthState::AwaitHandshake,
+        }
+    }
+
+    /// May the request of `api` be served now?
+    fn allows(&self, api: ApiKey) -> bool {
+        match self {
+            AuthState::Off | AuthState::Authenticated(_) => true,
+            AuthState::AwaitHandshake | AuthState::Exchanging(_) => matches!(
+                api,
+                ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate
+            ),
+        }
+    }
+
+    fn context(&self, ctx: &mut RequestContext) {
+        let (principal, admin) = match self {
+            AuthState::Off => ("ANONYMOUS", true),
+            AuthState::Authenticated(p) => (p.name.as_str(), p.role == Role::Admin),
+            AuthState::AwaitHandshake | AuthState::Exchanging(_) => ("ANONYMOUS", false),
+        };
+        ctx.principal = principal.to_string();
+        ctx.admin = admin;
+    }
+}
+
+/// The answer to a SASL request, and whether the connection closes once it is sent.
+struct SaslAnswer {
+    response: ResponseKind,
+    close: bool,
+}
+
+/// Runs one SaslHandshake or SaslAuthenticate request against the connection's state. `None`:
+/// SASL is off, so the request is one for an API we do not serve: close.
+async fn sasl_request(
+    broker: &Broker,
+    state: &mut AuthState,
+    peer: SocketAddr,
+    body: RequestKind,
+) -> Option<SaslAnswer> {
+    let sasl_arc = broker.sasl.clone()?;
+    let sasl = sasl_arc.as_ref();
+    let metrics = &broker.metrics;
+    let answer = match body {
+        RequestKind::SaslHandshake(req) => {
+            if !matches!(state, AuthState::AwaitHandshake) {
+                metrics.sasl_failure("unsupported", "illegal_state");
+                return Some(SaslAnswer {
+                    response: sasl_handshake::illegal_state(sasl).into(),
+                    close: true,
+                });
+            }
+            let (resp, chosen) = sasl_handshake::handle(sasl, &req);
+            match chosen {
+                Some(m) => *state = AuthState::Exchanging(Exchange::start(m)),
+                None => {
+                    tracing::info!(%peer, mechanism = %req.mechanism.as_str(), "SASL mechanism not enabled");
+                    metrics.sasl_failure("unsupported", "unsupported_mechanism");
+                }
+            }
+            SaslAnswer {
+                close: chosen.is_none(),
+                response: resp.into(),
+            }
+        }
+        RequestKind::SaslAuthenticate(req) => {
+            let AuthState::Exchanging(_) = state else {
+                metrics.sasl_failure("unsupported", "illegal_state");
+                return Some(SaslAnswer {
+                    response: sasl_authenticate::illegal_state(
+                        "SaslAuthenticate without a SaslHandshake first, or after authentication",
+                    )
+                    .into(),
+                    close: true,
+                });
+            };
+            // Take the exchange out for the step; it goes back only if the exchange goes on.
+            let AuthState::Exchanging(mut exchange) =
+                std::mem::replace(state, AuthState::AwaitHandshake)
+            else {
+                return None;
+            };
+            let mechanism = exchange.mechanism().name();
+            // A PLAIN step derives PBKDF2 (4096 rounds) to check the password: milliseconds of
+            // CPU that must not hold a runtime worker (one per core) while other connections
+            // wait. The SCRAM steps are cheap, but one hop per login costs nothing that matters.
+            let cfg = sasl_arc.clone();
+            let stepped = protocol::off_runtime(move || {
+                let (resp, outcome) = sasl_authenticate::handle(&cfg, &mut exchange, &req);
+                (resp, outcome, exchange)
+            })
+            .await;
+            let Some((resp, outcome, exchange)) = stepped else {
+                metrics.sasl_failure(mechanism, "internal");
+                return Some(SaslAnswer {
+                    response: sasl_authenticate::illegal_state("internal error").into(),
+                    close: true,
+                });
+            };
+            let close = match outcome {
+                Outcome::Continue => {
+                    *state = AuthState::Exchanging(exchange);
+                    false
+                }
+                Outcome::Authenticated(p) => {
+                    tracing::debug!(%peer, principal = %p.name, mechanism, "authenticated");
+                    metrics.sasl_success(mechanism);
+                    *state = AuthState::Authenticated(p);
+                    false
+                }
+                Outcome::Failed(e) => {
+                    tracing::info!(%peer, mechanism, error = %e, "SASL authentication failed");
+                    let reason = match e {
+                        crate::auth::AuthError::InvalidCredentials { .. } => "invalid_credentials",
+                        crate::auth::AuthError::Malformed { .. } => "malformed",
+                        crate::auth::AuthError::IllegalState(_) => "illegal_state",
+                        crate::auth::AuthError::Internal(_) => "internal",
+                    };
+                    metrics.sasl_failure(mechanism, reason);
+                    true
+                }
+            };
+            SaslAnswer {
+                response: resp.into(),
+                close,
+            }
+        }
+        _ => return None,
+    };
+    Some(answer)
+}
+
+/// How long a connection that failed authentication stays open after the answer (Kafka's
+/// `connection.failed.authentication.delay.ms` is 100 ms by default). Closing at once lost the
+/// answer for kafka-python 3.0.12: when one `recv` loop sees the answer and the end of stream
+/// together, it drops the data and reports "socket disconnected" instead of error 58. Waiting
+/// for the client to close first (it does once it has read the error) avoids that; the delay
+/// also slows password guessing a little.
+const FAILED_AUTH_CLOSE_DELAY: Duration = Duration::from_millis(500);
+
+/// Sends nothing more, lets the client read the failure answer, and ends the connection once the
+/// client closes or [`FAILED_AUTH_CLOSE_DELAY`] has passed; anything it sends meanwhile is
+/// dropped unread.
+async fn close_after_failed_auth(socket: &mut TcpStream) {
+    let _ = socket.flush().await;
+    let mut sink = [0u8; 1024];
+    let _ = tokio::time::timeout(FAILED_AUTH_CLOSE_DELAY, async {
+        while let Ok(n) = socket.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+}
 
 /// How long a request in hand may take once shutdown began.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -40,6 +220,7 @@ pub(crate) async fn run(
     let _ = socket.set_nodelay(true);
     let max = broker.config.max_frame_bytes;
     let idle = broker.config.idle_timeout;
+    let mut auth = AuthState::new(broker.sasl.as_deref());
     loop {
         let size = tokio::select! {
             r = socket.read_i32() => match r {
@@ -73,14 +254,54 @@ pub(crate) async fn run(
         let (api, answer) = match protocol::decode_request(frame.freeze()) {
             Ok(Request::Known { header, api, body }) => {
                 let version = header.request_api_version;
-                let ctx = RequestContext {
+                if !auth.allows(api) {
+                    tracing::warn!(%peer, ?api, "request before SASL authentication; closing connection");
+                    broker
+                        .metrics
+                        .sasl_failure("unsupported", "unauthenticated_request");
+                    return;
+                }
+                if matches!(api, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate) {
+                    let Some(answer) = sasl_request(broker, &mut auth, peer, *body).await else {
+                        tracing::warn!(%peer, ?api, "SASL request but SASL is off; closing connection");
+                        return;
+                    };
+                    let bytes = protocol::encode_response(
+                        header.correlation_id,
+                        api,
+                        version,
+                        &answer.response,
+                    );
+                    match bytes {
+                        Ok(b) => {
+                            if socket.write_all(&b).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::error!(%peer, error = %e, "cannot encode response; closing connection");
+                            return;
+                        }
+                    }
+                    broker
+                        .metrics
+                        .record_request(protocol::api_name(api), started.elapsed());
+                    if answer.close {
+                        close_after_failed_auth(&mut socket).await;
+                        return;
+                    }
+                    continue;
+                }
+                let mut ctx = RequestContext {
                     client_id: header
                         .client_id
                         .as_ref()
                         .map(|c| c.to_string())
                         .unwrap_or_default(),
                     client_host: format!("/{}", peer.ip()),
+                    ..RequestContext::default()
                 };
+                auth.context(&mut ctx);
                 let handled = tokio::select! {
                     r = protocol::handle(broker, &ctx, api, version, *body) => r,
                     _ = grace_after(&shutdown) => {

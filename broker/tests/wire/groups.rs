@@ -251,7 +251,7 @@ async fn a_member_killed_without_leaving_is_replaced_within_its_session_timeout(
     let a = consumer(&broker, "g", "kill");
     // kcat as the second member: a separate process we can SIGKILL (no LeaveGroup is sent).
     let mut victim = KillOnDrop(
-        Command::new("kcat")
+        super::harness::kcat_command()
             .args([
                 "-b",
                 &broker.addr(),

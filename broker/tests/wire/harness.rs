@@ -165,10 +165,19 @@ pub(crate) fn metric(broker: &BrokerProcess, prefix: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// A `kcat` command running with its own librdkafka (Debian's 2.0.2, the version the
+/// compatibility document lists): cargo's `LD_LIBRARY_PATH` for test binaries could otherwise
+/// hand it the librdkafka that rdkafka-sys built.
+pub(crate) fn kcat_command() -> Command {
+    let mut c = Command::new("kcat");
+    c.env_remove("LD_LIBRARY_PATH");
+    c
+}
+
 /// Runs kcat against the broker with `args`, feeding `stdin`.
 pub(crate) fn kcat(broker: &BrokerProcess, args: &[&str], stdin: &str) -> Output {
     use std::io::Write;
-    let mut child = Command::new("kcat")
+    let mut child = kcat_command()
         .arg("-b")
         .arg(broker.addr())
         .args(args)

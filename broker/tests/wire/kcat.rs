@@ -90,13 +90,13 @@ fn kcat_produce_consume_with_keys_and_headers_survives_restart() {
 /// A consumer parked in a long Fetch (max wait 10 s) is woken by the append, not by its timeout.
 #[test]
 fn a_parked_fetch_wakes_up_when_data_arrives() {
-    use std::process::{Command, Stdio};
+    use std::process::Stdio;
     use std::time::{Duration, Instant};
 
     let dir = tempfile::tempdir().unwrap();
     let broker = BrokerProcess::start(dir.path(), &[]);
     kcat(&broker, &["-P", "-t", "lp"], "first\n");
-    let consumer = Command::new("kcat")
+    let consumer = super::harness::kcat_command()
         .args([
             "-b",
             &broker.addr(),
@@ -133,7 +133,7 @@ fn a_parked_fetch_wakes_up_when_data_arrives() {
 /// the last stable offset; kcat 1.7 counts one end per assigned partition.)
 #[test]
 fn kcat_balanced_consumer_exits_at_the_end_of_its_partitions() {
-    use std::process::{Command, Stdio};
+    use std::process::Stdio;
     use std::time::{Duration, Instant};
 
     use super::harness::KillOnDrop;
@@ -151,7 +151,7 @@ fn kcat_balanced_consumer_exits_at_the_end_of_its_partitions() {
     let run = |extra: &[&str]| -> (Duration, String) {
         let start = Instant::now();
         let mut child = KillOnDrop(
-            Command::new("kcat")
+            super::harness::kcat_command()
                 .args([
                     "-b",
                     &broker.addr(),

@@ -18,3 +18,4 @@ mod python;
 mod rdkafka_client;
 mod requests;
 mod responsiveness;
+mod sasl;

@@ -34,7 +34,7 @@ fn python() -> std::path::PathBuf {
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Fails unless `python3` can import `module` from the distribution `dist` at `version`.
-fn require_python_package(module: &str, dist: &str, version: &str) {
+pub(crate) fn require_python_package(module: &str, dist: &str, version: &str) {
     let out = Command::new(python())
         .arg("-c")
         .arg(format!(
@@ -60,6 +60,16 @@ fn require_python_package(module: &str, dist: &str, version: &str) {
 
 /// Runs `tests/compat/<script> <addr>`; panics with its output unless it exits 0. Returns stdout.
 fn run_script(broker: &BrokerProcess, script: &str, out_dir: &Path) -> String {
+    run_script_with(broker, script, &[], out_dir)
+}
+
+/// Runs `tests/compat/<script> <addr> <args...>`, as [`run_script`].
+pub(crate) fn run_script_with(
+    broker: &BrokerProcess,
+    script: &str,
+    args: &[&str],
+    out_dir: &Path,
+) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/compat")
         .join(script);
@@ -68,6 +78,7 @@ fn run_script(broker: &BrokerProcess, script: &str, out_dir: &Path) -> String {
     let mut child = Command::new(python())
         .arg(&path)
         .arg(broker.addr())
+        .args(args)
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&stdout_path).unwrap())
         .stderr(std::fs::File::create(&stderr_path).unwrap())

@@ -29,6 +29,9 @@ struct Args {
     database_url: String,
     #[arg(long, env = "KAFKA_BOOTSTRAP", default_value = "127.0.0.1:9092")]
     bootstrap: String,
+    /// SASL settings of every Kafka client (KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*).
+    #[command(flatten)]
+    kafka_security: services::kafka::KafkaSecurity,
     #[arg(long, env = "INFER_GROUP", default_value = "inference-workers")]
     group: String,
     #[arg(long, env = "INFER_MODEL", value_enum, default_value = "demo")]
@@ -66,6 +69,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     shared::telemetry::init_tracing();
     let args = Args::parse();
+    args.kafka_security.install()?;
     anyhow::ensure!(
         (1..=10_000).contains(&args.topic_partitions),
         "--topic-partitions must be within 1..=10000"

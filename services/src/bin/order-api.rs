@@ -20,6 +20,9 @@ struct Args {
     database_url: String,
     #[arg(long, env = "KAFKA_BOOTSTRAP", default_value = "127.0.0.1:9092")]
     bootstrap: String,
+    /// SASL settings of every Kafka client (KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*).
+    #[command(flatten)]
+    kafka_security: services::kafka::KafkaSecurity,
     /// HS256 secret of the bearer tokens (at least 32 bytes).
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     jwt_secret: String,
@@ -81,6 +84,7 @@ fn limit(s: &str) -> Result<Option<Limit>, String> {
 async fn main() -> anyhow::Result<()> {
     shared::telemetry::init_tracing();
     let args = Args::parse();
+    args.kafka_security.install()?;
     let config = ApiConfig {
         listen: args.listen,
         bootstrap: args.bootstrap.clone(),

@@ -17,6 +17,9 @@ struct Args {
     database_url: String,
     #[arg(long, env = "KAFKA_BOOTSTRAP", default_value = "127.0.0.1:9092")]
     bootstrap: String,
+    /// SASL settings of every Kafka client (KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*).
+    #[command(flatten)]
+    kafka_security: services::kafka::KafkaSecurity,
     #[arg(long, env = "WORKER_GROUP", default_value = "order-workers")]
     group: String,
     #[arg(long, env = "WORKER_MAX_BATCH", default_value_t = 1000)]
@@ -41,6 +44,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     shared::telemetry::init_tracing();
     let args = Args::parse();
+    args.kafka_security.install()?;
     anyhow::ensure!(
         (1..=100_000).contains(&args.max_batch),
         "--max-batch must be within 1..=100000"

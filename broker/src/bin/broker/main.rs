@@ -6,7 +6,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use anyhow::Context;
+use broker::auth::{Mechanism, SaslConfig, Users};
 use broker::group::CoordinatorConfig;
 use broker::log::{FlushPolicy, LogConfig};
 use broker::topics::TopicLimits;
@@ -99,6 +102,26 @@ struct Args {
     /// How often retention runs.
     #[arg(long, env = "BROKER_RETENTION_CHECK_MS", default_value_t = 60_000)]
     retention_check_ms: u64,
+    /// SASL users file, one NAME:ROLE:PASSWORD per line (ROLE admin or user; see
+    /// docs/kafka-compat.md). Any user (file or --sasl-user) turns SASL authentication on.
+    #[arg(long, env = "BROKER_SASL_USERS_FILE")]
+    sasl_users_file: Option<PathBuf>,
+    /// A SASL user, NAME:ROLE:PASSWORD; repeatable, or several separated by `;` (env).
+    #[arg(
+        long = "sasl-user",
+        env = "BROKER_SASL_USERS",
+        value_delimiter = ';',
+        hide_env_values = true
+    )]
+    sasl_users: Vec<String>,
+    /// SASL mechanisms offered when SASL is on.
+    #[arg(
+        long,
+        env = "BROKER_SASL_MECHANISMS",
+        value_delimiter = ',',
+        default_value = "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"
+    )]
+    sasl_mechanisms: Vec<Mechanism>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -136,7 +159,7 @@ async fn main() -> anyhow::Result<()> {
             GroupsAction::Describe { group } => groups_cli::describe(admin, group),
         };
     }
-    let config = args.node_config();
+    let config = args.node_config()?;
     let node = Node::bind(config, shared::shutdown::on_signal())
         .await
         .context("start the broker")?;
@@ -145,8 +168,27 @@ async fn main() -> anyhow::Result<()> {
 }
 
 impl Args {
-    fn node_config(&self) -> NodeConfig {
-        NodeConfig {
+    /// SASL settings: on when any user is configured.
+    fn sasl(&self) -> anyhow::Result<Option<Arc<SaslConfig>>> {
+        let mut users = Users::empty();
+        if let Some(path) = &self.sasl_users_file {
+            users.load_file(path)?;
+        }
+        users.add_entries(self.sasl_users.iter().map(String::as_str), "--sasl-user")?;
+        if users.is_empty() {
+            if self.sasl_users_file.is_some() {
+                anyhow::bail!("the SASL users file lists no users");
+            }
+            return Ok(None);
+        }
+        let mut mechanisms = self.sasl_mechanisms.clone();
+        mechanisms.dedup();
+        tracing::info!(users = users.len(), ?mechanisms, "SASL authentication on");
+        Ok(Some(Arc::new(SaslConfig { users, mechanisms })))
+    }
+
+    fn node_config(&self) -> anyhow::Result<NodeConfig> {
+        Ok(NodeConfig {
             data_dir: self.data_dir.clone(),
             listen: self.listen,
             admin_listen: self.admin_listen,
@@ -179,6 +221,7 @@ impl Args {
                 ..CoordinatorConfig::default()
             },
             retention_check: Duration::from_millis(self.retention_check_ms),
-        }
+            sasl: self.sasl()?,
+        })
     }
 }
