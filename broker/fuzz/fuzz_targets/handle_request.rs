@@ -75,13 +75,15 @@ fuzz_target!(|data: &[u8]| {
             return;
         }
         let version = header.request_api_version;
-        let resp = f.rt.block_on(protocol::handle(
-            &f.broker,
-            &Default::default(),
-            api,
-            version,
-            *body,
-        ));
+        // As an admin, so the admin APIs' handlers (configs, partitions, records, groups) run,
+        // not only their refusals; the broker's topic and partition caps bound what
+        // auto-creation and CreatePartitions can make of random input.
+        let ctx = protocol::RequestContext {
+            admin: true,
+            ..Default::default()
+        };
+        let resp =
+            f.rt.block_on(protocol::handle(&f.broker, &ctx, api, version, *body));
         if let Some(resp) = resp {
             protocol::encode_response(header.correlation_id, api, version, &resp)
                 .expect("a handler's answer must encode");
