@@ -23,11 +23,9 @@ pub(crate) async fn handle(
         .unwrap_or_default()
 }
 
-/// The answer for a caller that may not delete topics: TOPIC_AUTHORIZATION_FAILED (29) for each
-/// topic, named as it was asked for, as Kafka answers without the DELETE permission.
-pub(crate) fn denied(version: i16, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
-    let mut resp = DeleteTopicsResponse::default();
-    let asked: Vec<(Option<TopicName>, uuid::Uuid)> = if version >= 6 {
+/// The topics a request names: by name (v1-5), or by name or topic id (v6+).
+fn asked(version: i16, req: DeleteTopicsRequest) -> Vec<(Option<TopicName>, uuid::Uuid)> {
+    if version >= 6 {
         req.topics
             .into_iter()
             .map(|t| (t.name, t.topic_id))
@@ -37,8 +35,14 @@ pub(crate) fn denied(version: i16, req: DeleteTopicsRequest) -> DeleteTopicsResp
             .into_iter()
             .map(|n| (Some(n), uuid::Uuid::nil()))
             .collect()
-    };
-    for (name, id) in asked {
+    }
+}
+
+/// The answer for a caller that may not delete topics: TOPIC_AUTHORIZATION_FAILED (29) for each
+/// topic, named as it was asked for, as Kafka answers without the DELETE permission.
+pub(crate) fn denied(version: i16, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
+    let mut resp = DeleteTopicsResponse::default();
+    for (name, id) in asked(version, req) {
         let mut r = DeletableTopicResult::default();
         r.name = name;
         r.topic_id = id;
@@ -55,18 +59,7 @@ pub(crate) fn denied(version: i16, req: DeleteTopicsRequest) -> DeleteTopicsResp
 
 fn delete_all(broker: &Broker, version: i16, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
     let mut resp = DeleteTopicsResponse::default();
-    let targets: Vec<(Option<TopicName>, uuid::Uuid)> = if version >= 6 {
-        req.topics
-            .into_iter()
-            .map(|t| (t.name, t.topic_id))
-            .collect()
-    } else {
-        req.topic_names
-            .into_iter()
-            .map(|n| (Some(n), uuid::Uuid::nil()))
-            .collect()
-    };
-    for (name, id) in targets {
+    for (name, id) in asked(version, req) {
         let mut r = DeletableTopicResult::default();
         let resolved = match &name {
             Some(n) => Some(n.0.as_str().to_string()),
