@@ -1,7 +1,8 @@
 """Helpers the compat scripts share: assertions that say what failed, per-partition comparison,
-and the command-line entry (bootstrap address in, exit status out)."""
+polling for a condition, and the command-line entry (bootstrap address in, exit status out)."""
 
 import sys
+import time
 import traceback
 
 
@@ -17,6 +18,18 @@ def compare(topic, got, want):
         check(len(g) == len(w), f'{topic}[{p}]: got {len(g)} records, expected {len(w)}')
         for gr, wr in zip(g, w):
             check(gr == wr, f'{topic}[{p}]: got {gr}, expected {wr}')
+
+
+def wait_for(what, cond, timeout=15):
+    """Polls cond() every 0.2 s until it returns something true, and returns that."""
+    deadline = time.time() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.time() > deadline:
+            raise AssertionError(f'timed out waiting for {what}')
+        time.sleep(0.2)
 
 
 def run_main(main):

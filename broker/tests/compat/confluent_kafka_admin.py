@@ -37,21 +37,10 @@ from confluent_kafka import (OFFSET_BEGINNING, Consumer, ConsumerGroupTopicParti
 from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
                                    ConfigSource, NewPartitions, NewTopic, ResourceType)
 
-from common import check, run_main
+from common import check, run_main, wait_for
 
 TIMEOUT_S = 15
 WEEK_MS = str(7 * 24 * 3600 * 1000)
-
-
-def wait_for(what, cond, timeout=TIMEOUT_S):
-    deadline = time.time() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.time() > deadline:
-            raise AssertionError(f'timed out waiting for {what}')
-        time.sleep(0.2)
 
 
 def create(admin, topic, partitions=1):

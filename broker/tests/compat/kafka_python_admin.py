@@ -29,7 +29,6 @@ assertions on the effects, not only on the answers:
 Prints "DELETED_RECORDS <topic> <offset>" so the Rust test can check the start survives a
 restart. Exits non-zero with a message on the first failure.
 """
-import time
 import uuid
 
 import kafka.errors as Errors
@@ -37,20 +36,9 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions
 from kafka.structs import OffsetAndMetadata
 
-from common import check, run_main
+from common import check, run_main, wait_for
 
 TIMEOUT_S = 15
-
-
-def wait_for(what, cond, timeout=TIMEOUT_S):
-    deadline = time.time() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.time() > deadline:
-            raise AssertionError(f'timed out waiting for {what}')
-        time.sleep(0.2)
 
 
 def topic_configs(admin, topic, config_filter='all'):
