@@ -308,6 +308,17 @@ pub(crate) fn apply_legacy<'a>(
     Ok(config)
 }
 
+/// A resource's error code and message in an (Incremental)AlterConfigs answer.
+pub(crate) fn answer(outcome: Result<(), ConfigError>) -> (i16, Option<StrBytes>) {
+    match outcome {
+        Ok(()) => (super::error::NONE, None),
+        Err(e) => (
+            super::error::config_error_code(&e),
+            Some(StrBytes::from_string(e.to_string())),
+        ),
+    }
+}
+
 /// What a non-admin gets for altering a resource (SASL on): Kafka's authorizer codes.
 pub(crate) fn denied(resource_type: i8) -> (i16, &'static str) {
     if resource_type == BROKER {

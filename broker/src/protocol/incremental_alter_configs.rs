@@ -8,7 +8,6 @@ use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterC
 use kafka_protocol::protocol::StrBytes;
 
 use super::configs;
-use super::error::{config_error_code, NONE};
 use super::{off_runtime, RequestContext};
 use crate::state::Broker;
 use std::sync::Arc;
@@ -74,13 +73,7 @@ fn alter_all(
         let mut r = AlterConfigsResourceResponse::default();
         r.resource_type = res.resource_type;
         r.resource_name = res.resource_name;
-        match outcome {
-            Ok(()) => r.error_code = NONE,
-            Err(e) => {
-                r.error_code = config_error_code(&e);
-                r.error_message = Some(StrBytes::from_string(e.to_string()));
-            }
-        }
+        (r.error_code, r.error_message) = configs::answer(outcome);
         resp.responses.push(r);
     }
     resp
