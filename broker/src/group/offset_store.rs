@@ -700,6 +700,22 @@ mod tests {
         assert_eq!(offset(&store(dir.path(), 1024), "g", "t", 0), Some(500));
     }
 
+    /// Opens the store in `dir` with a compaction threshold it is over, and stops the compaction
+    /// after `step`, as a crash there would.
+    fn stop_compaction_after(dir: &std::path::Path, step: Step) {
+        let stopped = OffsetStore::open_stopping(
+            dir,
+            FlushPolicy::Fsync,
+            Arc::new(SystemClock),
+            1024,
+            SyncOnOpen::All,
+            &all_exist,
+            Some(step),
+        )
+        .unwrap();
+        assert!(stopped.is_none(), "{step:?}: the compaction did not run");
+    }
+
     /// A crash after each step of a compaction (the compaction stopped there, its files left as
     /// they are) loses no committed offset: the next open resolves what it finds to one whole
     /// log holding every latest commit, and compacts again.
@@ -716,17 +732,7 @@ mod tests {
             let s = store(dir.path(), u64::MAX);
             fill(&s).await;
             drop(s);
-            let stopped = OffsetStore::open_stopping(
-                dir.path(),
-                FlushPolicy::Fsync,
-                Arc::new(SystemClock),
-                1024,
-                SyncOnOpen::All,
-                &all_exist,
-                Some(step),
-            )
-            .unwrap();
-            assert!(stopped.is_none(), "{step:?}: the compaction did not run");
+            stop_compaction_after(dir.path(), step);
             let s = store(dir.path(), 1024);
             assert_latest(&s);
             let names: Vec<String> = std::fs::read_dir(dir.path())
@@ -745,17 +751,7 @@ mod tests {
         let s = store(dir.path(), u64::MAX);
         fill(&s).await;
         drop(s);
-        let stopped = OffsetStore::open_stopping(
-            dir.path(),
-            FlushPolicy::Fsync,
-            Arc::new(SystemClock),
-            1024,
-            SyncOnOpen::All,
-            &all_exist,
-            Some(Step::MovedAside),
-        )
-        .unwrap();
-        assert!(stopped.is_none());
+        stop_compaction_after(dir.path(), Step::MovedAside);
         std::fs::remove_dir_all(dir.path().join(format!("{LOG_DIR}.compacting"))).unwrap();
         assert_latest(&store(dir.path(), u64::MAX));
     }
