@@ -174,10 +174,37 @@ pub(crate) fn kcat_command() -> Command {
     c
 }
 
-/// Runs kcat against the broker with `args`, feeding `stdin`.
+/// Runs kcat against the broker with `args`, feeding `stdin`; it must succeed.
 pub(crate) fn kcat(broker: &BrokerProcess, args: &[&str], stdin: &str) -> Output {
+    let out = kcat_output(broker, None, args, stdin);
+    assert!(
+        out.status.success(),
+        "kcat {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Runs kcat against the broker with `args`, feeding `stdin`, and returns its output whatever
+/// its exit status; with `limit`, kcat is ended (`timeout`) once it has run that long.
+pub(crate) fn kcat_output(
+    broker: &BrokerProcess,
+    limit: Option<Duration>,
+    args: &[&str],
+    stdin: &str,
+) -> Output {
     use std::io::Write;
-    let mut child = kcat_command()
+    let mut command = match limit {
+        None => kcat_command(),
+        Some(limit) => {
+            let mut c = Command::new("timeout");
+            c.env_remove("LD_LIBRARY_PATH")
+                .arg(limit.as_secs().to_string())
+                .arg("kcat");
+            c
+        }
+    };
+    let mut child = command
         .arg("-b")
         .arg(broker.addr())
         .args(args)
@@ -192,13 +219,7 @@ pub(crate) fn kcat(broker: &BrokerProcess, args: &[&str], stdin: &str) -> Output
         .unwrap()
         .write_all(stdin.as_bytes())
         .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "kcat {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    child.wait_with_output().unwrap()
 }
 
 /// A child process killed when dropped, so a failing test leaves none behind.

@@ -13,7 +13,7 @@
 //!
 //! Users of every test: `admin` (role admin) and `alice` (role user).
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,7 +35,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::client::{topic, Client};
-use super::harness::{metric, BrokerProcess};
+use super::harness::{kcat_output, metric, BrokerProcess};
 use super::python::{require_python_package, run_script_with};
 
 const USERS: &str = "# wire tests\nadmin:admin:admin-secret\nalice:user:alice-secret\n";
@@ -160,7 +160,9 @@ async fn sasl_rdkafka_plain_produce_consume_wrong_password_and_admin_only_delete
 
 // ---------------------------------------------------------------------------------------- kcat
 
-/// kcat with SASL; returns its output whatever the exit status.
+/// kcat with SASL (ended after 30 s); returns its output whatever the exit status. Like every
+/// kcat of the tests it runs without cargo's LD_LIBRARY_PATH, which may hold the librdkafka.so
+/// rdkafka-sys built without SSL (hence without SCRAM): kcat uses its own librdkafka 2.0.2.
 fn kcat_as(
     broker: &BrokerProcess,
     mech: &str,
@@ -169,32 +171,23 @@ fn kcat_as(
     args: &[&str],
     stdin: &str,
 ) -> Output {
-    use std::io::Write;
-    // Without cargo's LD_LIBRARY_PATH, which may hold the bundled librdkafka.so that rdkafka-sys
-    // built without SSL (hence without SCRAM): kcat must run on its own librdkafka 2.0.2.
-    let mut child = Command::new("timeout")
-        .env_remove("LD_LIBRARY_PATH")
-        .arg("30")
-        .arg("kcat")
-        .arg("-b")
-        .arg(broker.addr())
-        .args(["-X", "security.protocol=SASL_PLAINTEXT"])
-        .args(["-X", &format!("sasl.mechanism={mech}")])
-        .args(["-X", &format!("sasl.username={user}")])
-        .args(["-X", &format!("sasl.password={pw}")])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kcat is installed");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    let (mechanism, username, password) = (
+        format!("sasl.mechanism={mech}"),
+        format!("sasl.username={user}"),
+        format!("sasl.password={pw}"),
+    );
+    let mut all = vec![
+        "-X",
+        "security.protocol=SASL_PLAINTEXT",
+        "-X",
+        &mechanism,
+        "-X",
+        &username,
+        "-X",
+        &password,
+    ];
+    all.extend_from_slice(args);
+    kcat_output(broker, Some(Duration::from_secs(30)), &all, stdin)
 }
 
 fn ok(out: &Output, what: &str) -> String {
