@@ -186,6 +186,35 @@ mod tests {
         let mut c = ok.clone();
         c.default_partitions = 0;
         assert!(c.validate().unwrap_err().0.contains("default partitions"));
+        let refused = |f: &dyn Fn(&mut NodeConfig), says: &str| {
+            let mut c = ok.clone();
+            f(&mut c);
+            let e = c.validate().unwrap_err().0;
+            assert!(e.contains(says), "{e}");
+        };
+        refused(
+            &|c| c.max_connections_per_address = 0,
+            "max connections per address",
+        );
+        refused(
+            &|c| c.idle_timeout = Duration::from_millis(10),
+            "idle connection timeout",
+        );
+        refused(
+            &|c| c.topic_limits.max_topics = 0,
+            "topic and partition limits",
+        );
+        refused(
+            &|c| c.topic_limits.max_partitions = 0,
+            "topic and partition limits",
+        );
+        refused(
+            &|c| {
+                c.default_partitions = 8;
+                c.topic_limits.max_partitions = 4;
+            },
+            "exceed the partition limit",
+        );
         let mut c = ok.clone();
         c.advertised = Some("nohostport".into());
         assert!(c.validate().unwrap_err().0.contains("host:port"));
