@@ -228,35 +228,24 @@ fn a_deleted_or_damaged_index_is_rebuilt_from_the_log() {
 /// loss would take away.
 #[test]
 fn recovery_syncs_every_segment_it_relies_on_before_calling_it_durable() {
-    let fs = super::loopfs::LoopFs::new(24, 128);
-    let dir = fs.path().join("log");
     let config = LogConfig {
         segment_bytes: 1 << 20,
         flush: FlushPolicy::Never,
         ..LogConfig::default()
     };
-    let log = open(&dir, config.clone());
-    // 40 MB of sealed segments, written to the page cache only (policy never: no sync yet).
-    for i in 0..160u8 {
-        log.append(&mut batch(1, 250 * 1024, 1_700_000_000_000, i))
-            .unwrap();
-    }
-    assert!(log.segment_count() > 30);
-    // The crash: no close, no final flush (the process would simply be gone).
-    std::mem::forget(log);
-    // What the old recovery made durable (the active segment and the directory) is on disk;
-    // the sealed segments are still only in the page cache.
-    let mut logs: Vec<PathBuf> = fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "log"))
-        .collect();
-    logs.sort();
-    fs::File::open(logs.last().unwrap())
-        .unwrap()
-        .sync_all()
-        .unwrap();
-    fs::File::open(&dir).unwrap().sync_all().unwrap();
+    // The scenario needs its starting state: what the old recovery made durable (the active
+    // segment and the directory) on disk, the sealed segments in the page cache only. The
+    // kernel may write some of those back on its own meanwhile (an ext4 journal commit can take
+    // allocated data with it) and fill the small device first, so that the hand-made sync of
+    // the active segment fails (seen once in CI): then the state was not reached, and the
+    // scenario starts again on a fresh device rather than testing something else.
+    let (_device, dir) = (0..5)
+        .find_map(|_| {
+            let fs = super::loopfs::LoopFs::new(24, 128);
+            let dir = fs.path().join("log");
+            crash_with_sealed_segments_in_the_page_cache(&dir, &config).then_some((fs, dir))
+        })
+        .expect("5 devices filled up before the active segment could be synced");
 
     let reopened = broker::log::PartitionLog::open(
         &dir,
@@ -271,4 +260,32 @@ fn recovery_syncs_every_segment_it_relies_on_before_calling_it_durable() {
             log.log_end_offset()
         ),
     }
+}
+
+/// Writes 40 MB of sealed segments to `dir` in the page cache only and "crashes" (no close, no
+/// final flush), then syncs by hand what the old recovery synced: the active segment and the
+/// directory. False when that sync failed (see the test).
+fn crash_with_sealed_segments_in_the_page_cache(dir: &Path, config: &LogConfig) -> bool {
+    let log = open(dir, config.clone());
+    // 40 MB of sealed segments, written to the page cache only (policy never: no sync yet).
+    for i in 0..160u8 {
+        log.append(&mut batch(1, 250 * 1024, 1_700_000_000_000, i))
+            .unwrap();
+    }
+    assert!(log.segment_count() > 30);
+    // The crash: no close, no final flush (the process would simply be gone).
+    std::mem::forget(log);
+    // What the old recovery made durable (the active segment and the directory) is on disk;
+    // the sealed segments are still only in the page cache.
+    let mut logs: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    logs.sort();
+    let active = fs::File::open(logs.last().unwrap()).unwrap();
+    if active.sync_all().is_err() {
+        return false;
+    }
+    fs::File::open(dir).unwrap().sync_all().is_ok()
 }
