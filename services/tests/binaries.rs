@@ -95,6 +95,12 @@ fn bad_settings_are_refused_at_start_with_the_reason() {
     );
     assert!(err.contains("purchase token lifetime"), "{err}");
     let err = refuses(
+        api,
+        &["--infer-producer-linger-ms", "5000"],
+        &[url, ("JWT_SECRET", SECRET)],
+    );
+    assert!(err.contains("inference producer linger"), "{err}");
+    let err = refuses(
         env!("CARGO_BIN_EXE_order-worker"),
         &["--max-batch", "0"],
         &[url],

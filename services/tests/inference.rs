@@ -661,6 +661,58 @@ async fn the_same_uuid_is_one_request_and_another_body_is_a_conflict() {
     w.abort();
 }
 
+/// The API writes the pending rows of concurrent requests in one statement. Requests handed
+/// over together (one poll: all in the writer's queue before it runs) share a statement, and in
+/// it a UUID sent many times is still one request: one caller is told to enqueue it, the others
+/// that it exists (or, under another body, that the UUID is taken); every other request is new.
+#[tokio::test]
+async fn pending_rows_written_together_keep_one_request_per_uuid() {
+    use services::inference::pending::PendingRows;
+    use services::inference::store::Created;
+    use shared::messages::InferenceRequest;
+
+    let db = TestDb::new().await;
+    let rows = PendingRows::spawn(db.pool.clone());
+    let request = |id: uuid::Uuid, input: Value| InferenceRequest {
+        id,
+        model: None,
+        input,
+        deadline_ms: shared::time::now_ms() + 60_000,
+        reply_to: None,
+    };
+    let shared_id = uuid::Uuid::new_v4();
+    let mut reqs = Vec::new();
+    for i in 0..40 {
+        reqs.push(match i % 4 {
+            0 | 1 => request(shared_id, json!({"same": true})),
+            2 => request(uuid::Uuid::new_v4(), json!({"n": i})),
+            _ => request(shared_id, json!({"other": i})),
+        });
+    }
+    let created = futures_util::future::join_all(reqs.iter().map(|r| rows.create(r))).await;
+    let (mut new, mut same, mut different) = (0, 0, 0);
+    for (r, c) in reqs.iter().zip(created) {
+        match c.unwrap() {
+            Created::New => new += 1,
+            Created::Same(row) => {
+                assert_eq!(row.id, shared_id);
+                same += 1;
+            }
+            Created::Different => {
+                assert_eq!(r.id, shared_id);
+                different += 1;
+            }
+        }
+    }
+    // The first of the shared UUID's requests (a "same" one) wins; 10 others are new.
+    assert_eq!((new, same, different), (11, 19, 10));
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM inference_requests")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 11);
+}
+
 /// The model process dies mid-request (killed from outside): the worker restarts it and the
 /// request is run again and answered; nothing is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,6 +22,7 @@ use super::enqueue::DurableProducer;
 use super::limits::{Limiters, RateLimits};
 use super::purchase_token::PurchaseTokens;
 use super::receipt::Receipts;
+use crate::inference::pending::PendingRows;
 use crate::inference::replies::{ReplyConfig, ReplyRouter};
 
 #[derive(Debug, Clone)]
@@ -39,6 +40,11 @@ pub struct ApiConfig {
     /// every produce request costs the broker an fsync, so a little waiting buys throughput,
     /// and adds as much to each buy's latency. Measured with `order-bench ingest --linger-ms`.
     pub producer_linger: Duration,
+    /// The same for `POST /infer`'s requests, which go through a producer of their own: a
+    /// caller waits for the model's answer, and one at a time there is nothing to batch with,
+    /// so the default is 0 (the 1 ms buys use would be 1 ms of every round trip). Requests that
+    /// arrive while one is in flight still go out together. Measured with `infer-bench`.
+    pub infer_producer_linger: Duration,
     /// How long a buy may wait for the queue's acknowledgement before the API answers 503 (the
     /// bound a client sees).
     pub enqueue_timeout: Duration,
@@ -78,6 +84,7 @@ impl Default for ApiConfig {
             load_test_mode: false,
             enqueue_timeout: Duration::from_secs(5),
             producer_linger: Duration::from_millis(1),
+            infer_producer_linger: Duration::ZERO,
             items_refresh: Duration::from_millis(250),
             worker_group: "order-workers".into(),
             limits: RateLimits::default(),
@@ -122,6 +129,9 @@ impl ApiConfig {
         }
         if self.producer_linger > Duration::from_secs(1) {
             return bad("the producer linger must be at most 1000 ms");
+        }
+        if self.infer_producer_linger > Duration::from_secs(1) {
+            return bad("the inference producer linger must be at most 1000 ms");
         }
         if !(1..=10_000).contains(&self.topic_partitions) {
             return bad("the order topic's partitions must be within 1..=10000");
@@ -277,7 +287,11 @@ impl ApiMetrics {
 pub struct AppState {
     pub config: ApiConfig,
     pub producer: DurableProducer,
+    /// `POST /infer`'s producer (see [`ApiConfig::infer_producer_linger`]).
+    pub infer_producer: DurableProducer,
     pub pool: PgPool,
+    /// `POST /infer`'s pending rows, group-committed.
+    pub pending: PendingRows,
     pub keys: TokenKeys,
     pub receipts: Receipts,
     pub purchase_tokens: PurchaseTokens,
@@ -309,6 +323,11 @@ impl AppState {
             give_up_after(config.enqueue_timeout),
             config.producer_linger,
         )?;
+        let infer_producer = DurableProducer::new(
+            &config.bootstrap,
+            give_up_after(config.enqueue_timeout),
+            config.infer_producer_linger,
+        )?;
         let admission = Admission::new(
             &config.bootstrap,
             &config.topic,
@@ -334,6 +353,8 @@ impl AppState {
             metrics: ApiMetrics::new(&config.limits),
             config,
             producer,
+            infer_producer,
+            pending: PendingRows::spawn(pool.clone()),
             pool,
             admission,
             replies,

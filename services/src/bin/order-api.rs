@@ -35,6 +35,9 @@ struct Args {
     /// How long the producer waits to send more buys in one request (librdkafka's linger.ms).
     #[arg(long, env = "API_PRODUCER_LINGER_MS", default_value_t = 1)]
     producer_linger_ms: u64,
+    /// The same for `POST /infer`'s requests (a producer of their own).
+    #[arg(long, env = "API_INFER_PRODUCER_LINGER_MS", default_value_t = 0)]
+    infer_producer_linger_ms: u64,
     #[arg(long, env = "API_DB_CONNECTIONS", default_value_t = 8)]
     db_connections: u32,
     /// Longest `?wait_ms=` honoured on `POST /infer`.
@@ -92,6 +95,7 @@ async fn main() -> anyhow::Result<()> {
         load_test_mode: args.load_test_mode,
         enqueue_timeout: Duration::from_millis(args.enqueue_timeout_ms),
         producer_linger: Duration::from_millis(args.producer_linger_ms),
+        infer_producer_linger: Duration::from_millis(args.infer_producer_linger_ms),
         topic_partitions: args.order_partitions,
         limits: RateLimits {
             per_user: args.rate_per_user,

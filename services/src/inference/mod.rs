@@ -8,6 +8,7 @@
 //! - [`model`]: the [`model::Model`] trait (load once, infer on a micro-batch), [`model::AnyModel`]
 //!   and the models: [`model::demo`] (built in) and [`model::command`] (an external program).
 //! - [`store`]: the `inference_requests` table.
+//! - [`pending`]: the API's pending rows, written in groups.
 //! - [`handler`]: the inference worker's batch handler (the loop is [`crate::worker`]'s).
 //! - [`replies`]: the API side: routes each reply to the request waiting for it.
 //!
@@ -15,5 +16,6 @@
 
 pub mod handler;
 pub mod model;
+pub mod pending;
 pub mod replies;
 pub mod store;

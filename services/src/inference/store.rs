@@ -113,9 +113,16 @@ pub async fn delete_pending(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> 
     Ok(())
 }
 
-/// Counts one more attempt on each request still pending, durably, before the model runs, and
-/// returns their attempt counts. A request absent from the table (produced by something other
-/// than our API) is recorded first. Requests missing from the answer are already finished.
+/// Counts one more attempt on each request still pending before the model runs, and returns
+/// their attempt counts. A request absent from the table (produced by something other than our
+/// API) is recorded first. Requests missing from the answer are already finished.
+///
+/// The count guards against a request that crashes the *worker*, so it is committed without
+/// waiting for PostgreSQL's WAL flush (`synchronous_commit = off` for this transaction only):
+/// once the commit returns, the row is in the database's memory and survives any crash of the
+/// worker; only a crash of PostgreSQL itself within its WAL writer delay (a fraction of a
+/// second) can forget it, and then the request gets one model run more than `max_attempts`.
+/// That saves one WAL flush (~0.3 ms here) on every micro-batch's path to its reply.
 pub async fn claim(
     pool: &PgPool,
     reqs: &[&InferenceRequest],
@@ -124,6 +131,10 @@ pub async fn claim(
     let models: Vec<Option<String>> = reqs.iter().map(|r| r.model.clone()).collect();
     let inputs: Vec<String> = reqs.iter().map(|r| r.input.to_string()).collect();
     let deadlines: Vec<f64> = reqs.iter().map(|r| r.deadline_ms as f64 / 1000.0).collect();
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET LOCAL synchronous_commit = off")
+        .execute(&mut *tx)
+        .await?;
     let rows: Vec<(Uuid, i32)> = sqlx::query_as(
         "INSERT INTO inference_requests AS r (id, model, input, deadline, attempts) \
          SELECT i, m, x::jsonb, to_timestamp(d), 1 \
@@ -135,8 +146,9 @@ pub async fn claim(
     .bind(&models)
     .bind(&inputs)
     .bind(&deadlines)
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(rows.into_iter().collect())
 }
 

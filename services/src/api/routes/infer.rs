@@ -188,7 +188,7 @@ pub async fn infer(
             correlation_id: None,
         }),
     };
-    match store::create_pending(&state.pool, &req).await? {
+    match state.pending.create(&req).await? {
         Created::New => {}
         Created::Different => {
             return Err(ApiError::UuidInUse(req.id));
@@ -200,7 +200,7 @@ pub async fn infer(
     let key = req.id.to_string();
     let payload = req.encode();
     let sent = state
-        .producer
+        .infer_producer
         .send(
             &cfg.inference_topic,
             key.as_bytes(),
