@@ -12,8 +12,6 @@ use sqlx::PgPool;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
-use crate::burst::{buy_once, Buyer, Live};
-use crate::verify::Final;
 
 #[derive(Debug, Clone)]
 pub struct BotConfig {
@@ -69,62 +67,158 @@ impl BotResult {
     }
 }
 
-/// Fires until `duration` is over; at most 256 requests in flight (a script's connection pool).
+/// Keep-alive connections the bot spreads its requests over: at most this many in flight.
+const CONNECTIONS: usize = 64;
+
+/// Fires until `duration` is over: `rate` requests per second over [`CONNECTIONS`] keep-alive
+/// connections, one request per write and one answer read before the next on a connection, as
+/// a script with a connection pool does. It writes HTTP/1.1 itself rather than through
+/// `reqwest`: on this shared 2-core machine the bot's own client work (a task, a timer and a
+/// client stack per request) is taken from the API it attacks, which a bot on another machine
+/// would not do; what reaches the API (one request per packet, a token, a fresh key) is the
+/// same.
 pub async fn run(config: BotConfig) -> BotResult {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(256)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap_or_default();
-    let url: Arc<str> = format!("{}/buy", config.base.trim_end_matches('/')).into();
-    let live = Arc::new(Live::default());
-    let slots = Arc::new(Semaphore::new(256));
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let start = Instant::now();
-    let interval = Duration::from_secs_f64(1.0 / config.rate.max(0.001));
-    let config = Arc::new(config);
+    let Some(host) = config
+        .base
+        .trim_end_matches('/')
+        .strip_prefix("http://")
+        .map(str::to_string)
+    else {
+        return BotResult::default();
+    };
+    let permits = Arc::new(Semaphore::new(0));
     // Keys unique to this run: a run after another is new buys, not retries of the old ones.
     let run = Uuid::new_v4().simple().to_string();
-    let mut i: u64 = 0;
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let config = Arc::new(config);
+    let conns: Vec<_> = (0..CONNECTIONS)
+        .map(|_| {
+            let (permits, next, config, host, run) = (
+                permits.clone(),
+                next.clone(),
+                config.clone(),
+                host.clone(),
+                run.clone(),
+            );
+            tokio::spawn(async move { connection(&host, &config, &run, &permits, &next).await })
+        })
+        .collect();
+    // The pace: every millisecond, the requests due by then.
+    let mut issued: u64 = 0;
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
     loop {
-        let due = start + interval.mul_f64(i as f64);
-        if due.duration_since(start) >= config.duration {
+        tick.tick().await;
+        let elapsed = start.elapsed().min(config.duration);
+        let due = (elapsed.as_secs_f64() * config.rate) as u64;
+        permits.add_permits((due - issued) as usize);
+        issued = due;
+        if elapsed >= config.duration {
             break;
         }
-        tokio::time::sleep_until(due.into()).await;
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            break;
-        };
-        let (config, client, url, live, tx, run) = (
-            config.clone(),
-            client.clone(),
-            url.clone(),
-            live.clone(),
-            tx.clone(),
-            run.clone(),
-        );
-        tokio::spawn(async move {
-            let buyer = match &config.token {
-                Some(t) => Buyer::Token(t),
-                None => Buyer::Claimed(config.user),
-            };
-            let item = 1 + i % config.items.max(1);
-            let key = format!("bot-{run}-{i}");
-            let r = buy_once(&client, &url, buyer, item, Some(&key), &live).await;
-            drop(slot);
-            let _ = tx.send(r);
-        });
-        i += 1;
     }
-    drop(tx);
+    permits.close();
     let mut out = BotResult::default();
-    while let Some(r) = rx.recv().await {
-        out.sent += 1;
-        *out.statuses.entry(r.status).or_default() += 1;
-        if r.outcome == Final::Accepted {
-            out.accepted.extend(r.request_id);
+    for c in conns {
+        if let Ok(r) = c.await {
+            out.merge(r);
         }
     }
     out.elapsed_s = start.elapsed().as_secs_f64();
     out
+}
+
+/// One connection's share of the bot's requests, until the pace stops.
+async fn connection(
+    host: &str,
+    config: &BotConfig,
+    run: &str,
+    permits: &Semaphore,
+    next: &std::sync::atomic::AtomicU64,
+) -> BotResult {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+    let mut out = BotResult::default();
+    let mut stream: Option<BufReader<tokio::net::TcpStream>> = None;
+    while let Ok(permit) = permits.acquire().await {
+        permit.forget();
+        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let item = 1 + i % config.items.max(1);
+        let (auth, body) = match &config.token {
+            Some(t) => (
+                format!("Authorization: Bearer {t}\r\n"),
+                format!("{{\"item_id\":{item},\"qty\":1}}"),
+            ),
+            None => (
+                String::new(),
+                format!("{{\"item_id\":{item},\"qty\":1,\"user_id\":{}}}", config.user),
+            ),
+        };
+        let request = format!(
+            "POST /buy HTTP/1.1\r\nHost: {host}\r\n{auth}Idempotency-Key: bot-{run}-{i}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        out.sent += 1;
+        if stream.is_none() {
+            stream = tokio::net::TcpStream::connect(host)
+                .await
+                .ok()
+                .map(BufReader::new);
+        }
+        let answer = match stream.as_mut() {
+            Some(s) => {
+                async {
+                    s.get_mut().write_all(request.as_bytes()).await?;
+                    read_answer(s).await
+                }
+                .await
+            }
+            None => Err(std::io::ErrorKind::NotConnected.into()),
+        };
+        let (status, body) = answer.unwrap_or_else(|_| {
+            stream = None; // reconnect for the next request
+            (0, Vec::new())
+        });
+        *out.statuses.entry(status).or_default() += 1;
+        if (200..300).contains(&status) {
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            out.accepted
+                .extend(body["request_id"].as_str().and_then(|s| s.parse::<Uuid>().ok()));
+        }
+    }
+    return out;
+
+    /// An HTTP/1.1 answer: its status and body (by Content-Length; the API always sends one).
+    async fn read_answer(
+        s: &mut BufReader<tokio::net::TcpStream>,
+    ) -> std::io::Result<(u16, Vec<u8>)> {
+        let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+        let mut line = String::new();
+        s.read_line(&mut line).await?;
+        let status = line
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| bad("no status line"))?;
+        let mut length = 0usize;
+        loop {
+            line.clear();
+            if s.read_line(&mut line).await? == 0 {
+                return Err(bad("closed mid-answer"));
+            }
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().map_err(|_| bad("content-length"))?;
+                }
+            }
+        }
+        let mut body = vec![0; length];
+        s.read_exact(&mut body).await?;
+        Ok((status, body))
+    }
 }
