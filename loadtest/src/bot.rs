@@ -12,7 +12,6 @@ use sqlx::PgPool;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
-
 #[derive(Debug, Clone)]
 pub struct BotConfig {
     pub base: String,
@@ -151,7 +150,10 @@ async fn connection(
             ),
             None => (
                 String::new(),
-                format!("{{\"item_id\":{item},\"qty\":1,\"user_id\":{}}}", config.user),
+                format!(
+                    "{{\"item_id\":{item},\"qty\":1,\"user_id\":{}}}",
+                    config.user
+                ),
             ),
         };
         let request = format!(
@@ -183,8 +185,11 @@ async fn connection(
         *out.statuses.entry(status).or_default() += 1;
         if (200..300).contains(&status) {
             let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-            out.accepted
-                .extend(body["request_id"].as_str().and_then(|s| s.parse::<Uuid>().ok()));
+            out.accepted.extend(
+                body["request_id"]
+                    .as_str()
+                    .and_then(|s| s.parse::<Uuid>().ok()),
+            );
         }
     }
     return out;
@@ -193,7 +198,8 @@ async fn connection(
     async fn read_answer(
         s: &mut BufReader<tokio::net::TcpStream>,
     ) -> std::io::Result<(u16, Vec<u8>)> {
-        let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+        let bad =
+            |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
         let mut line = String::new();
         s.read_line(&mut line).await?;
         let status = line
