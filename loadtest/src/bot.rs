@@ -86,6 +86,8 @@ pub async fn run(config: BotConfig) -> BotResult {
     else {
         return BotResult::default();
     };
+    // Every request due in `duration` is sent, also those a busy moment delayed.
+    let total = (config.duration.as_secs_f64() * config.rate) as u64;
     let permits = Arc::new(Semaphore::new(0));
     // Keys unique to this run: a run after another is new buys, not retries of the old ones.
     let run = Uuid::new_v4().simple().to_string();
@@ -100,7 +102,9 @@ pub async fn run(config: BotConfig) -> BotResult {
                 host.clone(),
                 run.clone(),
             );
-            tokio::spawn(async move { connection(&host, &config, &run, &permits, &next).await })
+            tokio::spawn(
+                async move { connection(&host, &config, &run, &permits, &next, total).await },
+            )
         })
         .collect();
     // The pace: every millisecond, the requests due by then.
@@ -109,14 +113,13 @@ pub async fn run(config: BotConfig) -> BotResult {
     loop {
         tick.tick().await;
         let elapsed = start.elapsed().min(config.duration);
-        let due = (elapsed.as_secs_f64() * config.rate) as u64;
+        let due = ((elapsed.as_secs_f64() * config.rate) as u64).min(total);
         permits.add_permits((due - issued) as usize);
         issued = due;
-        if elapsed >= config.duration {
+        if issued == total {
             break;
         }
     }
-    permits.close();
     let mut out = BotResult::default();
     for c in conns {
         if let Ok(r) = c.await {
@@ -134,14 +137,22 @@ async fn connection(
     run: &str,
     permits: &Semaphore,
     next: &std::sync::atomic::AtomicU64,
+    total: u64,
 ) -> BotResult {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
     let mut out = BotResult::default();
     let mut stream: Option<BufReader<tokio::net::TcpStream>> = None;
-    while let Ok(permit) = permits.acquire().await {
-        permit.forget();
+    loop {
         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if i >= total {
+            break;
+        }
+        // Request `i` is one of `total`: its permit comes, when it is due.
+        let Ok(permit) = permits.acquire().await else {
+            break;
+        };
+        permit.forget();
         let item = 1 + i % config.items.max(1);
         let (auth, body) = match &config.token {
             Some(t) => (
