@@ -713,6 +713,44 @@ async fn pending_rows_written_together_keep_one_request_per_uuid() {
     assert_eq!(count, 11);
 }
 
+/// A group the database refuses (here for one row's deadline, out of PostgreSQL's timestamp
+/// range) is tried again row by row: the bad row gets its error, the others are recorded.
+#[tokio::test]
+async fn a_row_the_database_refuses_does_not_fail_the_rows_written_with_it() {
+    use services::inference::pending::PendingRows;
+    use services::inference::store::Created;
+    use shared::messages::InferenceRequest;
+
+    let db = TestDb::new().await;
+    let rows = PendingRows::spawn(db.pool.clone());
+    let reqs: Vec<InferenceRequest> = (0..11)
+        .map(|i| InferenceRequest {
+            id: uuid::Uuid::new_v4(),
+            model: None,
+            input: json!({"n": i}),
+            deadline_ms: if i == 5 {
+                i64::MAX
+            } else {
+                shared::time::now_ms() + 60_000
+            },
+            reply_to: None,
+        })
+        .collect();
+    let created = futures_util::future::join_all(reqs.iter().map(|r| rows.create(r))).await;
+    for (i, c) in created.into_iter().enumerate() {
+        match (i, c) {
+            (5, Err(e)) => assert!(e.to_string().contains("out of range"), "{e}"),
+            (5, Ok(_)) => panic!("the out-of-range deadline was accepted"),
+            (_, c) => assert!(matches!(c, Ok(Created::New)), "{i}: {c:?}"),
+        }
+    }
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM inference_requests")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 10);
+}
+
 /// The model process dies mid-request (killed from outside): the worker restarts it and the
 /// request is run again and answered; nothing is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

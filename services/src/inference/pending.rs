@@ -4,10 +4,18 @@
 //! that arrive while a write is in flight go together in the next one: one statement and one
 //! commit for up to [`MAX_GROUP`] requests. A caller alone still waits for one commit only.
 //!
-//! Invariant: a caller is told [`Created::New`] only when its row was inserted by a committed
-//! statement; every other outcome (a UUID that exists, a group the database refused, a writer
-//! that is gone) goes through [`store::create_pending`] alone, so a bad row never fails the
-//! others and the answers are those the single-row path gives.
+//! Invariants:
+//! - a caller is told [`Created::New`] only when its row was inserted by a committed statement;
+//! - a UUID that exists, a group the database refused (an error from the server: nothing of it
+//!   was committed) or a writer that is gone sends each row through [`store::create_pending`]
+//!   alone, so a bad row never fails the others and the answers are those of the single-row
+//!   path;
+//! - a group whose outcome is unknown (the connection broke after the statement was sent: it
+//!   may have committed) is an error for each of its callers, as a single-row insert would be.
+//!   Trying those rows again would find them and take them for existing requests that were
+//!   never enqueued.
+
+use std::collections::HashSet;
 
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
@@ -18,14 +26,27 @@ use shared::messages::InferenceRequest;
 
 /// Most rows in one statement.
 pub const MAX_GROUP: usize = 1000;
+/// Most input bytes in one statement (a body may hold 256 KiB; a thousand of them would be a
+/// quarter-gigabyte parameter).
+pub const MAX_GROUP_BYTES: usize = 4 << 20;
 
-/// One row waiting to be written, and where to say whether it was inserted.
+/// What became of a row in its group.
+#[derive(Debug)]
+enum Outcome {
+    Inserted,
+    /// Not inserted, and certainly not: the UUID exists, or the server refused the group.
+    NotInserted,
+    /// The group may or may not have been committed.
+    Unknown(String),
+}
+
+/// One row waiting to be written, and where to say what became of it.
 struct Row {
     id: Uuid,
     model: Option<String>,
     input: String,
     deadline_secs: f64,
-    inserted: oneshot::Sender<bool>,
+    outcome: oneshot::Sender<Outcome>,
 }
 
 /// The handle callers share; the writer task ends when the last handle is dropped.
@@ -51,31 +72,69 @@ impl PendingRows {
             model: req.model.clone(),
             input: req.input.to_string(),
             deadline_secs: req.deadline_ms as f64 / 1000.0,
-            inserted: tx,
+            outcome: tx,
         };
-        if self.rows.send(row).is_ok() && rx.await == Ok(true) {
-            return Ok(Created::New);
+        let outcome = match self.rows.send(row) {
+            Ok(()) => rx.await.unwrap_or(Outcome::NotInserted),
+            Err(_) => Outcome::NotInserted,
+        };
+        match outcome {
+            Outcome::Inserted => Ok(Created::New),
+            Outcome::Unknown(why) => Err(sqlx::Error::Io(std::io::Error::other(format!(
+                "the pending row's insert may or may not have been committed: {why}"
+            )))),
+            // Alone, the row gets the single-row answer (and its own error, if it has one).
+            Outcome::NotInserted => store::create_pending(&self.pool, req).await,
         }
-        // Not inserted by the group: the UUID exists, or the group failed. Alone, the row gets
-        // the single-row answer (and its own error, if it has one).
-        store::create_pending(&self.pool, req).await
     }
 }
 
-/// Waits for a row, takes every other row already waiting (up to [`MAX_GROUP`]) and inserts
-/// them in one statement; repeats until every handle is gone.
+/// Waits for a row, takes the other rows already waiting (up to [`MAX_GROUP`] rows and
+/// [`MAX_GROUP_BYTES`] of input) and inserts them in one statement; repeats until every handle
+/// is gone.
 async fn write_groups(pool: PgPool, mut rx: mpsc::UnboundedReceiver<Row>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
-    while rx.recv_many(&mut group, MAX_GROUP).await > 0 {
-        let inserted = insert_group(&pool, &group).await.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, rows = group.len(), "group insert of pending rows failed; each is tried alone");
-            Vec::new()
-        });
-        let mut inserted: std::collections::HashSet<Uuid> = inserted.into_iter().collect();
-        for row in group.drain(..) {
-            // A UUID twice in one group is inserted once: the first caller has it, the second
-            // goes the single-row way and finds it (the same request, or a 409).
-            let _ = row.inserted.send(inserted.remove(&row.id));
+    while let Some(first) = rx.recv().await {
+        let mut bytes = first.input.len();
+        group.push(first);
+        while group.len() < MAX_GROUP && bytes < MAX_GROUP_BYTES {
+            match rx.try_recv() {
+                Ok(row) => {
+                    bytes += row.input.len();
+                    group.push(row);
+                }
+                Err(_) => break,
+            }
+        }
+        match insert_group(&pool, &group).await {
+            Ok(inserted) => {
+                let mut inserted: HashSet<Uuid> = inserted.into_iter().collect();
+                for row in group.drain(..) {
+                    // A UUID twice in one group is inserted once: the first caller has it, the
+                    // second goes the single-row way and finds it (the same request, or a 409).
+                    let outcome = if inserted.remove(&row.id) {
+                        Outcome::Inserted
+                    } else {
+                        Outcome::NotInserted
+                    };
+                    let _ = row.outcome.send(outcome);
+                }
+            }
+            Err(e) => {
+                // An error the server answered, or a connection never had: nothing was
+                // committed. Anything else may have been.
+                let certain = e.as_database_error().is_some()
+                    || matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed);
+                tracing::warn!(error = %e, rows = group.len(), certain, "group insert of pending rows failed");
+                for row in group.drain(..) {
+                    let outcome = if certain {
+                        Outcome::NotInserted
+                    } else {
+                        Outcome::Unknown(e.to_string())
+                    };
+                    let _ = row.outcome.send(outcome);
+                }
+            }
         }
     }
 }
