@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
@@ -76,15 +77,15 @@ const CONNECTIONS: usize = 64;
 /// client stack per request) is taken from the API it attacks, which a bot on another machine
 /// would not do; what reaches the API (one request per packet, a token, a fresh key) is the
 /// same.
-pub async fn run(config: BotConfig) -> BotResult {
+pub async fn run(config: BotConfig) -> anyhow::Result<BotResult> {
     let start = Instant::now();
-    let Some(host) = config
-        .base
-        .trim_end_matches('/')
-        .strip_prefix("http://")
-        .map(str::to_string)
-    else {
-        return BotResult::default();
+    let url = reqwest::Url::parse(&config.base)?;
+    let host = match (url.scheme(), url.host_str(), url.port_or_known_default()) {
+        ("http", Some(h), Some(p)) => format!("{h}:{p}"),
+        _ => anyhow::bail!(
+            "the bot speaks plain HTTP to host:port, not {}",
+            config.base
+        ),
     };
     // Every request due in `duration` is sent, also those a busy moment delayed.
     let total = (config.duration.as_secs_f64() * config.rate) as u64;
@@ -122,12 +123,10 @@ pub async fn run(config: BotConfig) -> BotResult {
     }
     let mut out = BotResult::default();
     for c in conns {
-        if let Ok(r) = c.await {
-            out.merge(r);
-        }
+        out.merge(c.await?);
     }
     out.elapsed_s = start.elapsed().as_secs_f64();
-    out
+    Ok(out)
 }
 
 /// One connection's share of the bot's requests, until the pace stops.
@@ -139,8 +138,6 @@ async fn connection(
     next: &std::sync::atomic::AtomicU64,
     total: u64,
 ) -> BotResult {
-    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-
     let mut out = BotResult::default();
     let mut stream: Option<BufReader<tokio::net::TcpStream>> = None;
     loop {
@@ -203,39 +200,57 @@ async fn connection(
             );
         }
     }
-    return out;
+    out
+}
 
-    /// An HTTP/1.1 answer: its status and body (by Content-Length; the API always sends one).
-    async fn read_answer(
-        s: &mut BufReader<tokio::net::TcpStream>,
-    ) -> std::io::Result<(u16, Vec<u8>)> {
-        let bad =
-            |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
-        let mut line = String::new();
-        s.read_line(&mut line).await?;
-        let status = line
-            .split(' ')
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| bad("no status line"))?;
-        let mut length = 0usize;
-        loop {
-            line.clear();
-            if s.read_line(&mut line).await? == 0 {
-                return Err(bad("closed mid-answer"));
-            }
-            let header = line.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse().map_err(|_| bad("content-length"))?;
-                }
+/// An HTTP/1.1 answer: its status and body (by Content-Length; the API always sends one).
+async fn read_answer(s: &mut BufReader<tokio::net::TcpStream>) -> std::io::Result<(u16, Vec<u8>)> {
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+    let mut line = String::new();
+    s.read_line(&mut line).await?;
+    let status = line
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| bad("no status line"))?;
+    let mut length = 0usize;
+    loop {
+        line.clear();
+        if s.read_line(&mut line).await? == 0 {
+            return Err(bad("closed mid-answer"));
+        }
+        let header = line.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().map_err(|_| bad("content-length"))?;
             }
         }
-        let mut body = vec![0; length];
-        s.read_exact(&mut body).await?;
-        Ok((status, body))
+    }
+    let mut body = vec![0; length];
+    s.read_exact(&mut body).await?;
+    Ok((status, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_base_the_bot_cannot_speak_to_is_an_error_not_an_empty_run() {
+        for base in ["https://127.0.0.1:8080", "not a url", "http://"] {
+            let r = run(BotConfig {
+                base: base.into(),
+                user: 1,
+                token: None,
+                items: 1,
+                rate: 10.0,
+                duration: Duration::from_millis(10),
+            })
+            .await;
+            assert!(r.is_err(), "{base}: {r:?}");
+        }
     }
 }

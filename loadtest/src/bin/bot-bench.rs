@@ -192,7 +192,7 @@ async fn main() -> anyhow::Result<()> {
         .await;
         let b = bot_task
             .join()
-            .map_err(|_| anyhow::anyhow!("the bot's thread panicked"))??;
+            .map_err(|_| anyhow::anyhow!("the bot's thread panicked"))???;
         println!("round {}:", round + 1);
         alone_p99.push(phase("  normal buyers alone:", &mut alone));
         beside_p99.push(phase("  normal buyers + bot:", &mut beside));

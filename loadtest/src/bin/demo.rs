@@ -492,7 +492,7 @@ async fn demo(args: Args, interrupt: Interrupt) -> anyhow::Result<bool> {
     // The bot's 202s are orders too: the checks below count them with the buyers'.
     let mut bot_result = None;
     if let Some(bot) = bot {
-        let b = bot.await?;
+        let b = bot.await??;
         queued.accepted.extend(b.accepted.iter().copied());
         live.accepted
             .fetch_add(b.accepted.len() as u64, Ordering::Relaxed);
