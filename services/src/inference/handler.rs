@@ -30,7 +30,7 @@ use sqlx::PgPool;
 
 use super::model::{Model, ModelError, ModelOutput};
 use super::store;
-use crate::worker::{BatchHandler, DbFailure, HandlerError, WorkerContext};
+use crate::worker::{BatchHandler, DbFailure, HandlerError, PendingAcks, WorkerContext};
 
 /// How a worker serves its model.
 #[derive(Debug, Clone)]
@@ -163,7 +163,7 @@ impl<M: Model> BatchHandler for InferenceHandler<M> {
         &mut self,
         batch: &[BorrowedMessage<'_>],
         ctx: &WorkerContext,
-    ) -> Result<(), HandlerError> {
+    ) -> Result<PendingAcks, HandlerError> {
         self.process(batch, ctx).await
     }
 }
@@ -173,7 +173,8 @@ impl<M: Model> InferenceHandler<M> {
         &mut self,
         batch: &[BorrowedMessage<'_>],
         ctx: &WorkerContext,
-    ) -> Result<(), HandlerError> {
+    ) -> Result<PendingAcks, HandlerError> {
+        let mut acks = PendingAcks::none();
         let mut reqs = Vec::with_capacity(batch.len());
         for m in batch {
             let headers: Vec<(&str, &[u8])> = m
@@ -262,7 +263,7 @@ impl<M: Model> InferenceHandler<M> {
                     .await?;
                 self.stats.redelivered.inc_by(again.len() as u64);
                 // Stored already: reply only.
-                send_replies(ctx, &group, &again).await;
+                send_replies(ctx, &group, &again, &mut acks).await;
             }
             if !runnable.is_empty() {
                 let inputs: Vec<Value> = runnable.iter().map(|(r, _)| r.input.clone()).collect();
@@ -306,47 +307,47 @@ impl<M: Model> InferenceHandler<M> {
                 })
                 .await
             {
-                Ok(()) => send_replies(ctx, &group, &replies).await,
+                Ok(()) => send_replies(ctx, &group, &replies, &mut acks).await,
                 Err(DbFailure::Permanent(e)) => isolate(group, e, &mut todo, ctx).await?,
                 Err(stopped) => return Err(stopped.into()),
             }
         }
-        Ok(())
+        Ok(acks)
     }
 }
 
-/// Produces each reply to its request's reply address and waits for the acknowledgements.
-/// A reply that cannot be delivered (its topic is gone) is logged: the stored result stays
-/// readable through `GET /infer/{id}`.
+/// Produces each reply to its request's reply address; the worker commits the batch once they
+/// are acknowledged. A reply that cannot be delivered (its topic is gone) is logged: the stored
+/// result stays readable through `GET /infer/{id}`.
 async fn send_replies(
     ctx: &WorkerContext,
     group: &[(InferenceRequest, &BorrowedMessage<'_>)],
     replies: &[InferenceReply],
+    acks: &mut PendingAcks,
 ) {
-    let sends = replies.iter().filter_map(|reply| {
-        let (req, _) = group.iter().find(|(r, _)| r.id == reply.id)?;
+    for reply in replies {
+        let Some((req, _)) = group.iter().find(|(r, _)| r.id == reply.id) else {
+            continue;
+        };
         // A request with no reply address (a Kafka client that reads results from the table).
-        let to = req.reply_to.as_ref()?;
+        let Some(to) = req.reply_to.as_ref() else {
+            continue;
+        };
         let payload = reply.encode();
         let key = reply.id.to_string();
-        let producer = ctx.producer();
-        Some(async move {
-            let mut record = FutureRecord::to(&to.topic).key(&key).payload(&payload);
-            if let Some(p) = to.partition {
-                record = record.partition(p);
-            }
-            if let Some(c) = &to.correlation_id {
-                record = record.headers(OwnedHeaders::new().insert(Header {
-                    key: CORRELATION_ID_HEADER,
-                    value: Some(c),
-                }));
-            }
-            if let Err((e, _)) = producer.send(record, Duration::from_secs(30)).await {
-                tracing::warn!(id = %req.id, topic = to.topic, error = %e, "reply not delivered; the result is stored");
-            }
-        })
-    });
-    futures_util::future::join_all(sends).await;
+        let mut record = FutureRecord::to(&to.topic).key(&key).payload(&payload);
+        if let Some(p) = to.partition {
+            record = record.partition(p);
+        }
+        if let Some(c) = &to.correlation_id {
+            record = record.headers(OwnedHeaders::new().insert(Header {
+                key: CORRELATION_ID_HEADER,
+                value: Some(c),
+            }));
+        }
+        let what = format!("reply {} to {} (the result is stored)", req.id, to.topic);
+        acks.send(ctx.producer(), record, what).await;
+    }
 }
 
 /// A model's answer for one request, as a reply the database can store: an output holding a NUL

@@ -15,7 +15,7 @@ use sqlx::PgPool;
 use std::sync::Arc;
 
 use super::{apply_batch, Buy};
-use crate::worker::{BatchHandler, DbFailure, HandlerError, WorkerContext};
+use crate::worker::{BatchHandler, DbFailure, HandlerError, PendingAcks, WorkerContext};
 
 /// What the order worker decided, for `/metrics` and the demo's progress line.
 #[derive(Debug, Default)]
@@ -70,7 +70,7 @@ impl BatchHandler for OrderHandler {
         &mut self,
         batch: &[BorrowedMessage<'_>],
         ctx: &WorkerContext,
-    ) -> Result<(), HandlerError> {
+    ) -> Result<PendingAcks, HandlerError> {
         // Each buy with the message it came from, for the dead-letter topic.
         let mut buys: Vec<(Buy, &BorrowedMessage<'_>)> = Vec::with_capacity(batch.len());
         for m in batch {
@@ -127,6 +127,7 @@ impl BatchHandler for OrderHandler {
                 Err(stopped @ DbFailure::Stopped) => return Err(stopped.into()),
             }
         }
-        Ok(())
+        // Every effect is in the database, committed.
+        Ok(PendingAcks::none())
     }
 }

@@ -13,6 +13,7 @@ use sqlx::PgPool;
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
+use super::acks::PendingAcks;
 use super::metrics::WorkerMetrics;
 use super::queue;
 use crate::backoff::Backoff;
@@ -45,13 +46,14 @@ pub trait BatchHandler: Send + 'static {
         None
     }
 
-    /// Handles a batch. `Ok` means every effect of the batch is durable: the worker then
-    /// commits its offsets.
+    /// Handles a batch. `Ok` means every effect of the batch is durable once the returned
+    /// acknowledgements are in (none, for a handler whose effects are all in its database):
+    /// the worker then commits its offsets. It may hand the handler the next batch meanwhile.
     fn handle(
         &mut self,
         batch: &[BorrowedMessage<'_>],
         ctx: &WorkerContext,
-    ) -> impl Future<Output = Result<(), HandlerError>> + Send;
+    ) -> impl Future<Output = Result<PendingAcks, HandlerError>> + Send;
 }
 
 /// What a handler works with.

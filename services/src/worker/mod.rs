@@ -7,13 +7,17 @@
 //! - `handler`: the [`BatchHandler`] trait and the [`WorkerContext`] a handler works with
 //!   (dead-lettering, retries with backoff, the shutdown token).
 //! - `queue`: the Kafka side: group consumer, durable producer, batches, commits, dead letters.
+//! - `acks`: the sends a handled batch still waits for; the worker handles the next batch
+//!   meanwhile and commits in batch order.
 //! - `metrics`: the counters every worker has, and its `/healthz` + `/metrics` port.
 //! - `pace`: an optional ceiling on events per second, for a database shared with others.
 //!
 //! Shutdown: when the token is cancelled the worker finishes the batch in hand (a handler
-//! waiting in a retry stops instead, and that batch stays uncommitted), commits, leaves the
-//! group, stops its metrics port and returns.
+//! waiting in a retry stops instead, and that batch stays uncommitted), waits for the
+//! acknowledgements of the batches it handled, commits, leaves the group, stops its metrics
+//! port and returns.
 
+mod acks;
 mod handler;
 mod metrics;
 pub mod pace;
@@ -34,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 use crate::kafka::TopicSpec;
 
 use crate::telemetry::{check_broker, check_database, ready_response, ReadinessCheck};
+pub use acks::PendingAcks;
 pub use handler::{is_permanent, BatchHandler, DbFailure, HandlerError, WorkerContext};
 pub use metrics::WorkerMetrics;
 
@@ -239,16 +244,39 @@ impl<H: BatchHandler> Worker<H> {
         let max_batch = pace
             .as_ref()
             .map_or(config.max_batch, |p| p.batch(config.max_batch));
+        // The last handled batch while its acknowledgements are out; at most one, so batches
+        // are committed in the order they came.
+        let mut in_flight: Option<InFlight> = None;
         let result = loop {
-            let batch = match queue::recv_batch(&consumer, max_batch, &shutdown).await {
-                Ok(Some(batch)) => batch,
-                Ok(None) => break Ok(()),
-                Err(e) => break Err(WorkerError::Kafka(e)),
+            let next = tokio::select! {
+                // Acknowledged while no new batch came: commit it now, not at the next batch.
+                () = acknowledged(&mut in_flight), if in_flight.is_some() => None,
+                received = queue::recv_batch(&consumer, max_batch, &shutdown) => Some(received),
+            };
+            let batch = match next {
+                None => {
+                    if let Some(done) = in_flight.take() {
+                        done.commit(&consumer)?;
+                    }
+                    continue;
+                }
+                Some(Ok(Some(batch))) => batch,
+                Some(Ok(None)) => break Ok(()),
+                Some(Err(e)) => break Err(WorkerError::Kafka(e)),
             };
             match handler.handle(&batch, &context).await {
-                Ok(()) => {
+                Ok(acks) => {
                     context.metrics().batch_done(batch.len());
-                    queue::commit_batch(&consumer, &batch, CommitMode::Async)?;
+                    let offsets = queue::next_offsets(&batch);
+                    if let Some(earlier) = in_flight.take() {
+                        earlier.finish(&consumer).await?;
+                    }
+                    let handled = InFlight::new(offsets, acks);
+                    if handled.waiting {
+                        in_flight = Some(handled);
+                    } else {
+                        handled.commit(&consumer)?;
+                    }
                     if let Some(pace) = &mut pace {
                         pace.after(batch.len(), &shutdown).await;
                     }
@@ -258,6 +286,11 @@ impl<H: BatchHandler> Worker<H> {
                 Err(e) => break Err(WorkerError::Handler(e)),
             }
         };
+        // What was handled before stopping is committed once it is durable, even after a
+        // failure of a later batch.
+        if let Some(earlier) = in_flight.take() {
+            earlier.finish(&consumer).await?;
+        }
         tracing::info!(group = %config.group_id, "worker stopping");
         // What was committed asynchronously is flushed by a final synchronous commit.
         if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
@@ -266,5 +299,41 @@ impl<H: BatchHandler> Worker<H> {
         drop(consumer);
         tasks.shutdown().await;
         result
+    }
+}
+
+/// A handled batch: the offsets that commit it and the acknowledgements that must come first.
+struct InFlight {
+    offsets: queue::NextOffsets,
+    acks: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    waiting: bool,
+}
+
+impl InFlight {
+    fn new(offsets: queue::NextOffsets, acks: PendingAcks) -> Self {
+        InFlight {
+            offsets,
+            waiting: !acks.is_empty(),
+            acks: acks.into_wait(),
+        }
+    }
+
+    /// Waits for the acknowledgements, then commits.
+    async fn finish(mut self, consumer: &StreamConsumer) -> Result<(), WorkerError> {
+        self.acks.as_mut().await;
+        self.commit(consumer)
+    }
+
+    /// Commits; only once the acknowledgements are in.
+    fn commit(self, consumer: &StreamConsumer) -> Result<(), WorkerError> {
+        Ok(queue::commit(consumer, &self.offsets, CommitMode::Async)?)
+    }
+}
+
+/// Resolves when the batch in flight is acknowledged; never, when there is none.
+async fn acknowledged(in_flight: &mut Option<InFlight>) {
+    match in_flight {
+        Some(f) => f.acks.as_mut().await,
+        None => std::future::pending().await,
     }
 }

@@ -88,22 +88,31 @@ fn consume_error(e: KafkaError) -> Result<(), KafkaError> {
     Ok(())
 }
 
-/// Commits, per partition, the offset after the batch's last message.
-pub fn commit_batch(
-    consumer: &StreamConsumer,
-    batch: &[BorrowedMessage<'_>],
-    mode: CommitMode,
-) -> Result<(), KafkaError> {
-    let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
+/// Per topic and partition, the offset after a batch's last message: what committing the
+/// batch stores.
+pub type NextOffsets = BTreeMap<(String, i32), i64>;
+
+/// The offsets that commit `batch`.
+pub fn next_offsets(batch: &[BorrowedMessage<'_>]) -> NextOffsets {
+    let mut next = NextOffsets::new();
     for m in batch {
         let e = next
             .entry((m.topic().to_string(), m.partition()))
             .or_insert(0);
         *e = (*e).max(m.offset() + 1);
     }
+    next
+}
+
+/// Commits `offsets` (see [`next_offsets`]).
+pub fn commit(
+    consumer: &StreamConsumer,
+    offsets: &NextOffsets,
+    mode: CommitMode,
+) -> Result<(), KafkaError> {
     let mut tpl = TopicPartitionList::new();
-    for ((topic, partition), offset) in next {
-        tpl.add_partition_offset(&topic, partition, Offset::Offset(offset))?;
+    for ((topic, partition), offset) in offsets {
+        tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
     }
     if let Err(e) = consumer.commit(&tpl, mode) {
         // A rebalance took the partition: the new owner processes again, idempotently.
