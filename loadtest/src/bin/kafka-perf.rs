@@ -65,9 +65,12 @@ struct Args {
     /// Messages of the order-path phase (closed loop); 0 skips the phase.
     #[arg(long, default_value_t = 100_000)]
     order_messages: usize,
-    /// linger.ms of the order-path producer (the API's default is 1).
-    #[arg(long, default_value_t = 1.0)]
+    /// linger.ms of the order-path producer (the API's default is 0).
+    #[arg(long, default_value_t = 0.0)]
     order_linger_ms: f64,
+    /// Produce requests in flight of the order-path producer (the API's is 2).
+    #[arg(long, default_value_t = 2)]
+    order_in_flight: u32,
     /// Arrival rate of the order-path phase's open loop (msgs/s), for 5 seconds.
     #[arg(long, default_value_t = 20_000.0)]
     order_rate: f64,
@@ -397,6 +400,10 @@ fn order_path(args: &Args, brokers: &str) -> anyhow::Result<()> {
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", args.order_linger_ms.to_string())
+        .set(
+            "max.in.flight.requests.per.connection",
+            args.order_in_flight.to_string(),
+        )
         .create()
         .context("create producer")?;
     let payload: Arc<[u8]> = vec![b'x'; args.size].into();
@@ -443,8 +450,9 @@ fn order_path(args: &Args, brokers: &str) -> anyhow::Result<()> {
         let took = start.elapsed();
         let (p50, p99, max) = all.summary_ms();
         println!(
-            "order path, {ORDER_TASKS} tasks each waiting for its ack, 6 partitions, linger {} ms: {:>8.0} msgs/s  ack p50 {p50:.2} ms p99 {p99:.2} ms max {max:.1} ms",
+            "order path, {ORDER_TASKS} tasks each waiting for its ack, 6 partitions, linger {} ms, {} in flight: {:>8.0} msgs/s  ack p50 {p50:.2} ms p99 {p99:.2} ms max {max:.1} ms",
             args.order_linger_ms,
+            args.order_in_flight,
             total as f64 / took.as_secs_f64()
         );
         // Open loop at the target rate. Tokio's timer has a 1 ms resolution, so the messages

@@ -92,6 +92,16 @@ impl DurableProducer {
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", format!("{:.3}", linger.as_secs_f64() * 1000.0))
+            // At most two produce requests out: what arrives meanwhile goes in the next one, so
+            // requests grow with the load, as a group commit does, with no fixed wait. With 5
+            // in flight (the default) and no linger, every buy became its own request (12-14k
+            // buys/s); a 1 ms linger batched them but put 1 ms on every buy (20.2k-23.0k buys/s
+            // at 50 connections, p99 5.9-8.2 ms). No linger and 2 in flight: 25.0k-31.2k, p99
+            // 3.3-4.2 ms; 1 in flight: 28.7k-30.2k, p99 3.9-4.4 ms, but librdkafka sends a
+            // request per partition, so a slow one held every partition: 2 of 9 open-loop runs
+            // of `kafka-perf`'s order path had a p99 of 50-62 ms, none with 2. (`order-bench
+            // ingest`, interleaved.) Idempotence keeps order and exactly-once either way.
+            .set("max.in.flight.requests.per.connection", "2")
             .set("message.timeout.ms", give_up.as_millis().to_string())
             .set("queue.buffering.max.messages", "200000")
             .create_with_context(DeliveryContext)?;

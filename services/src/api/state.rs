@@ -36,14 +36,14 @@ pub struct ApiConfig {
     pub jwt_secret: String,
     /// Trust `user_id` from the body when there is no token. Benchmarks only.
     pub load_test_mode: bool,
-    /// How long the producer waits for more buys to send with one (librdkafka's `linger.ms`):
-    /// every produce request costs the broker an fsync, so a little waiting buys throughput,
-    /// and adds as much to each buy's latency. Measured with `order-bench ingest --linger-ms`.
+    /// How long the producer waits for more buys to send with one (librdkafka's `linger.ms`).
+    /// Default 0: the producer keeps at most two requests out, and the buys that arrive
+    /// meanwhile go together in the next (see `DurableProducer::new`), so a wait would only
+    /// add to each buy's latency. Measured with `order-bench ingest --linger-ms`.
     pub producer_linger: Duration,
-    /// The same for `POST /infer`'s requests, which go through a producer of their own: a
-    /// caller waits for the model's answer, and one at a time there is nothing to batch with,
-    /// so the default is 0 (the 1 ms buys use would be 1 ms of every round trip). Requests that
-    /// arrive while one is in flight still go out together. Measured with `infer-bench`.
+    /// The same for `POST /infer`'s requests, which go through a producer of their own, so a
+    /// caller waiting for the model's answer never queues behind a burst of buys. Measured
+    /// with `infer-bench`.
     pub infer_producer_linger: Duration,
     /// How long a buy may wait for the queue's acknowledgement before the API answers 503 (the
     /// bound a client sees).
@@ -83,7 +83,7 @@ impl Default for ApiConfig {
             jwt_secret: String::new(),
             load_test_mode: false,
             enqueue_timeout: Duration::from_secs(5),
-            producer_linger: Duration::from_millis(1),
+            producer_linger: Duration::ZERO,
             infer_producer_linger: Duration::ZERO,
             items_refresh: Duration::from_millis(250),
             worker_group: "order-workers".into(),

@@ -33,7 +33,7 @@ struct Args {
     #[arg(long, env = "API_ENQUEUE_TIMEOUT_MS", default_value_t = 5000)]
     enqueue_timeout_ms: u64,
     /// How long the producer waits to send more buys in one request (librdkafka's linger.ms).
-    #[arg(long, env = "API_PRODUCER_LINGER_MS", default_value_t = 1)]
+    #[arg(long, env = "API_PRODUCER_LINGER_MS", default_value_t = 0)]
     producer_linger_ms: u64,
     /// The same for `POST /infer`'s requests (a producer of their own).
     #[arg(long, env = "API_INFER_PRODUCER_LINGER_MS", default_value_t = 0)]
