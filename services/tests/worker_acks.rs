@@ -76,6 +76,18 @@ fn committed(bootstrap: &str) -> Option<i64> {
     }
 }
 
+/// The offsets of the next batch the handler saw, within `secs`.
+async fn next_batch(
+    seen: &mut mpsc::UnboundedReceiver<Vec<i64>>,
+    secs: u64,
+    why: &str,
+) -> Vec<i64> {
+    tokio::time::timeout(Duration::from_secs(secs), seen.recv())
+        .await
+        .expect(why)
+        .expect("the handler is gone")
+}
+
 async fn committed_becomes(bootstrap: &str, want: i64) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -127,19 +139,15 @@ async fn gated_batches(b: &broker::EmbeddedBroker) {
         .unwrap();
 
     produce(&producer, "first").await;
-    let first = tokio::time::timeout(Duration::from_secs(30), seen.recv())
-        .await
-        .expect("the first batch is handled")
-        .unwrap();
-    assert_eq!(first, vec![0]);
+    assert_eq!(
+        next_batch(&mut seen, 30, "the first batch is handled").await,
+        vec![0]
+    );
 
     // The first batch's acknowledgement is out: the second is handled all the same...
     produce(&producer, "second").await;
-    let second = tokio::time::timeout(Duration::from_secs(10), seen.recv())
-        .await
-        .expect("the next batch is handled while the first one's acks are out")
-        .unwrap();
-    assert_eq!(second, vec![1]);
+    let why = "the next batch is handled while the first one's acks are out";
+    assert_eq!(next_batch(&mut seen, 10, why).await, vec![1]);
     // ...but neither is committed: the second may not be committed before the first.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
