@@ -158,7 +158,13 @@ pub fn client_config(bootstrap: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", bootstrap)
         // New topics and partitions (CreatePartitions) are seen within 10 s, not 5 minutes.
-        .set("topic.metadata.refresh.interval.ms", "10000");
+        .set("topic.metadata.refresh.interval.ms", "10000")
+        // Requests here are small and latency-bound (a buy, a reply); with two in flight, Nagle
+        // holds the second until the first is acknowledged. The broker sets TCP_NODELAY on its
+        // side for the same reason. `order-bench ingest`, six interleaved pairs at 50
+        // connections: 22.4k-28.8k buys/s without Nagle against 21.4k-29.5k with it, ahead in
+        // four of the six pairs (means 26.3k and 24.4k).
+        .set("socket.nagle.disable", "true");
     if let Some(Some(s)) = SASL.get() {
         c.set("security.protocol", "SASL_PLAINTEXT")
             .set("sasl.mechanism", s.mechanism)

@@ -404,6 +404,7 @@ fn order_path(args: &Args, brokers: &str) -> anyhow::Result<()> {
             "max.in.flight.requests.per.connection",
             args.order_in_flight.to_string(),
         )
+        .set("socket.nagle.disable", "true")
         .create()
         .context("create producer")?;
     let payload: Arc<[u8]> = vec![b'x'; args.size].into();
