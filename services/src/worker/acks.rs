@@ -13,7 +13,6 @@
 
 use std::fmt::Display;
 use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
 use futures_util::future::{join_all, BoxFuture};
@@ -44,11 +43,7 @@ impl PendingAcks {
         PendingAcks::default()
     }
 
-    /// Sends awaited so far.
-    pub fn len(&self) -> usize {
-        self.waits.len()
-    }
-
+    /// Whether nothing is awaited: the batch can be committed at once.
     pub fn is_empty(&self) -> bool {
         self.waits.is_empty()
     }
@@ -90,7 +85,7 @@ impl PendingAcks {
     }
 
     /// Resolves once every registered send is acknowledged or failed.
-    pub(super) fn into_wait(self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    pub(super) fn into_wait(self) -> BoxFuture<'static, ()> {
         Box::pin(async move {
             join_all(self.waits).await;
         })

@@ -271,11 +271,13 @@ impl<H: BatchHandler> Worker<H> {
                     if let Some(earlier) = in_flight.take() {
                         earlier.finish(&consumer).await?;
                     }
-                    let handled = InFlight::new(offsets, acks);
-                    if handled.waiting {
-                        in_flight = Some(handled);
+                    if acks.is_empty() {
+                        queue::commit(&consumer, &offsets, CommitMode::Async)?;
                     } else {
-                        handled.commit(&consumer)?;
+                        in_flight = Some(InFlight {
+                            offsets,
+                            acks: acks.into_wait(),
+                        });
                     }
                     if let Some(pace) = &mut pace {
                         pace.after(batch.len(), &shutdown).await;
@@ -305,19 +307,10 @@ impl<H: BatchHandler> Worker<H> {
 /// A handled batch: the offsets that commit it and the acknowledgements that must come first.
 struct InFlight {
     offsets: queue::NextOffsets,
-    acks: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
-    waiting: bool,
+    acks: futures_util::future::BoxFuture<'static, ()>,
 }
 
 impl InFlight {
-    fn new(offsets: queue::NextOffsets, acks: PendingAcks) -> Self {
-        InFlight {
-            offsets,
-            waiting: !acks.is_empty(),
-            acks: acks.into_wait(),
-        }
-    }
-
     /// Waits for the acknowledgements, then commits.
     async fn finish(mut self, consumer: &StreamConsumer) -> Result<(), WorkerError> {
         self.acks.as_mut().await;
