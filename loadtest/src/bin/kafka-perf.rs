@@ -68,8 +68,8 @@ struct Args {
     /// linger.ms of the order-path producer (the API's default is 0).
     #[arg(long, default_value_t = 0.0)]
     order_linger_ms: f64,
-    /// Produce requests in flight of the order-path producer (the API's is 2).
-    #[arg(long, default_value_t = 2)]
+    /// Produce requests in flight of the order-path producer (default: the API's).
+    #[arg(long, default_value_t = services::api::enqueue::MAX_IN_FLIGHT)]
     order_in_flight: u32,
     /// Arrival rate of the order-path phase's open loop (msgs/s), for 5 seconds.
     #[arg(long, default_value_t = 20_000.0)]
@@ -395,8 +395,8 @@ fn order_path(args: &Args, brokers: &str) -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+    // The services' client settings (Nagle off among them), then the API producer's.
+    let producer: FutureProducer = services::kafka::client_config(brokers)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", args.order_linger_ms.to_string())
@@ -404,7 +404,6 @@ fn order_path(args: &Args, brokers: &str) -> anyhow::Result<()> {
             "max.in.flight.requests.per.connection",
             args.order_in_flight.to_string(),
         )
-        .set("socket.nagle.disable", "true")
         .create()
         .context("create producer")?;
     let payload: Arc<[u8]> = vec![b'x'; args.size].into();

@@ -72,6 +72,9 @@ fn persisted_status(m: &BorrowedMessage<'_>) -> Persisted {
     }
 }
 
+/// Produce requests a [`DurableProducer`] keeps out at most (see [`DurableProducer::new`]).
+pub const MAX_IN_FLIGHT: u32 = 2;
+
 /// An idempotent, acks=all producer whose every send ends in one of the [`Enqueued`] outcomes.
 pub struct DurableProducer {
     producer: ThreadedProducer<DeliveryContext>,
@@ -101,7 +104,10 @@ impl DurableProducer {
             // request per partition, so a slow one held every partition: 2 of 9 open-loop runs
             // of `kafka-perf`'s order path had a p99 of 50-62 ms, none with 2. (`order-bench
             // ingest`, interleaved.) Idempotence keeps order and exactly-once either way.
-            .set("max.in.flight.requests.per.connection", "2")
+            .set(
+                "max.in.flight.requests.per.connection",
+                MAX_IN_FLIGHT.to_string(),
+            )
             .set("message.timeout.ms", give_up.as_millis().to_string())
             .set("queue.buffering.max.messages", "200000")
             .create_with_context(DeliveryContext)?;
