@@ -57,13 +57,12 @@ impl Node {
     /// `shutdown` is cancelled.
     pub async fn bind(config: NodeConfig, shutdown: CancellationToken) -> Result<Node, NodeError> {
         config.validate()?;
-        let bind = |what, addr| async move {
-            TcpListener::bind(addr)
-                .await
-                .map_err(|source| NodeError::Bind { what, addr, source })
+        // Room for every client of a restarted broker reconnecting at once (`shared::listener`).
+        let bind = |what, addr| {
+            shared::listener::bind(addr).map_err(|source| NodeError::Bind { what, addr, source })
         };
-        let listener = bind("listener", config.listen).await?;
-        let admin = bind("admin port", config.admin_listen).await?;
+        let listener = bind("listener", config.listen)?;
+        let admin = bind("admin port", config.admin_listen)?;
         let local = listener.local_addr().map_err(|source| NodeError::Bind {
             what: "listener",
             addr: config.listen,

@@ -721,3 +721,61 @@ async fn readiness_follows_the_broker_and_the_database() {
     lonely.stop().await;
     s.finish().await;
 }
+
+/// A sale opens with a crowd connecting in the same instant. While the API is busy (here: bound
+/// and not accepting yet), every connection completes its handshake at once and is served once
+/// the API gets to it. With the standard backlog (128) the connections past it lost their SYN
+/// and waited a second for its retransmission.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crowd_connecting_at_the_opening_is_queued_then_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const CROWD: usize = 600;
+    let (db, _dir, b) = sale_fixture(&[], 1).await;
+    let config = ApiConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        bootstrap: b.addr.clone(),
+        jwt_secret: SECRET.into(),
+        ..ApiConfig::default()
+    };
+    let api = services::api::Api::bind(config, db.pool.clone())
+        .await
+        .unwrap();
+    let addr = api.addr();
+    let connects: Vec<_> = (0..CROWD)
+        .map(|_| {
+            tokio::spawn(async move {
+                tokio::time::timeout(
+                    Duration::from_millis(500),
+                    tokio::net::TcpStream::connect(addr),
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut crowd = Vec::new();
+    for c in connects {
+        if let Ok(Ok(s)) = c.await.unwrap() {
+            crowd.push(s);
+        }
+    }
+    assert_eq!(
+        crowd.len(),
+        CROWD,
+        "connections that did not complete within 500 ms while the API was busy"
+    );
+    let api = api.spawn();
+    // The last to connect is served too.
+    let mut last = crowd.pop().unwrap();
+    last.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(5), last.read_to_string(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    drop(crowd);
+    api.stop().await;
+    db.drop_db().await;
+}

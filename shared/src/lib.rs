@@ -2,6 +2,7 @@
 //!
 //! - [`topics`]: the names of the topics every service agrees on.
 //! - [`messages`]: the JSON payloads of those topics, with their validation.
+//! - [`listener`]: binding a TCP port with room for a crowd of connections arriving at once.
 //! - [`shutdown`]: the one shutdown mechanism of every process: a cancellation token fired by
 //!   SIGTERM or Ctrl-C.
 //! - [`telemetry`]: tracing set-up.
@@ -10,6 +11,7 @@
 // Library code never unwraps: anything from outside gets a typed error instead.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod listener;
 pub mod messages;
 pub mod shutdown;
 pub mod telemetry;

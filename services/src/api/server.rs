@@ -47,9 +47,9 @@ impl Api {
         config.validate()?;
         let addr = config.listen;
         let state = AppState::new(config, pool).await?;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| ApiStartError::Bind { addr, source })?;
+        // Room for the crowd that connects when a sale opens (see `shared::listener`).
+        let listener =
+            shared::listener::bind(addr).map_err(|source| ApiStartError::Bind { addr, source })?;
         Ok(Api { state, listener })
     }
 
