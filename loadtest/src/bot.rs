@@ -9,9 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
+
+use crate::http1::{Connection, Target};
 
 #[derive(Debug, Clone)]
 pub struct BotConfig {
@@ -79,14 +80,7 @@ const CONNECTIONS: usize = 64;
 /// same.
 pub async fn run(config: BotConfig) -> anyhow::Result<BotResult> {
     let start = Instant::now();
-    let url = reqwest::Url::parse(&config.base)?;
-    let host = match (url.scheme(), url.host_str(), url.port_or_known_default()) {
-        ("http", Some(h), Some(p)) => format!("{h}:{p}"),
-        _ => anyhow::bail!(
-            "the bot speaks plain HTTP to host:port, not {}",
-            config.base
-        ),
-    };
+    let target = Target::parse(&config.base)?;
     // Every request due in `duration` is sent, also those a busy moment delayed.
     let total = (config.duration.as_secs_f64() * config.rate) as u64;
     let permits = Arc::new(Semaphore::new(0));
@@ -96,15 +90,15 @@ pub async fn run(config: BotConfig) -> anyhow::Result<BotResult> {
     let config = Arc::new(config);
     let conns: Vec<_> = (0..CONNECTIONS)
         .map(|_| {
-            let (permits, next, config, host, run) = (
+            let (permits, next, config, target, run) = (
                 permits.clone(),
                 next.clone(),
                 config.clone(),
-                host.clone(),
+                target.clone(),
                 run.clone(),
             );
             tokio::spawn(
-                async move { connection(&host, &config, &run, &permits, &next, total).await },
+                async move { connection(target, &config, &run, &permits, &next, total).await },
             )
         })
         .collect();
@@ -131,7 +125,7 @@ pub async fn run(config: BotConfig) -> anyhow::Result<BotResult> {
 
 /// One connection's share of the bot's requests, until the pace stops.
 async fn connection(
-    host: &str,
+    target: Target,
     config: &BotConfig,
     run: &str,
     permits: &Semaphore,
@@ -139,7 +133,7 @@ async fn connection(
     total: u64,
 ) -> BotResult {
     let mut out = BotResult::default();
-    let mut stream: Option<BufReader<tokio::net::TcpStream>> = None;
+    let mut conn = Connection::new(target);
     loop {
         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if i >= total {
@@ -151,45 +145,23 @@ async fn connection(
         };
         permit.forget();
         let item = 1 + i % config.items.max(1);
-        let (auth, body) = match &config.token {
-            Some(t) => (
-                format!("Authorization: Bearer {t}\r\n"),
-                format!("{{\"item_id\":{item},\"qty\":1}}"),
-            ),
-            None => (
-                String::new(),
-                format!(
-                    "{{\"item_id\":{item},\"qty\":1,\"user_id\":{}}}",
-                    config.user
-                ),
-            ),
-        };
-        let request = format!(
-            "POST /buy HTTP/1.1\r\nHost: {host}\r\n{auth}Idempotency-Key: bot-{run}-{i}\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        out.sent += 1;
-        if stream.is_none() {
-            stream = tokio::net::TcpStream::connect(host)
-                .await
-                .ok()
-                .map(BufReader::new);
-        }
-        let answer = match stream.as_mut() {
-            Some(s) => {
-                async {
-                    s.get_mut().write_all(request.as_bytes()).await?;
-                    read_answer(s).await
-                }
-                .await
+        let mut headers = format!("Idempotency-Key: bot-{run}-{i}\r\n");
+        let body = match &config.token {
+            Some(t) => {
+                headers.push_str(&format!("Authorization: Bearer {t}\r\n"));
+                format!("{{\"item_id\":{item},\"qty\":1}}")
             }
-            None => Err(std::io::ErrorKind::NotConnected.into()),
+            None => format!(
+                "{{\"item_id\":{item},\"qty\":1,\"user_id\":{}}}",
+                config.user
+            ),
         };
-        let (status, body) = answer.unwrap_or_else(|_| {
-            stream = None; // reconnect for the next request
-            (0, Vec::new())
-        });
+        out.sent += 1;
+        // No answer (0) when the connection failed; the next request opens a new one.
+        let (status, body) = match conn.post_json("/buy", &headers, body.as_bytes()).await {
+            Ok(a) => (a.status, a.body),
+            Err(_) => (0, Vec::new()),
+        };
         *out.statuses.entry(status).or_default() += 1;
         if (200..300).contains(&status) {
             let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
@@ -201,37 +173,6 @@ async fn connection(
         }
     }
     out
-}
-
-/// An HTTP/1.1 answer: its status and body (by Content-Length; the API always sends one).
-async fn read_answer(s: &mut BufReader<tokio::net::TcpStream>) -> std::io::Result<(u16, Vec<u8>)> {
-    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
-    let mut line = String::new();
-    s.read_line(&mut line).await?;
-    let status = line
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| bad("no status line"))?;
-    let mut length = 0usize;
-    loop {
-        line.clear();
-        if s.read_line(&mut line).await? == 0 {
-            return Err(bad("closed mid-answer"));
-        }
-        let header = line.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = header.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().map_err(|_| bad("content-length"))?;
-            }
-        }
-    }
-    let mut body = vec![0; length];
-    s.read_exact(&mut body).await?;
-    Ok((status, body))
 }
 
 #[cfg(test)]

@@ -1,31 +1,36 @@
 //! The closed-loop HTTP driver the perf tools share: `n` requests over `connections` concurrent
-//! tasks, each with its own client, taking the next index from a shared counter.
+//! tasks, each with its own keep-alive connection ([`crate::http1`]), taking the next index
+//! from a shared counter.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::http1::{Connection, Target};
 use crate::latency::Latencies;
 
-/// Runs `op(client, i)` for every `i` in `0..n`; `op` says whether request `i` succeeded. Returns
-/// the elapsed time, the latencies of the successes and the number of failures.
-pub async fn fire<F, Fut>(n: usize, connections: usize, op: F) -> (Duration, Latencies, usize)
+/// Runs `op(connection, i)` for every `i` in `0..n`; `op` hands the connection back and says
+/// whether request `i` succeeded. Returns the elapsed time, the latencies of the successes and
+/// the number of failures.
+pub async fn fire<F, Fut>(
+    target: &Target,
+    n: usize,
+    connections: usize,
+    op: F,
+) -> (Duration, Latencies, usize)
 where
-    F: Fn(reqwest::Client, usize) -> Fut + Clone + Send + 'static,
-    Fut: Future<Output = bool> + Send,
+    F: Fn(Connection, usize) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = (Connection, bool)> + Send,
 {
     let connections = connections.max(1);
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let tasks: Vec<_> = (0..connections)
         .map(|_| {
-            let (next, op) = (next.clone(), op.clone());
+            let (next, op, target) = (next.clone(), op.clone(), target.clone());
             tokio::spawn(async move {
-                let client = reqwest::Client::builder()
-                    .pool_max_idle_per_host(1)
-                    .build()
-                    .unwrap_or_default();
+                let mut conn = Connection::new(target);
                 let mut lat = Latencies::with_capacity(n / connections + 1);
                 let mut failed = 0usize;
                 loop {
@@ -34,7 +39,9 @@ where
                         return (lat, failed);
                     }
                     let t = Instant::now();
-                    if op(client.clone(), i).await {
+                    let (c, ok) = op(conn, i).await;
+                    conn = c;
+                    if ok {
                         lat.record(t.elapsed());
                     } else {
                         failed += 1;

@@ -7,6 +7,7 @@ pub mod chart;
 pub mod direct;
 pub mod embedded;
 pub mod fire;
+pub mod http1;
 pub mod latency;
 pub mod processes;
 pub mod throwaway_pg;

@@ -567,7 +567,7 @@ async fn demo(args: Args, interrupt: Interrupt) -> anyhow::Result<bool> {
             "\n--direct: the same arrivals, each order written to PostgreSQL before the answer"
         );
         seed(&pool, args.items, args.stock, 0.0).await?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let listener = shared::listener::bind("127.0.0.1:0".parse()?)?;
         let direct_base = format!("http://{}", listener.local_addr()?);
         let direct_pool = services::db::connect(&url, 32).await?;
         let server = tokio::spawn(

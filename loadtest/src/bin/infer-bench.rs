@@ -21,6 +21,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use clap::Parser;
 use loadtest::bench_db::BenchDb;
+use loadtest::http1::{Connection, Target};
 use serde_json::{json, Value};
 use services::api::auth::TokenKeys;
 use services::api::enqueue::{DurableProducer, Enqueued};
@@ -72,22 +73,23 @@ struct Row {
 
 impl Row {
     async fn measure<F, Fut>(
+        target: &Target,
         alone: usize,
         n: usize,
         connections: usize,
         op: F,
     ) -> anyhow::Result<Row>
     where
-        F: Fn(reqwest::Client, usize) -> Fut + Clone + Send + 'static,
-        Fut: std::future::Future<Output = bool> + Send,
+        F: Fn(Connection, usize) -> Fut + Clone + Send + 'static,
+        Fut: std::future::Future<Output = (Connection, bool)> + Send,
     {
         // Warm-up: connections open, the group forms and every partition is assigned.
-        let (_, _, failed) = loadtest::fire::fire(200, connections, op.clone()).await;
+        let (_, _, failed) = loadtest::fire::fire(target, 200, connections, op.clone()).await;
         anyhow::ensure!(failed == 0, "{failed} warm-up requests failed");
-        let (_, mut one, failed) = loadtest::fire::fire(alone, 1, op.clone()).await;
+        let (_, mut one, failed) = loadtest::fire::fire(target, alone, 1, op.clone()).await;
         anyhow::ensure!(failed == 0, "{failed} requests failed or got a wrong reply");
         let (alone_p50, alone_p99, _) = one.summary_ms();
-        let (took, mut many, failed) = loadtest::fire::fire(n, connections, op).await;
+        let (took, mut many, failed) = loadtest::fire::fire(target, n, connections, op).await;
         anyhow::ensure!(failed == 0, "{failed} requests failed or got a wrong reply");
         let (p50, p99, _) = many.summary_ms();
         Ok(Row {
@@ -107,7 +109,7 @@ impl Row {
     }
 }
 
-/// A bare axum handler that parses the body and echoes its input, on a free port.
+/// A bare axum handler that parses the body and echoes its input, on a free port; its base URL.
 async fn bare_http() -> anyhow::Result<String> {
     let app = Router::new().route(
         "/infer",
@@ -115,27 +117,28 @@ async fn bare_http() -> anyhow::Result<String> {
             Json(json!({"status": "done", "output": {"echo": body["input"]}}))
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/infer", listener.local_addr()?);
+    let listener = shared::listener::bind("127.0.0.1:0".parse()?)?;
+    let url = format!("http://{}", listener.local_addr()?);
     tokio::spawn(async move { axum::serve(listener, app).await });
     Ok(url)
 }
 
-/// `POST {url}` with `{"input": {"i": i}}`; true when the answer echoes `i`.
-async fn post_infer(client: reqwest::Client, url: Arc<str>, token: Arc<str>, i: usize) -> bool {
-    let r = client
-        .post(&*url)
-        .bearer_auth(&*token)
-        .json(&json!({"input": {"i": i}}))
-        .send()
-        .await;
-    match r {
-        Ok(r) if r.status() == 200 => matches!(
-            r.json::<Value>().await,
+/// `POST {path}` with `{"input": {"i": i}}`; true when the answer echoes `i`.
+async fn post_infer(
+    mut conn: Connection,
+    path: Arc<str>,
+    auth: Arc<str>,
+    i: usize,
+) -> (Connection, bool) {
+    let body = json!({"input": {"i": i}}).to_string();
+    let ok = match conn.post_json(&path, &auth, body.as_bytes()).await {
+        Ok(a) if a.status == 200 => matches!(
+            serde_json::from_slice::<Value>(&a.body),
             Ok(b) if b["output"]["echo"]["i"] == i
         ),
         _ => false,
-    }
+    };
+    (conn, ok)
 }
 
 /// The path's durable work, done directly: what the queue path cannot do with less.
@@ -214,7 +217,8 @@ impl Direct {
 async fn main() -> anyhow::Result<()> {
     shared::telemetry::init_tracing_or("warn");
     let args = Args::parse();
-    let token: Arc<str> = TokenKeys::new(SECRET.as_bytes()).mint(1, 3600).into();
+    let token = TokenKeys::new(SECRET.as_bytes()).mint(1, 3600);
+    let auth: Arc<str> = format!("Authorization: Bearer {token}\r\n").into();
     let alone = (args.requests / 10).max(100);
     println!(
         "infer-bench: {alone} requests from one caller, then {} over {} connections; demo model at 0 ms",
@@ -231,12 +235,16 @@ async fn main() -> anyhow::Result<()> {
         "", "p50", "p99", "req/s", "p50", "p99"
     );
 
-    let url: Arc<str> = bare_http().await?.into();
+    let bare_target = Target::parse(&bare_http().await?)?;
     let bare = {
-        let (url, token) = (url.clone(), token.clone());
-        Row::measure(alone, args.requests, args.connections, move |c, i| {
-            post_infer(c, url.clone(), token.clone(), i)
-        })
+        let (path, auth): (Arc<str>, _) = ("/infer".into(), auth.clone());
+        Row::measure(
+            &bare_target,
+            alone,
+            args.requests,
+            args.connections,
+            move |c, i| post_infer(c, path.clone(), auth.clone(), i),
+        )
         .await?
     };
     bare.print("bare axum handler (parse, echo)");
@@ -247,10 +255,17 @@ async fn main() -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     let broker = loadtest::embedded::fsync_broker(&dir)?;
     let direct = Arc::new(Direct::new(&broker.addr, db.pool.clone()).await?);
-    let ceiling = Row::measure(alone, args.requests, args.connections, move |_, i| {
-        let direct = direct.clone();
-        async move { direct.round_trip(i).await }
-    })
+    // No HTTP here: the connection is handed back unused.
+    let ceiling = Row::measure(
+        &bare_target,
+        alone,
+        args.requests,
+        args.connections,
+        move |c, i| {
+            let direct = direct.clone();
+            async move { (c, direct.round_trip(i).await) }
+        },
+    )
     .await?;
     ceiling.print("direct: 2 DB writes + 2 fsynced produces");
     drop(broker);
@@ -283,11 +298,15 @@ async fn main() -> anyhow::Result<()> {
             let w = Worker::start(WorkerConfig::inference(&broker.addr), handler).await?;
             tasks.push(tokio::spawn(w.run(stop.clone())));
         }
-        let url: Arc<str> = format!("{}/infer?wait_ms=30000", api.url()).into();
-        let token = token.clone();
-        let row = Row::measure(alone, args.requests, args.connections, move |c, i| {
-            post_infer(c, url.clone(), token.clone(), i)
-        })
+        let target = Target::parse(&api.url())?;
+        let (path, auth): (Arc<str>, _) = ("/infer?wait_ms=30000".into(), auth.clone());
+        let row = Row::measure(
+            &target,
+            alone,
+            args.requests,
+            args.connections,
+            move |c, i| post_infer(c, path.clone(), auth.clone(), i),
+        )
         .await?;
         row.print(&format!(
             "POST /infer through the queue, {workers} worker(s)"

@@ -24,6 +24,7 @@ use broker::log::{FlushPolicy, LogConfig};
 use broker::{EmbeddedBroker, NodeConfig};
 use clap::{Parser, Subcommand};
 use loadtest::bench_db::BenchDb;
+use loadtest::http1::Target;
 use loadtest::latency::Latencies;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -65,31 +66,34 @@ enum Cmd {
     },
 }
 
-/// Sends the POSTs over `connections` concurrent connections; (elapsed, latencies, non-202s).
+/// Sends the POSTs to `{base}/buy` over `connections` concurrent connections; (elapsed,
+/// latencies, non-202s).
 async fn fire(
-    url: &str,
+    base: &str,
     bodies: Arc<Vec<(String, serde_json::Value)>>,
     connections: usize,
-) -> (Duration, Latencies, usize) {
-    let url: Arc<str> = url.into();
-    loadtest::fire::fire(bodies.len(), connections, move |client, i| {
-        let (bodies, url) = (bodies.clone(), url.clone());
-        async move {
-            let (token, body) = &bodies[i];
-            let mut req = client.post(&*url).json(body);
-            if !token.is_empty() {
-                req = req.bearer_auth(token);
+) -> anyhow::Result<(Duration, Latencies, usize)> {
+    let target = Target::parse(base)?;
+    Ok(
+        loadtest::fire::fire(&target, bodies.len(), connections, move |mut conn, i| {
+            let bodies = bodies.clone();
+            async move {
+                let (token, body) = &bodies[i];
+                let auth = if token.is_empty() {
+                    String::new()
+                } else {
+                    format!("Authorization: Bearer {token}\r\n")
+                };
+                let body = body.to_string();
+                let ok = matches!(
+                    conn.post_json("/buy", &auth, body.as_bytes()).await,
+                    Ok(a) if a.status == 202
+                );
+                (conn, ok)
             }
-            match req.send().await {
-                Ok(r) if r.status() == 202 => {
-                    let _ = r.bytes().await;
-                    true
-                }
-                _ => false,
-            }
-        }
-    })
-    .await
+        })
+        .await,
+    )
 }
 
 async fn ingest(
@@ -126,7 +130,7 @@ async fn ingest(
         db.pool.clone(),
     )
     .await?;
-    let api_url = format!("{}/buy", api.url());
+    let api_url = api.url();
 
     // The ceiling: the same JSON parsed by axum, a 202 with a fresh id, nothing else.
     let bare = Router::new().route(
@@ -138,8 +142,8 @@ async fn ingest(
             )
         }),
     );
-    let bare_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let bare_url = format!("http://{}/buy", bare_listener.local_addr()?);
+    let bare_listener = shared::listener::bind("127.0.0.1:0".parse()?)?;
+    let bare_url = format!("http://{}", bare_listener.local_addr()?);
     tokio::spawn(async move { axum::serve(bare_listener, bare).await });
 
     let keys = TokenKeys::new(secret.as_bytes());
@@ -157,8 +161,8 @@ async fn ingest(
         "order-bench ingest: {requests} requests, {connections} connections, broker flush fsync, producer linger {:.2} ms",
         linger.as_secs_f64() * 1000.0
     );
-    let (bare_t, mut bare_l, bare_err) = fire(&bare_url, bodies.clone(), connections).await;
-    let (api_t, mut api_l, api_err) = fire(&api_url, bodies.clone(), connections).await;
+    let (bare_t, mut bare_l, bare_err) = fire(&bare_url, bodies.clone(), connections).await?;
+    let (api_t, mut api_l, api_err) = fire(&api_url, bodies.clone(), connections).await?;
     let (bp50, bp99, _) = bare_l.summary_ms();
     let (ap50, ap99, amax) = api_l.summary_ms();
     let bare_rate = (requests - bare_err) as f64 / bare_t.as_secs_f64();
