@@ -462,6 +462,16 @@ impl PartitionLog {
         }
     }
 
+    /// Holds back every flush of this log while the guard lives, as a disk that slow to sync
+    /// would: for tests of what waits on durability (appends go on; nothing becomes durable).
+    #[cfg(feature = "harness")]
+    pub fn hold_flushes(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.shared
+            .sync_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Flushes everything appended so far, now, on the calling thread.
     pub fn flush(&self) -> Result<(), LogError> {
         flush_once(&self.shared)

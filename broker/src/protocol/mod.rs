@@ -200,6 +200,37 @@ kafka_apis! {
     SaslAuthenticate     0..=2                => connection sasl_authenticate,
 }
 
+/// How a request ran, for a connection that keeps its next request from waiting on an fsync.
+pub(crate) enum Handled {
+    /// Answered (`None`: send nothing, Produce with acks=0). Boxed: a response is large, and
+    /// this is moved once per request.
+    Now(Option<Box<ResponseKind>>),
+    /// A Produce whose batches are appended; the answer resolves once they are durable. Its
+    /// effects are in the logs already, so the connection may read and run the next request
+    /// meanwhile (the answers still go out in order).
+    WhenDurable(std::pin::Pin<Box<dyn std::future::Future<Output = ResponseKind> + Send>>),
+}
+
+/// Like [`handle`], except that a Produce needing an answer returns as soon as its batches are
+/// appended, with its answer still to come ([`Handled::WhenDurable`]).
+pub(crate) async fn handle_pipelined(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    api: ApiKey,
+    version: i16,
+    body: RequestKind,
+) -> Handled {
+    match body {
+        RequestKind::Produce(r) if r.acks != 0 => {
+            let appended = produce::append(broker, r).await;
+            Handled::WhenDurable(Box::pin(async move {
+                ResponseKind::from(appended.durable().await)
+            }))
+        }
+        other => Handled::Now(handle(broker, ctx, api, version, other).await.map(Box::new)),
+    }
+}
+
 /// The table entry of `key`, if this broker serves it.
 pub(crate) fn spec(key: ApiKey) -> Option<&'static ApiSpec> {
     APIS.iter().find(|a| a.key == key)

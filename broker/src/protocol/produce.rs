@@ -1,6 +1,9 @@
 //! Produce: append each partition's record batch, then answer once every append is durable under
 //! the partition's flush policy (acks 1 and -1 are the same on a single node). acks=0 gets no
 //! answer at all (the connection layer drops the response).
+//!
+//! The two steps are apart ([`append`], then [`Appended::durable`]) so a connection can read
+//! and append its next Produce while this one waits for its fsync (`server/connection.rs`).
 
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
@@ -20,8 +23,35 @@ pub(crate) async fn handle(
     req: ProduceRequest,
 ) -> Option<ProduceResponse> {
     let acks = req.acks;
-    let resp = append_all(broker, req).await;
-    (acks != 0).then_some(resp)
+    let appended = append(broker, req).await;
+    if acks == 0 {
+        return None;
+    }
+    Some(appended.durable().await)
+}
+
+/// A request whose batches are in their logs (or refused), not yet known durable.
+pub(crate) struct Appended {
+    resp: ProduceResponse,
+    /// Per appended partition: where it sits in `resp`, its log and the offset after its batch.
+    waits: Vec<(usize, usize, Arc<PartitionLog>, i64)>,
+}
+
+impl Appended {
+    /// The answer, once every append is durable under its partition's flush policy; an append
+    /// that cannot be made durable is answered with the log's error and no offset.
+    pub(crate) async fn durable(self) -> ProduceResponse {
+        let Appended { mut resp, waits } = self;
+        for (ti, pi, log, end) in waits {
+            if let Err(e) = log.wait_durable(end).await {
+                tracing::error!(error = %e, "append not durable");
+                let pr = &mut resp.responses[ti].partition_responses[pi];
+                pr.error_code = log_error_code(&e);
+                pr.base_offset = -1;
+            }
+        }
+        resp
+    }
 }
 
 /// One partition's batch, to append off the runtime.
@@ -32,7 +62,8 @@ struct Append {
     bytes: Vec<u8>,
 }
 
-async fn append_all(broker: &Arc<Broker>, req: ProduceRequest) -> ProduceResponse {
+/// Appends each partition's batch, in the request's order.
+pub(crate) async fn append(broker: &Arc<Broker>, req: ProduceRequest) -> Appended {
     let refuse_all = if req.transactional_id.is_some() {
         Some(ResponseError::TransactionalIdAuthorizationFailed.code())
     } else if !matches!(req.acks, -1..=1) {
@@ -126,17 +157,7 @@ async fn append_all(broker: &Arc<Broker>, req: ProduceRequest) -> ProduceRespons
             }
         }
     }
-    if req.acks != 0 {
-        for (ti, pi, log, end) in waits {
-            if let Err(e) = log.wait_durable(end).await {
-                tracing::error!(error = %e, "append not durable");
-                let pr = &mut resp.responses[ti].partition_responses[pi];
-                pr.error_code = log_error_code(&e);
-                pr.base_offset = -1;
-            }
-        }
-    }
-    resp
+    Appended { resp, waits }
 }
 
 /// Produce v3+ carries exactly one batch per partition (Kafka refuses more with INVALID_RECORD).

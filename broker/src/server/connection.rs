@@ -1,6 +1,11 @@
-//! One client connection: reads length-prefixed frames, answers each in order. Requests of one
-//! connection are processed one after the other (Kafka clients match answers FIFO); different
-//! connections run concurrently, so a parked Fetch blocks only its own connection.
+//! One client connection: reads length-prefixed frames, answers each in order (Kafka clients
+//! match answers FIFO). Requests of one connection run one after the other, with one exception:
+//! a Produce is appended at once and its answer waits for the fsync while the connection reads
+//! on, so the next Produce (a client keeps up to 5 in flight) is appended meanwhile and the
+//! two share an fsync, or run beside each other on two partitions. Taking them one at a time,
+//! every request of a producer's connection waited for the fsyncs of all those before it. Any
+//! other request waits until the answers before it are out, so it runs as it would alone.
+//! Different connections run concurrently, so a parked Fetch blocks only its own connection.
 //!
 //! Shutdown: a connection stops at the next frame boundary. A request already read is finished
 //! and answered (a Produce waits for its fsync); one still parked [`SHUTDOWN_GRACE`] after the
@@ -17,7 +22,11 @@ use std::sync::Arc;
 
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use std::future::Future;
+use std::pin::Pin;
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::stream::{FuturesOrdered, StreamExt};
 use kafka_protocol::messages::ApiKey;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -26,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{Exchange, Principal, Role, SaslConfig};
 use crate::metrics::ClosedBecause;
 use crate::protocol::sasl_authenticate::{self, Outcome};
-use crate::protocol::{self, sasl_handshake, Request, RequestContext};
+use crate::protocol::{self, sasl_handshake, Handled, Request, RequestContext};
 use crate::state::Broker;
 use kafka_protocol::messages::{RequestKind, ResponseKind};
 
@@ -211,6 +220,117 @@ async fn grace_after(shutdown: &CancellationToken) {
     tokio::time::sleep(SHUTDOWN_GRACE).await;
 }
 
+/// Produce answers one connection may have waiting for their fsync at once. Kafka clients keep
+/// at most 5 requests in flight (idempotence requires it); the bound caps what a connection
+/// holds in memory beyond that.
+const MAX_PIPELINED: usize = 8;
+
+/// An answer ready to go out: its API and when its request was read (for the metrics), and its
+/// bytes.
+type Answer = (ApiKey, Instant, Result<BytesMut, protocol::ProtocolError>);
+
+/// The answers of requests already run, in the order they were read.
+type Pending = FuturesOrdered<Pin<Box<dyn Future<Output = Answer> + Send>>>;
+
+/// Whole request frames from the socket. Cancel-safe: what was read stays in the buffer, so the
+/// connection can wait for the next request and for a pending answer at the same time.
+#[derive(Default)]
+struct Frames {
+    buf: BytesMut,
+}
+
+/// Why no frame came.
+enum FrameEnd {
+    /// The client closed, or the socket failed; `mid_frame` if part of a request was read.
+    Closed { mid_frame: bool },
+    /// A size prefix outside `1..=max_frame_bytes`.
+    BadSize(i32),
+}
+
+impl Frames {
+    /// Nothing of a next request read yet.
+    fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    async fn next(&mut self, socket: &mut TcpStream, max: usize) -> Result<Bytes, FrameEnd> {
+        loop {
+            if let Some(prefix) = self.buf.get(..4) {
+                let size = i32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
+                if size <= 0 || size as usize > max {
+                    return Err(FrameEnd::BadSize(size));
+                }
+                let whole = 4 + size as usize;
+                if self.buf.len() >= whole {
+                    self.buf.advance(4);
+                    return Ok(self.buf.split_to(size as usize).freeze());
+                }
+                self.buf.reserve(whole - self.buf.len());
+            } else {
+                self.buf.reserve(READ_CHUNK);
+            }
+            match socket.read_buf(&mut self.buf).await {
+                Ok(n) if n > 0 => {}
+                _ => {
+                    return Err(FrameEnd::Closed {
+                        mid_frame: !self.buf.is_empty(),
+                    })
+                }
+            }
+        }
+    }
+}
+
+/// Room made for a read when no frame is under way: small requests arrive several per read.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Writes one answer and counts it; false if the connection is done (write failed, or the
+/// answer could not be encoded).
+async fn send(socket: &mut TcpStream, broker: &Broker, peer: SocketAddr, answer: Answer) -> bool {
+    let (api, started, bytes) = answer;
+    match bytes {
+        Ok(bytes) => {
+            if socket.write_all(&bytes).await.is_err() {
+                return false;
+            }
+            broker
+                .metrics
+                .record_request(protocol::api_name(api), started.elapsed());
+            true
+        }
+        Err(e) => {
+            tracing::error!(%peer, error = %e, "cannot encode response; closing connection");
+            false
+        }
+    }
+}
+
+/// Sends the pending answers in order, each as soon as it is ready; gives up on those still
+/// waiting [`SHUTDOWN_GRACE`] after shutdown began. False if the connection is done.
+async fn send_pending(
+    socket: &mut TcpStream,
+    broker: &Broker,
+    peer: SocketAddr,
+    pending: &mut Pending,
+    shutdown: &CancellationToken,
+) -> bool {
+    loop {
+        let answer = tokio::select! {
+            a = pending.next() => match a {
+                Some(a) => a,
+                None => return true,
+            },
+            _ = grace_after(shutdown) => {
+                tracing::debug!(%peer, waiting = pending.len(), "answers still waiting at shutdown; closing");
+                return false;
+            }
+        };
+        if !send(socket, broker, peer, answer).await {
+            return false;
+        }
+    }
+}
+
 pub(crate) async fn run(
     broker: &Arc<Broker>,
     mut socket: TcpStream,
@@ -221,37 +341,64 @@ pub(crate) async fn run(
     let max = broker.config.max_frame_bytes;
     let idle = broker.config.idle_timeout;
     let mut auth = AuthState::new(broker.sasl.as_deref());
+    let mut frames = Frames::default();
+    // Produce answers waiting for their fsync. Produce requests in a row are appended without
+    // waiting for the previous one's fsync, so one fsync can cover several of them (or run
+    // beside another partition's); any other request first waits for these to be answered, so
+    // it runs exactly as if the connection took one request at a time.
+    let mut pending = Pending::new();
     loop {
-        let size = tokio::select! {
-            r = socket.read_i32() => match r {
-                Ok(n) => n,
-                Err(_) => return, // closed by the client
-            },
-            _ = shutdown.cancelled() => return,
+        let next = tokio::select! {
+            biased;
+            Some(answer) = pending.next(), if !pending.is_empty() => {
+                if !send(&mut socket, broker, peer, answer).await {
+                    return;
+                }
+                continue;
+            }
+            _ = shutdown.cancelled() => {
+                send_pending(&mut socket, broker, peer, &mut pending, &shutdown).await;
+                return;
+            }
+            r = frames.next(&mut socket, max), if pending.len() < MAX_PIPELINED => r,
             // Counted between requests only: a parked Fetch or a slow fsync is not idleness.
-            _ = tokio::time::sleep(idle) => {
+            _ = tokio::time::sleep(idle), if pending.is_empty() && frames.is_empty() => {
                 tracing::debug!(%peer, ?idle, "connection idle; closing");
                 broker.metrics.closed_by_broker(ClosedBecause::Idle);
                 return;
             }
         };
-        if size <= 0 || size as usize > max {
-            tracing::warn!(%peer, size, max, "invalid frame size; closing connection");
-            return;
-        }
-        let mut frame = BytesMut::zeroed(size as usize);
-        // A request is only taken on once it is whole: a client that stops half-way must not
-        // hold the broker's shutdown.
-        tokio::select! {
-            r = socket.read_exact(&mut frame) => if let Err(e) = r {
-                tracing::debug!(%peer, error = %e, "connection closed mid-frame");
+        let frame = match next {
+            Ok(frame) => frame,
+            Err(end) => {
+                match end {
+                    FrameEnd::BadSize(size) => {
+                        tracing::warn!(%peer, size, max, "invalid frame size; closing connection")
+                    }
+                    FrameEnd::Closed { mid_frame: true } => {
+                        tracing::debug!(%peer, "connection closed mid-frame")
+                    }
+                    FrameEnd::Closed { mid_frame: false } => {} // closed by the client
+                }
+                // What was already run is still answered, if the client still reads.
+                send_pending(&mut socket, broker, peer, &mut pending, &shutdown).await;
                 return;
-            },
-            _ = shutdown.cancelled() => return,
-        }
+            }
+        };
         // Once a request is read it is finished and answered even if shutdown starts meanwhile.
         let started = Instant::now();
-        let (api, answer) = match protocol::decode_request(frame.freeze()) {
+        let decoded = protocol::decode_request(frame);
+        let pipelined = matches!(
+            &decoded,
+            Ok(Request::Known {
+                api: ApiKey::Produce,
+                ..
+            })
+        );
+        if !pipelined && !send_pending(&mut socket, broker, peer, &mut pending, &shutdown).await {
+            return;
+        }
+        let (api, answer) = match decoded {
             Ok(Request::Known { header, api, body }) => {
                 let version = header.request_api_version;
                 if !auth.allows(api) {
@@ -272,20 +419,9 @@ pub(crate) async fn run(
                         version,
                         &answer.response,
                     );
-                    match bytes {
-                        Ok(b) => {
-                            if socket.write_all(&b).await.is_err() {
-                                return;
-                            }
-                        }
-                        Err(e) => {
-                            tracing::error!(%peer, error = %e, "cannot encode response; closing connection");
-                            return;
-                        }
+                    if !send(&mut socket, broker, peer, (api, started, bytes)).await {
+                        return;
                     }
-                    broker
-                        .metrics
-                        .record_request(protocol::api_name(api), started.elapsed());
                     if answer.close {
                         close_after_failed_auth(&mut socket).await;
                         return;
@@ -303,21 +439,31 @@ pub(crate) async fn run(
                 };
                 auth.context(&mut ctx);
                 let handled = tokio::select! {
-                    r = protocol::handle(broker, &ctx, api, version, *body) => r,
+                    r = protocol::handle_pipelined(broker, &ctx, api, version, *body) => r,
                     _ = grace_after(&shutdown) => {
                         tracing::debug!(%peer, ?api, "request still parked at shutdown; closing");
                         return;
                     }
                 };
                 match handled {
-                    Some(resp) => (
+                    Handled::Now(Some(resp)) => (
                         api,
                         protocol::encode_response(header.correlation_id, api, version, &resp),
                     ),
-                    None => {
+                    Handled::Now(None) => {
                         broker
                             .metrics
                             .record_request(protocol::api_name(api), started.elapsed());
+                        continue;
+                    }
+                    Handled::WhenDurable(resp) => {
+                        let correlation_id = header.correlation_id;
+                        pending.push_back(Box::pin(async move {
+                            let resp = resp.await;
+                            let bytes =
+                                protocol::encode_response(correlation_id, api, version, &resp);
+                            (api, started, bytes)
+                        }));
                         continue;
                     }
                 }
@@ -328,22 +474,18 @@ pub(crate) async fn run(
             ),
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "bad request; closing connection");
+                send_pending(&mut socket, broker, peer, &mut pending, &shutdown).await;
                 return;
             }
         };
-        match answer {
-            Ok(bytes) => {
-                if socket.write_all(&bytes).await.is_err() {
-                    return;
-                }
-                broker
-                    .metrics
-                    .record_request(protocol::api_name(api), started.elapsed());
-            }
-            Err(e) => {
-                tracing::error!(%peer, error = %e, "cannot encode response; closing connection");
+        if pending.is_empty() {
+            if !send(&mut socket, broker, peer, (api, started, answer)).await {
                 return;
             }
+        } else {
+            // Only a request other than Produce gets here, after the answers before it went
+            // out; should one ever follow a waiting answer, it still goes after it.
+            pending.push_back(Box::pin(std::future::ready((api, started, answer))));
         }
     }
 }

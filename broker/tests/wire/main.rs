@@ -14,6 +14,7 @@ mod fetch_limits;
 mod groups;
 mod kcat;
 mod limits;
+mod pipelining;
 mod python;
 mod rdkafka_client;
 mod requests;
