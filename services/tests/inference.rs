@@ -796,3 +796,82 @@ async fn a_model_process_killed_mid_request_is_restarted_and_the_request_retried
     assert_eq!(attempts, 2, "run once more after the crash, then done");
     task.abort();
 }
+
+/// The group writer stops while its statement is out (here: its runtime shuts down while a
+/// trigger holds the INSERT). Its callers cannot know whether their rows were recorded, so they
+/// are told so, as for a broken connection. Taken for "not inserted", a caller went the
+/// single-row way and, when the statement had committed, found its own row and took it for an
+/// existing request: the API would never have enqueued it (seen here as `Same`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_that_stops_mid_statement_leaves_its_callers_an_unknown_outcome() {
+    use services::inference::pending::PendingRows;
+    use shared::messages::InferenceRequest;
+
+    let db = TestDb::new().await;
+    sqlx::raw_sql(
+        "CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN PERFORM pg_sleep(1); RETURN NULL; END $$; \
+         CREATE TRIGGER slow_insert AFTER INSERT ON inference_requests \
+         FOR EACH STATEMENT EXECUTE FUNCTION slow_insert();",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    // The writer runs on a runtime of its own, so it can be stopped alone.
+    let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let url = db.url.clone();
+    let writer_thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let pool = services::db::connect(&url, 2).await.unwrap();
+            handle_tx.send(PendingRows::spawn(pool)).unwrap();
+            let _ = stop_rx.await;
+        });
+        // Dropping the runtime drops the writer mid-statement.
+    });
+    let rows = handle_rx.recv().unwrap();
+    let req = InferenceRequest {
+        id: uuid::Uuid::new_v4(),
+        model: None,
+        input: json!({"n": 1}),
+        deadline_ms: shared::time::now_ms() + 60_000,
+        reply_to: None,
+    };
+    let create = tokio::spawn({
+        let (rows, req) = (rows.clone(), req.clone());
+        async move { rows.create(&req).await }
+    });
+    // Once the INSERT is out (its trigger sleeping), stop the writer.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND query LIKE 'INSERT INTO inference_requests%' AND state = 'active'",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        if out > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the group INSERT never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop_tx.send(()).unwrap();
+    writer_thread.join().unwrap();
+    let created = tokio::time::timeout(Duration::from_secs(30), create)
+        .await
+        .unwrap()
+        .unwrap();
+    // Whether the statement then commits depends on when PostgreSQL sees the connection go
+    // (both happen here); either way "new" or "it exists" would be a guess.
+    match created {
+        Err(e) => assert!(e.to_string().contains("may or may not"), "{e}"),
+        Ok(c) => panic!("a row whose insert may have committed was answered {c:?}"),
+    }
+    db.drop_db().await;
+}

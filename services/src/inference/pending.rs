@@ -7,11 +7,12 @@
 //! Invariants:
 //! - a caller is told [`Created::New`] only when its row was inserted by a committed statement;
 //! - a UUID that exists, a group the database refused (an error from the server: nothing of it
-//!   was committed) or a writer that is gone sends each row through [`store::create_pending`]
-//!   alone, so a bad row never fails the others and the answers are those of the single-row
-//!   path;
-//! - a group whose outcome is unknown (the connection broke after the statement was sent: it
-//!   may have committed) is an error for each of its callers, as a single-row insert would be.
+//!   was committed) or a writer that was gone before it took the row sends each row through
+//!   [`store::create_pending`] alone, so a bad row never fails the others and the answers are
+//!   those of the single-row path;
+//! - a group whose outcome is unknown (the connection broke after the statement was sent, or
+//!   the writer stopped while it was out: it may have committed) is an error for each of its
+//!   callers, as a single-row insert would be.
 //!   Trying those rows again would find them and take them for existing requests that were
 //!   never enqueued.
 
@@ -75,7 +76,14 @@ impl PendingRows {
             outcome: tx,
         };
         let outcome = match self.rows.send(row) {
-            Ok(()) => rx.await.unwrap_or(Outcome::NotInserted),
+            // The writer had the row and ended without a word (its runtime stopped while a
+            // statement was out): the row may be in a committed statement, so this is not "not
+            // inserted"; going the single-row way would find the row and take it for an
+            // existing request that was never enqueued.
+            Ok(()) => rx.await.unwrap_or_else(|_| {
+                Outcome::Unknown("the group writer stopped before it answered".into())
+            }),
+            // The writer is gone and never saw the row.
             Err(_) => Outcome::NotInserted,
         };
         match outcome {
