@@ -172,12 +172,8 @@ pub(crate) fn create(
 
 /// Produce v9, acks=-1, to partition `partition`: (error code, base offset, error message), or
 /// the I/O error if the connection failed.
-pub(crate) fn try_produce_to(
-    c: &mut Client,
-    name: &str,
-    partition: i32,
-    records: Vec<u8>,
-) -> std::io::Result<(i16, i64, String)> {
+/// A Produce (acks=-1) of `records` to `partition` of `name`.
+pub(crate) fn produce_request(name: &str, partition: i32, records: Vec<u8>) -> ProduceRequest {
     let mut p = PartitionProduceData::default();
     p.index = partition;
     p.records = Some(Bytes::from(records));
@@ -188,6 +184,16 @@ pub(crate) fn try_produce_to(
     req.acks = -1;
     req.timeout_ms = 5000;
     req.topic_data = vec![t];
+    req
+}
+
+pub(crate) fn try_produce_to(
+    c: &mut Client,
+    name: &str,
+    partition: i32,
+    records: Vec<u8>,
+) -> std::io::Result<(i16, i64, String)> {
+    let req = produce_request(name, partition, records);
     let resp: ProduceResponse = c.try_call(ApiKey::Produce, 9, &req)?;
     let pr = &resp.responses[0].partition_responses[0];
     Ok((

@@ -5,29 +5,17 @@ use std::time::{Duration, Instant};
 
 use broker::log::{FlushPolicy, LogConfig};
 use broker::{EmbeddedBroker, NodeConfig};
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{
-    ApiKey, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader,
-};
+use bytes::BytesMut;
+use kafka_protocol::messages::{ApiKey, ProduceResponse, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
-use super::client::{good_batch, topic, Client};
+use super::client::{good_batch, produce_request, Client};
 
 const VERSION: i16 = 9;
 
 /// A Produce v9 frame (acks=-1) of `good_batch()` to `partition` of `name`.
 fn produce_frame(name: &str, partition: i32, correlation_id: i32) -> BytesMut {
-    let mut p = PartitionProduceData::default();
-    p.index = partition;
-    p.records = Some(Bytes::from(good_batch()));
-    let mut t = TopicProduceData::default();
-    t.name = topic(name);
-    t.partition_data = vec![p];
-    let mut req = ProduceRequest::default();
-    req.acks = -1;
-    req.timeout_ms = 30_000;
-    req.topic_data = vec![t];
+    let req = produce_request(name, partition, good_batch());
     let mut header = RequestHeader::default();
     header.request_api_key = ApiKey::Produce as i16;
     header.request_api_version = VERSION;
@@ -54,6 +42,16 @@ fn broker_with_topic(dir: &std::path::Path) -> EmbeddedBroker {
     let topics = &b.broker().topics;
     topics.create("t", 2, topics.defaults().clone()).unwrap();
     b
+}
+
+/// Nothing arrives on `c` within 300 ms; then reads wait up to 30 s again.
+fn assert_no_answer_yet(c: &mut Client, what: &str) {
+    c.s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut probe = [0u8; 1];
+    let early = std::io::Read::read(&mut c.s, &mut probe);
+    assert!(early.is_err(), "{what}: {early:?}");
+    c.s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
 }
 
 /// The next answer: its correlation id and its one partition's error code.
@@ -97,16 +95,11 @@ fn a_produce_is_appended_while_the_one_before_waits_for_its_fsync() {
     // Neither is answered before the first is durable: answers go out in order, and partition
     // 0's records are not readable yet.
     assert_eq!(p0.high_watermark(), 0);
-    c.s.set_read_timeout(Some(Duration::from_millis(300)))
-        .unwrap();
-    let mut probe = [0u8; 1];
-    let early = std::io::Read::read(&mut c.s, &mut probe);
-    assert!(
-        early.is_err(),
-        "an answer came before the first Produce was durable: {early:?}"
+    assert_no_answer_yet(
+        &mut c,
+        "an answer came before the first Produce was durable",
     );
     drop(hold);
-    c.s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     assert_eq!(read_produce_answer(&mut c), (1, 0));
     assert_eq!(read_produce_answer(&mut c), (2, 0));
     assert_eq!(p0.high_watermark(), 2);
@@ -131,16 +124,11 @@ fn another_request_after_a_waiting_produce_is_answered_after_it() {
     // ApiVersions v0 (correlation id 2): answered at once when alone.
     c.send_frame(&[0, 18, 0, 0, 0, 0, 0, 2, 0xff, 0xff])
         .unwrap();
-    c.s.set_read_timeout(Some(Duration::from_millis(300)))
-        .unwrap();
-    let mut probe = [0u8; 1];
-    let early = std::io::Read::read(&mut c.s, &mut probe);
-    assert!(
-        early.is_err(),
-        "an answer overtook the Produce waiting for its fsync: {early:?}"
+    assert_no_answer_yet(
+        &mut c,
+        "an answer overtook the Produce waiting for its fsync",
     );
     drop(hold);
-    c.s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     assert_eq!(read_produce_answer(&mut c), (1, 0));
     let mut versions = c.read_frame().unwrap();
     let h = ResponseHeader::decode(&mut versions, 0).unwrap();
