@@ -263,10 +263,16 @@ impl Frames {
                 let whole = 4 + size as usize;
                 if self.buf.len() >= whole {
                     self.buf.advance(4);
-                    return Ok(self.buf.split_to(size as usize).freeze());
+                    let frame = self.buf.split_to(size as usize).freeze();
+                    // The frame shares the buffer's allocation; a buffer grown for a large
+                    // request would keep it alive for the connection's life, so let it go.
+                    if self.buf.is_empty() && self.buf.capacity() > READ_CHUNK {
+                        self.buf = BytesMut::new();
+                    }
+                    return Ok(frame);
                 }
                 self.buf.reserve(whole - self.buf.len());
-            } else {
+            } else if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
                 self.buf.reserve(READ_CHUNK);
             }
             match socket.read_buf(&mut self.buf).await {
