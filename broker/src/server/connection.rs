@@ -25,13 +25,14 @@ use std::time::{Duration, Instant};
 use std::future::Future;
 use std::pin::Pin;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::BytesMut;
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use kafka_protocol::messages::ApiKey;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
+use super::frames::{FrameEnd, Frames};
 use crate::auth::{Exchange, Principal, Role, SaslConfig};
 use crate::metrics::ClosedBecause;
 use crate::protocol::sasl_authenticate::{self, Outcome};
@@ -231,64 +232,6 @@ type Answer = (ApiKey, Instant, Result<BytesMut, protocol::ProtocolError>);
 
 /// The answers of requests already run, in the order they were read.
 type Pending = FuturesOrdered<Pin<Box<dyn Future<Output = Answer> + Send>>>;
-
-/// Whole request frames from the socket. Cancel-safe: what was read stays in the buffer, so the
-/// connection can wait for the next request and for a pending answer at the same time.
-#[derive(Default)]
-struct Frames {
-    buf: BytesMut,
-}
-
-/// Why no frame came.
-enum FrameEnd {
-    /// The client closed, or the socket failed; `mid_frame` if part of a request was read.
-    Closed { mid_frame: bool },
-    /// A size prefix outside `1..=max_frame_bytes`.
-    BadSize(i32),
-}
-
-impl Frames {
-    /// Nothing of a next request read yet.
-    fn is_empty(&self) -> bool {
-        self.buf.is_empty()
-    }
-
-    async fn next(&mut self, socket: &mut TcpStream, max: usize) -> Result<Bytes, FrameEnd> {
-        loop {
-            if let Some(prefix) = self.buf.get(..4) {
-                let size = i32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
-                if size <= 0 || size as usize > max {
-                    return Err(FrameEnd::BadSize(size));
-                }
-                let whole = 4 + size as usize;
-                if self.buf.len() >= whole {
-                    self.buf.advance(4);
-                    let frame = self.buf.split_to(size as usize).freeze();
-                    // The frame shares the buffer's allocation; a buffer grown for a large
-                    // request would keep it alive for the connection's life, so let it go.
-                    if self.buf.is_empty() && self.buf.capacity() > READ_CHUNK {
-                        self.buf = BytesMut::new();
-                    }
-                    return Ok(frame);
-                }
-                self.buf.reserve(whole - self.buf.len());
-            } else if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
-                self.buf.reserve(READ_CHUNK);
-            }
-            match socket.read_buf(&mut self.buf).await {
-                Ok(n) if n > 0 => {}
-                _ => {
-                    return Err(FrameEnd::Closed {
-                        mid_frame: !self.buf.is_empty(),
-                    })
-                }
-            }
-        }
-    }
-}
-
-/// Room made for a read when no frame is under way: small requests arrive several per read.
-const READ_CHUNK: usize = 16 * 1024;
 
 /// Writes one answer and counts it; false if the connection is done (write failed, or the
 /// answer could not be encoded).
