@@ -427,14 +427,11 @@ pub(crate) async fn run(
                 return;
             }
         };
-        if pending.is_empty() {
-            if !send(&mut socket, broker, peer, (api, started, answer)).await {
-                return;
-            }
-        } else {
-            // Only a request other than Produce gets here, after the answers before it went
-            // out; should one ever follow a waiting answer, it still goes after it.
-            pending.push_back(Box::pin(std::future::ready((api, started, answer))));
+        // Only a request other than Produce gets here (a Produce's answer is pending, or it has
+        // none), so the answers before it went out above: this one is next in order.
+        debug_assert!(pending.is_empty());
+        if !send(&mut socket, broker, peer, (api, started, answer)).await {
+            return;
         }
     }
 }
