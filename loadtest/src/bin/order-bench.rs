@@ -66,27 +66,24 @@ enum Cmd {
     },
 }
 
-/// Sends the POSTs to `{base}/buy` over `connections` concurrent connections; (elapsed,
+/// One buy as sent: its `Authorization` header line and its JSON body.
+type Buy = (String, String);
+
+/// Sends the buys to `{base}/buy` over `connections` concurrent connections; (elapsed,
 /// latencies, non-202s).
 async fn fire(
     base: &str,
-    bodies: Arc<Vec<(String, serde_json::Value)>>,
+    buys: Arc<Vec<Buy>>,
     connections: usize,
 ) -> anyhow::Result<(Duration, Latencies, usize)> {
     let target = Target::parse(base)?;
     Ok(
-        loadtest::fire::fire(&target, bodies.len(), connections, move |mut conn, i| {
-            let bodies = bodies.clone();
+        loadtest::fire::fire(&target, buys.len(), connections, move |mut conn, i| {
+            let buys = buys.clone();
             async move {
-                let (token, body) = &bodies[i];
-                let auth = if token.is_empty() {
-                    String::new()
-                } else {
-                    format!("Authorization: Bearer {token}\r\n")
-                };
-                let body = body.to_string();
+                let (auth, body) = &buys[i];
                 let ok = matches!(
-                    conn.post_json("/buy", &auth, body.as_bytes()).await,
+                    conn.post_json("/buy", auth, body.as_bytes()).await,
                     Ok(a) if a.status == 202
                 );
                 (conn, ok)
@@ -147,12 +144,16 @@ async fn ingest(
     tokio::spawn(async move { axum::serve(bare_listener, bare).await });
 
     let keys = TokenKeys::new(secret.as_bytes());
-    let bodies: Arc<Vec<(String, serde_json::Value)>> = Arc::new(
+    // Rendered once, so the timed loops only send them.
+    let buys: Arc<Vec<Buy>> = Arc::new(
         (0..requests)
             .map(|i| {
                 (
-                    keys.mint(i as i64 + 1, 3600),
-                    serde_json::json!({ "item_id": (i % 5) as i64 + 1, "qty": 1 }),
+                    format!(
+                        "Authorization: Bearer {}\r\n",
+                        keys.mint(i as i64 + 1, 3600)
+                    ),
+                    serde_json::json!({ "item_id": (i % 5) as i64 + 1, "qty": 1 }).to_string(),
                 )
             })
             .collect(),
@@ -161,8 +162,8 @@ async fn ingest(
         "order-bench ingest: {requests} requests, {connections} connections, broker flush fsync, producer linger {:.2} ms",
         linger.as_secs_f64() * 1000.0
     );
-    let (bare_t, mut bare_l, bare_err) = fire(&bare_url, bodies.clone(), connections).await?;
-    let (api_t, mut api_l, api_err) = fire(&api_url, bodies.clone(), connections).await?;
+    let (bare_t, mut bare_l, bare_err) = fire(&bare_url, buys.clone(), connections).await?;
+    let (api_t, mut api_l, api_err) = fire(&api_url, buys.clone(), connections).await?;
     let (bp50, bp99, _) = bare_l.summary_ms();
     let (ap50, ap99, amax) = api_l.summary_ms();
     let bare_rate = (requests - bare_err) as f64 / bare_t.as_secs_f64();
