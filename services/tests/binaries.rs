@@ -8,7 +8,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{api, broker, TestDb};
+use common::{api, broker, wait_for_rows, TestDb};
 use serde_json::json;
 use services::api::auth::TokenKeys;
 use services::api::ApiConfig;
@@ -190,19 +190,13 @@ async fn the_inference_worker_binary_serves_survives_sigkill_and_exits_0_on_sigt
         ids.push(r["id"].as_str().unwrap().to_string());
     }
     // It has claimed some (counted an attempt durably) and is running the model on them.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let claimed: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM inference_requests WHERE attempts > 0")
-                .fetch_one(&db.pool)
-                .await
-                .unwrap();
-        if claimed > 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the worker claimed nothing");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_rows(
+        &db.pool,
+        "SELECT count(*) FROM inference_requests WHERE attempts > 0",
+        Duration::from_secs(30),
+        "the worker claimed nothing",
+    )
+    .await;
     first.sigkill();
 
     // Its successor (same metrics port, so the same static member id) finishes every request.

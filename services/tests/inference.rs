@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{api, broker, spawn_until_aborted, TestDb};
+use common::{api, broker, spawn_until_aborted, wait_for_rows, TestDb};
 use serde_json::{json, Value};
 use services::api::auth::TokenKeys;
 use services::api::{ApiConfig, RunningApi};
@@ -243,20 +243,13 @@ async fn a_worker_killed_while_holding_requests_leaves_them_to_the_other() {
     // Kill the worker once it holds a micro-batch it has claimed in the database (its model is
     // running: 300 ms), not yet answered nor committed. It is the only worker so far, so the
     // claim is its own.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let claimed: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM inference_requests WHERE attempts >= 1 AND status <> 'done'",
-        )
-        .fetch_one(&s.db.pool)
-        .await
-        .unwrap();
-        if claimed > 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "worker 1 claimed nothing");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_for_rows(
+        &s.db.pool,
+        "SELECT count(*) FROM inference_requests WHERE attempts >= 1 AND status <> 'done'",
+        Duration::from_secs(30),
+        "worker 1 claimed nothing",
+    )
+    .await;
     w1.abort();
     let _ = w1.await;
     // The other worker takes the partitions over once the killed one's session expires.
@@ -846,21 +839,14 @@ async fn a_writer_that_stops_mid_statement_leaves_its_callers_an_unknown_outcome
         async move { rows.create(&req).await }
     });
     // Once the INSERT is out (its trigger sleeping), stop the writer.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let out: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-             AND query LIKE 'INSERT INTO inference_requests%' AND state = 'active'",
-        )
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
-        if out > 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the group INSERT never started");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for_rows(
+        &db.pool,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND query LIKE 'INSERT INTO inference_requests%' AND state = 'active'",
+        Duration::from_secs(10),
+        "the group INSERT never started",
+    )
+    .await;
     stop_tx.send(()).unwrap();
     writer_thread.join().unwrap();
     let created = tokio::time::timeout(Duration::from_secs(30), create)

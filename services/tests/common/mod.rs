@@ -103,6 +103,26 @@ impl TestDb {
     }
 }
 
+/// Polls `count_sql` (a `SELECT count(*) ...`) until it counts something; fails with `what`
+/// once `within` has passed. Tight polling: tests use it to act at a precise moment (a kill
+/// while a batch is held).
+pub(crate) async fn wait_for_rows(
+    pool: &PgPool,
+    count_sql: &str,
+    within: std::time::Duration,
+    what: &str,
+) {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let n: i64 = sqlx::query_scalar(count_sql).fetch_one(pool).await.unwrap();
+        if n > 0 {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
 async fn drop_database(name: &str) {
     let mut conn = PgConnection::connect(&admin_url()).await.unwrap();
     sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
