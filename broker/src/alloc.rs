@@ -1,10 +1,10 @@
-//! The broker's global allocator: the system allocator, except that very large allocations are
-//! mapped with `MAP_NORESERVE`.
+//! The broker's global allocator: the workspace's allocator (`shared::allocator`), except that
+//! very large allocations are mapped with `MAP_NORESERVE`.
 //!
 //! Why: the `kafka-protocol` decoder sizes a `Vec` from an array count read off the wire before
 //! checking that the frame holds that many elements (its `Array::decode` calls
 //! `Vec::with_capacity(n)`; upstream fixes are still open). A 17-byte request declaring 2^31
-//! elements asks for hundreds of GiB; the system allocator refuses, and Rust aborts the process
+//! elements asks for hundreds of GiB; the allocator refuses, and Rust aborts the process
 //! on a failed allocation: one frame would take the broker down. With `MAP_NORESERVE` the kernel
 //! hands out the address range without committing memory, the decoder fails on the next read
 //! (the bytes are not there), and the untouched range is unmapped. Memory that is actually written
@@ -15,7 +15,9 @@
 //! its alignment at most a page, and `dealloc`/`realloc` decide by the same rule from the layout,
 //! so every block is released by the allocator that made it.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
+
+use shared::allocator::ALLOCATOR as SMALL;
 
 /// Allocations from this size on are mapped rather than malloc'ed.
 pub const HUGE: usize = 1 << 30;
@@ -28,7 +30,7 @@ fn mapped(layout: &Layout) -> bool {
     layout.size() >= HUGE && layout.align() <= PAGE
 }
 
-// SAFETY (whole impl): small blocks go to `System` unchanged. Huge blocks come from an anonymous
+// SAFETY (whole impl): small blocks go to the workspace allocator unchanged. Huge blocks come from an anonymous
 // private mapping, which is page aligned (>= the layout's alignment, checked by `mapped`), zeroed,
 // and exclusively owned until `munmap` in `dealloc`, which receives the same size (Rust passes
 // the allocation's layout back to `dealloc`).
@@ -36,7 +38,7 @@ fn mapped(layout: &Layout) -> bool {
 unsafe impl GlobalAlloc for NoReserveHugeAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if !mapped(&layout) {
-            return unsafe { System.alloc(layout) };
+            return unsafe { SMALL.alloc(layout) };
         }
         let p = unsafe {
             libc::mmap(
@@ -60,7 +62,7 @@ unsafe impl GlobalAlloc for NoReserveHugeAlloc {
             // Fresh anonymous mappings are zero-filled.
             unsafe { self.alloc(layout) }
         } else {
-            unsafe { System.alloc_zeroed(layout) }
+            unsafe { SMALL.alloc_zeroed(layout) }
         }
     }
 
@@ -68,7 +70,7 @@ unsafe impl GlobalAlloc for NoReserveHugeAlloc {
         if mapped(&layout) {
             unsafe { libc::munmap(ptr.cast(), layout.size()) };
         } else {
-            unsafe { System.dealloc(ptr, layout) }
+            unsafe { SMALL.dealloc(ptr, layout) }
         }
     }
 
@@ -77,7 +79,7 @@ unsafe impl GlobalAlloc for NoReserveHugeAlloc {
             return std::ptr::null_mut();
         };
         if !mapped(&layout) && !mapped(&new_layout) {
-            return unsafe { System.realloc(ptr, layout, new_size) };
+            return unsafe { SMALL.realloc(ptr, layout, new_size) };
         }
         // Crossing the threshold (or resizing a mapping): allocate, copy, free.
         let new = unsafe { self.alloc(new_layout) };

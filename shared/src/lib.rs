@@ -2,6 +2,7 @@
 //!
 //! - [`topics`]: the names of the topics every service agrees on.
 //! - [`messages`]: the JSON payloads of those topics, with their validation.
+//! - [`allocator`]: the heap allocator every long-running binary declares.
 //! - [`listener`]: binding a TCP port with room for a crowd of connections arriving at once.
 //! - [`shutdown`]: the one shutdown mechanism of every process: a cancellation token fired by
 //!   SIGTERM or Ctrl-C.
@@ -11,6 +12,7 @@
 // Library code never unwraps: anything from outside gets a typed error instead.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod allocator;
 pub mod listener;
 pub mod messages;
 pub mod shutdown;

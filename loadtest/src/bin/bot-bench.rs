@@ -27,6 +27,10 @@ use services::api::limits::RateLimits;
 use services::api::ApiConfig;
 use tokio_util::sync::CancellationToken;
 
+/// The workspace's allocator (see `shared::allocator`).
+#[global_allocator]
+static ALLOC: shared::allocator::Allocator = shared::allocator::ALLOCATOR;
+
 #[derive(Debug, Parser)]
 #[command(about = "Normal buyers' latency and the bot's take, with and without a bot")]
 struct Args {

@@ -35,6 +35,10 @@ use shared::messages::{InferenceReply, InferenceRequest, InferenceStatus, ReplyT
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+/// The workspace's allocator (see `shared::allocator`).
+#[global_allocator]
+static ALLOC: shared::allocator::Allocator = shared::allocator::ALLOCATOR;
+
 #[derive(Debug, Parser)]
 struct Args {
     #[arg(

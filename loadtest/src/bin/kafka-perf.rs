@@ -33,6 +33,10 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+/// The workspace's allocator (see `shared::allocator`).
+#[global_allocator]
+static ALLOC: shared::allocator::Allocator = shared::allocator::ALLOCATOR;
+
 #[derive(Debug, Clone, Parser)]
 #[command(
     about = "Produce/consume throughput through the Kafka protocol, beside the storage engine"

@@ -34,6 +34,10 @@ use shared::messages::OrderEvent;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+/// The workspace's allocator (see `shared::allocator`).
+#[global_allocator]
+static ALLOC: shared::allocator::Allocator = shared::allocator::ALLOCATOR;
+
 #[derive(Debug, Parser)]
 struct Args {
     #[command(subcommand)]

@@ -14,6 +14,10 @@ use services::inference::model::demo::DemoConfig;
 use services::inference::model::{AnyModel, ModelSpec};
 use services::worker::{self, Worker, WorkerConfig};
 
+/// The workspace's allocator (see `shared::allocator`).
+#[global_allocator]
+static ALLOC: shared::allocator::Allocator = shared::allocator::ALLOCATOR;
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum ModelKind {
     /// The built-in demo model (load time and latency configurable).

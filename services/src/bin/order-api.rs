@@ -11,6 +11,10 @@ use services::api::{Api, ApiConfig};
 use services::db;
 use services::inference::replies::ReplyConfig;
 
+/// The workspace's allocator (see `shared::allocator`).
+#[global_allocator]
+static ALLOC: shared::allocator::Allocator = shared::allocator::ALLOCATOR;
+
 #[derive(Debug, Parser)]
 #[command(about = "Seckill order-ingest API: accept buys, queue them durably, answer at once")]
 struct Args {

@@ -10,6 +10,10 @@ use services::db;
 use services::orders::OrderHandler;
 use services::worker::{self, Worker, WorkerConfig};
 
+/// The workspace's allocator (see `shared::allocator`).
+#[global_allocator]
+static ALLOC: shared::allocator::Allocator = shared::allocator::ALLOCATOR;
+
 #[derive(Debug, Parser)]
 #[command(about = "Seckill order worker: queue -> PostgreSQL, in batches, exactly once in effect")]
 struct Args {
