@@ -861,3 +861,50 @@ async fn a_writer_that_stops_mid_statement_leaves_its_callers_an_unknown_outcome
     }
     db.drop_db().await;
 }
+
+/// Two copies of one request in the same micro-batch (a backend that sent it twice, or an API
+/// that sent again a request whose first send had an unknown outcome): the model runs once, the
+/// second copy is answered from the stored result, and the partition goes on. One statement
+/// that claimed both copies would touch the row twice, which PostgreSQL refuses every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_copies_of_a_request_in_one_batch_run_the_model_once() {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let s = stack(1).await;
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &s.broker.addr)
+        .create()
+        .unwrap();
+    let id = uuid::Uuid::new_v4().to_string();
+    let after = uuid::Uuid::new_v4().to_string();
+    // Before the worker starts, so that its first poll takes all three together.
+    for value in [
+        format!(r#"{{"uuid": "{id}", "q": "twice"}}"#),
+        format!(r#"{{"uuid": "{id}", "q": "twice"}}"#),
+        format!(r#"{{"uuid": "{after}", "q": "next"}}"#),
+    ] {
+        producer
+            .send(
+                FutureRecord::to("inference.requests")
+                    .key("k")
+                    .payload(&value),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    let (w, stats) = s.worker(0).await;
+    let out = s.kafka_outcome(&after).await;
+    assert_eq!(out["status"], "done", "{out}");
+    let out = s.kafka_outcome(&id).await;
+    assert_eq!(out["output"]["echo"], json!({"q": "twice"}), "{out}");
+    assert_eq!(stats.requests.get(), 3);
+    assert_eq!(stats.done.get(), 2, "one model run per request");
+    assert_eq!(
+        stats.redelivered.get(),
+        1,
+        "the copy answered from the table"
+    );
+    assert_eq!(s.topic_records("inference.dlq"), 0);
+    w.abort();
+}

@@ -3,7 +3,8 @@
 //!
 //! 1. dead-letters what cannot be decoded;
 //! 2. counts an attempt on each pending request, durably ([`store::claim`]); a redelivered
-//!    request that is already finished is answered again from its stored result;
+//!    request that is already finished is answered again from its stored result, and so is a
+//!    second copy of a request in the same micro-batch, once the first is finished;
 //! 3. answers without running the model: `expired` past the deadline, `failed` for another
 //!    model's request, and dead-letters (then fails) a request past `max_attempts`: one that
 //!    kept crashing workers;
@@ -199,6 +200,11 @@ impl<M: Model> InferenceHandler<M> {
         // Micro-batches still to run; after a model crash, one request each.
         let mut todo = vec![reqs];
         while let Some(group) = todo.pop() {
+            let (group, repeats) = split_repeats(group);
+            if !repeats.is_empty() {
+                // After this group: they find their request finished, and are answered from it.
+                todo.push(repeats);
+            }
             if group.is_empty() {
                 continue;
             }
@@ -321,7 +327,7 @@ impl<M: Model> InferenceHandler<M> {
 /// result stays readable through `GET /infer/{id}`.
 async fn send_replies(
     ctx: &WorkerContext,
-    group: &[(InferenceRequest, &BorrowedMessage<'_>)],
+    group: &[Request<'_>],
     replies: &[InferenceReply],
     acks: &mut PendingAcks,
 ) {
@@ -378,13 +384,25 @@ fn reply_for(id: uuid::Uuid, out: ModelOutput) -> InferenceReply {
     }
 }
 
+/// Splits off the later copies of a request that is in `group` more than once (a backend sent
+/// it twice, or an API sent again a request whose first send had an unknown outcome): one
+/// statement cannot claim a row twice (PostgreSQL refuses the whole statement, every time), and
+/// the model is to run once per request.
+fn split_repeats(group: Vec<Request<'_>>) -> (Vec<Request<'_>>, Vec<Request<'_>>) {
+    let mut seen = std::collections::HashSet::with_capacity(group.len());
+    group.into_iter().partition(|(r, _)| seen.insert(r.id))
+}
+
+/// A request of a micro-batch, with the message it came in.
+type Request<'m> = (InferenceRequest, &'m BorrowedMessage<'m>);
+
 /// A group of requests the database refused for their data: split it into single requests to
 /// run again, or, for one request alone, dead-letter it with the database's reason (it is not
 /// answered: the table could not hold its row).
 async fn isolate<'m>(
-    group: Vec<(InferenceRequest, &'m BorrowedMessage<'m>)>,
+    group: Vec<Request<'m>>,
     e: sqlx::Error,
-    todo: &mut Vec<Vec<(InferenceRequest, &'m BorrowedMessage<'m>)>>,
+    todo: &mut Vec<Vec<Request<'m>>>,
     ctx: &WorkerContext,
 ) -> Result<(), HandlerError> {
     if group.len() == 1 {
