@@ -908,3 +908,61 @@ async fn two_copies_of_a_request_in_one_batch_run_the_model_once() {
     assert_eq!(s.topic_records("inference.dlq"), 0);
     w.abort();
 }
+
+/// A request whose pending row was written but which never reached the queue: its API instance
+/// died between the two, or its send ended with an unknown outcome. A retry of the same request
+/// sends it again once the first send has certainly ended (the API's enqueue timeout after the
+/// last send), and then gets its result; before that it only waits, so callers retrying at
+/// once do not multiply the copies in the queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_sends_again_a_request_that_never_reached_the_queue() {
+    let s = stack(0).await;
+    let enqueue_timeout = Duration::from_millis(400);
+    let a = api(
+        ApiConfig {
+            enqueue_timeout,
+            ..api_config(&s.broker.addr, Some(0))
+        },
+        s.db.pool.clone(),
+    )
+    .await;
+    a.state.replies.ready().await;
+    let (w, stats) = s.worker(0).await;
+    let id = uuid::Uuid::new_v4();
+    let post = |wait_ms: u64| {
+        s.client
+            .post(format!("{}/infer?wait_ms={wait_ms}", a.url()))
+            .bearer_auth(&s.token)
+            .json(&json!({"uuid": id, "input": {"q": "lost"}}))
+            .send()
+    };
+    // The row as the API writes it before the send, and no send.
+    let lost = shared::messages::InferenceRequest {
+        id,
+        model: None,
+        input: json!({"q": "lost"}),
+        deadline_ms: shared::time::now_ms() + 60_000,
+        reply_to: None,
+    };
+    services::inference::store::create_pending(&s.db.pool, &lost)
+        .await
+        .unwrap();
+    // At once: the first send could still be under way, so nothing is sent.
+    let r = post(0).await.unwrap();
+    assert_eq!(r.status(), 202);
+    assert_eq!(s.topic_records("inference.requests"), 0);
+    // Later: sent again, and answered within the wait.
+    tokio::time::sleep(enqueue_timeout + Duration::from_millis(100)).await;
+    let r = post(10_000).await.unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "done", "{body}");
+    assert_eq!(body["output"]["echo"], json!({"q": "lost"}), "{body}");
+    assert_eq!(s.topic_records("inference.requests"), 1);
+    // A finished request is never sent again.
+    tokio::time::sleep(enqueue_timeout + Duration::from_millis(100)).await;
+    let body: Value = post(0).await.unwrap().json().await.unwrap();
+    assert_eq!(body["status"], "done", "{body}");
+    assert_eq!(s.topic_records("inference.requests"), 1);
+    assert_eq!(stats.done.get(), 1);
+    w.abort();
+}

@@ -104,6 +104,28 @@ pub async fn create_pending(pool: &PgPool, req: &InferenceRequest) -> Result<Cre
     })
 }
 
+/// Claims the right to send a pending request again (see the `resent_at` migration): when its
+/// last send began at least `after` ago and it can still be answered, records this resend and
+/// returns the request's deadline (ms since the epoch) for the copy. One caller wins per
+/// interval, over every API instance; the others get `None`, as does a finished or expired
+/// request.
+pub async fn resend_due(
+    pool: &PgPool,
+    id: Uuid,
+    after: std::time::Duration,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE inference_requests SET resent_at = now() \
+         WHERE id = $1 AND status = 'pending' AND deadline > now() \
+           AND COALESCE(resent_at, created_at) <= now() - make_interval(secs => $2) \
+         RETURNING (extract(epoch FROM deadline) * 1000)::int8",
+    )
+    .bind(id)
+    .bind(after.as_secs_f64())
+    .fetch_optional(pool)
+    .await
+}
+
 /// Forgets a request the queue did not acknowledge (the caller got a 503: nothing was accepted).
 pub async fn delete_pending(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM inference_requests WHERE id = $1 AND status = 'pending'")

@@ -193,8 +193,9 @@ pub async fn infer(
         Created::Different => {
             return Err(ApiError::UuidInUse(req.id));
         }
-        // The same request again: no second enqueue, no second model run.
-        Created::Same(row) => return answer_existing(&state, row, wait).await,
+        // The same request again: no second model run, and no second enqueue unless the first
+        // may never have happened.
+        Created::Same(row) => return answer_existing(&state, &req, row, wait).await,
     }
     let reply = state.replies.wait_for(req.id);
     let key = req.id.to_string();
@@ -218,7 +219,8 @@ pub async fn infer(
         }
         Enqueued::Unknown(why) => {
             // Maybe queued: the pending row stays, and GET /infer/{id} will show the result
-            // if a worker gets it (or `expired` once its deadline passed).
+            // if a worker gets it (or `expired` once its deadline passed). If it was not, a
+            // retry of the same request sends it again (`send_again_if_due`).
             state.replies.forget(req.id);
             return Err(ApiError::OutcomeUnknown {
                 request: Box::new(Pending {
@@ -251,17 +253,24 @@ pub async fn infer(
 
 /// A request that exists already (the same UUID and body): its result, or, while it is pending,
 /// a wait of up to `wait` on the table (its reply goes to whichever instance enqueued it).
+/// While it is pending it may also be sent again: see [`send_again_if_due`].
 async fn answer_existing(
     state: &AppState,
+    req: &InferenceRequest,
     row: StoredRequest,
     wait: Duration,
 ) -> Result<Response, ApiError> {
     let id = row.id;
     let until = Instant::now() + wait;
+    let mut next_resend_check = Instant::now();
     let mut row = row;
     loop {
         if row.status != RequestState::Pending || row.deadline_passed {
             return Ok(Json(result_of(row)).into_response());
+        }
+        if Instant::now() >= next_resend_check {
+            send_again_if_due(state, req).await?;
+            next_resend_check = Instant::now() + state.config.enqueue_timeout;
         }
         if Instant::now() >= until {
             return Ok(accepted(id));
@@ -273,6 +282,52 @@ async fn answer_existing(
             None => return Err(ApiError::NotFound(format!("no inference request {id}"))),
         };
     }
+}
+
+/// A pending row does not prove its request reached the queue: the instance that wrote it may
+/// have died before the send, or the send's outcome was unknown, and then nothing would ever
+/// answer it. So a retry sends the request again, once its last send has certainly ended (the
+/// enqueue timeout after it began; until then the copy would most likely be a duplicate), and
+/// at most once per such interval over all instances (`store::resend_due`). A copy of a request
+/// that did reach the queue lands behind it in the same partition (same key) and is answered
+/// from its stored result: no second model run.
+async fn send_again_if_due(state: &AppState, req: &InferenceRequest) -> Result<(), ApiError> {
+    let cfg = &state.config;
+    let Some(deadline_ms) = store::resend_due(&state.pool, req.id, cfg.enqueue_timeout).await?
+    else {
+        return Ok(());
+    };
+    // The stored deadline: a retry does not extend the request's life.
+    let copy = InferenceRequest {
+        deadline_ms,
+        ..req.clone()
+    };
+    let sent = state
+        .infer_producer
+        .send(
+            &cfg.inference_topic,
+            copy.id.to_string().as_bytes(),
+            &copy.encode(),
+            cfg.enqueue_timeout,
+        )
+        .await;
+    let why = match sent {
+        Enqueued::Acked { .. } => {
+            tracing::info!(id = %req.id, "a retry sent a pending inference request again");
+            return Ok(());
+        }
+        Enqueued::NotQueued(e) => e.to_string(),
+        Enqueued::Unknown(why) => why,
+    };
+    // Not "not accepted": the first send may have reached the queue.
+    Err(ApiError::OutcomeUnknown {
+        request: Box::new(Pending {
+            request_id: req.id,
+            idempotency_key: req.id.to_string(),
+            status_url: Some(format!("/infer/{}", req.id)),
+        }),
+        reason: format!("sending the pending request again: {why}"),
+    })
 }
 
 pub async fn infer_status(
