@@ -418,6 +418,10 @@ impl PartitionLog {
     fn roll(&self, st: &mut State) -> Result<(), LogError> {
         let dir = &self.shared.dir;
         let leo = st.log_end_offset;
+        // Before the next segment exists (see `Segment::trim_to_size`).
+        st.active()
+            .trim_to_size()
+            .map_err(LogError::io(format!("trim segment in {}", dir.display())))?;
         let seg = Segment::create(dir, leo, &self.shared.config()).map_err(LogError::io(
             format!("create segment {leo} in {}", dir.display()),
         ))?;

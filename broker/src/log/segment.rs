@@ -15,6 +15,12 @@
 //!   has) is emptied rather than refused.
 //! - Bytes are written to the file before `size` moves past them, and readers never look past a
 //!   `size` they observed, so a reader sees whole batches only.
+//! - Under the flush policy `fsync`, the active segment's file is kept up to
+//!   [`PREALLOCATE_BYTES`] longer than `size` (a sparse, zero-filled extension; see
+//!   [`Segment::append`]), so past the valid batches it may hold
+//!   zeros, never anything else. A sealed segment's file ends exactly at its last batch: the
+//!   extension is cut and synced before the next segment is created, so a sealed segment,
+//!   which opening trusts to end at its file's end, never carries it.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read};
@@ -26,6 +32,17 @@ use super::batch::{self, BatchHeader, HEADER_LEN, LEADER_EPOCH};
 use super::config::LogConfig;
 use super::offset_index::OffsetIndex;
 use super::time_index::TimeIndex;
+
+/// How far past its last batch the active segment's file is extended ahead of the appends.
+///
+/// Why: an `fdatasync` after an append that grew the file must also write the inode (its size
+/// changed); within an extension already made it writes the data only. On this project's
+/// machines that is 0.13 ms against 0.09 ms per sync, and 60 against 41 us of CPU (a 600-byte
+/// append and an `fdatasync`, 4000 times), and the flush policy `fsync` runs one per Produce
+/// request and partition. The extension is sparse (`set_len`), so it takes no disk space;
+/// extending by 1 MiB at a time writes the inode once per MiB of appends instead of once per
+/// sync.
+pub(crate) const PREALLOCATE_BYTES: u64 = 1 << 20;
 
 /// File name stem of a segment: its base offset as 20 zero-padded digits, as Kafka names them.
 pub(crate) fn file_stem(base_offset: i64) -> String {
@@ -49,7 +66,8 @@ fn time_index_path(dir: &Path, base_offset: i64) -> PathBuf {
 pub struct Recovery {
     /// Valid batches kept.
     pub batches: u64,
-    /// Bytes cut off the end (a torn or corrupt tail).
+    /// Bytes cut off the end (a torn or corrupt tail), not counting the zeros of the file's
+    /// extension ahead of the appends (see [`PREALLOCATE_BYTES`]), which are cut too.
     pub truncated_bytes: u64,
 }
 
@@ -59,6 +77,12 @@ pub(crate) struct Segment {
     log: Arc<File>,
     dir: PathBuf,
     size: u64,
+    /// The file's length as this segment last set or found it: `size`, or more while the file
+    /// is extended ahead of the appends (active segments only).
+    file_len: u64,
+    /// Whether appends extend the file ahead (under the flush policy `fsync` only: the saving
+    /// is per sync, and the other policies sync too seldom to repay a sync when rolling).
+    preallocate: bool,
     next_offset: i64,
     max_timestamp: i64,
     /// Clock time (ms) from which `segment_ms` is counted: the first append, or the first
@@ -113,6 +137,8 @@ impl Segment {
             log: Arc::new(log),
             dir: dir.to_path_buf(),
             size: 0,
+            file_len: 0,
+            preallocate: config.flush == super::config::FlushPolicy::Fsync,
             next_offset: base_offset,
             max_timestamp: -1,
             rolling_base_ms: None,
@@ -144,16 +170,17 @@ impl Segment {
         let mut seg = Self::with_fresh_indexes(dir, base_offset, log, config)?;
         let file_len = seg.log.metadata()?.len();
         let batches = seg.rebuild_from_scan(file_len)?;
-        let truncated = file_len - seg.size;
-        if truncated > 0 {
+        let torn = nonzero_len(&seg.log, seg.size, file_len)?;
+        if file_len > seg.size {
             seg.log.set_len(seg.size)?;
             seg.log.sync_all()?;
         }
+        seg.file_len = seg.size;
         Ok((
             seg,
             Recovery {
                 batches,
-                truncated_bytes: truncated,
+                truncated_bytes: torn,
             },
         ))
     }
@@ -181,6 +208,8 @@ impl Segment {
                 log: Arc::new(log),
                 dir: dir.to_path_buf(),
                 size,
+                file_len: size,
+                preallocate: false,
                 next_offset,
                 max_timestamp,
                 rolling_base_ms: None,
@@ -288,6 +317,10 @@ impl Segment {
 
     /// Appends a record set whose batches already carry their final offsets. `headers` are the
     /// headers of the batches in `bytes`, in order, and must continue at `next_offset`.
+    ///
+    /// Under the flush policy `fsync`, the file is extended [`PREALLOCATE_BYTES`] past the new
+    /// end whenever the append would reach its end, so the syncs in between do not have to write
+    /// the inode.
     pub(crate) fn append(
         &mut self,
         bytes: &[u8],
@@ -295,7 +328,16 @@ impl Segment {
         now_ms: i64,
     ) -> io::Result<()> {
         debug_assert!(!self.sealed, "append to a sealed segment");
+        let end = self.size + bytes.len() as u64;
+        if self.preallocate && end > self.file_len {
+            // Only a cost saving: if the file cannot be extended, the write grows it as before.
+            match self.log.set_len(end + PREALLOCATE_BYTES) {
+                Ok(()) => self.file_len = end + PREALLOCATE_BYTES,
+                Err(e) => tracing::debug!(error = %e, "could not extend the segment file ahead"),
+            }
+        }
         self.log.write_all_at(bytes, self.size)?;
+        self.file_len = self.file_len.max(end);
         if self.rolling_base_ms.is_none() {
             self.rolling_base_ms = Some(now_ms);
         }
@@ -338,12 +380,25 @@ impl Segment {
         }
     }
 
+    /// Cuts the file's extension ahead of the appends and syncs the cut, so that from now on the
+    /// file ends at its last batch, also after a crash. Rolling does this before it creates the
+    /// next segment: once that exists, this one is opened as sealed, trusted to end there.
+    pub(crate) fn trim_to_size(&mut self) -> io::Result<()> {
+        if self.file_len > self.size {
+            self.log.set_len(self.size)?;
+            self.log.sync_data()?;
+            self.file_len = self.size;
+        }
+        Ok(())
+    }
+
     /// Makes this segment read-only: final time-index entry, index files cut to size. May be
     /// called again after a failure; each step is done once.
     pub(crate) fn seal(&mut self) -> io::Result<()> {
         if self.sealed {
             return Ok(());
         }
+        self.trim_to_size()?;
         if !self.seal_entry_written {
             // Without it the time index is rebuilt from the log at the next open.
             if let Err(e) = self
@@ -409,12 +464,31 @@ impl Segment {
     /// Cuts the active segment back to `position` (used when an append failed half-way).
     pub(crate) fn truncate_to(&mut self, position: u64, next_offset: i64) -> io::Result<()> {
         self.log.set_len(position)?;
+        self.file_len = position;
         self.size = position;
         self.next_offset = next_offset;
         self.index.truncate_to_position(position);
         self.time_index.truncate_to_offset(next_offset);
         Ok(())
     }
+}
+
+/// How many bytes of `file` from `from` up to its last non-zero byte before `to`: 0 when that
+/// stretch is all zeros (the extension ahead of the appends), else what a torn or corrupt tail
+/// left. Read backwards, so a tail that ends in garbage costs one read.
+fn nonzero_len(file: &File, from: u64, to: u64) -> io::Result<u64> {
+    let mut buf = vec![0u8; 64 << 10];
+    let mut end = to;
+    while end > from {
+        let start = end.saturating_sub(buf.len() as u64).max(from);
+        let chunk = &mut buf[..(end - start) as usize];
+        file.read_exact_at(chunk, start)?;
+        if let Some(i) = chunk.iter().rposition(|&b| b != 0) {
+            return Ok(start + i as u64 + 1 - from);
+        }
+        end = start;
+    }
+    Ok(0)
 }
 
 /// Reads the batch header at `pos` of a segment file; `None` past `end` or on a short read.

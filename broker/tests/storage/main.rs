@@ -7,6 +7,7 @@ mod common;
 mod loopfs;
 
 mod durability;
+mod preallocation;
 mod recovery;
 mod retention;
 mod roundtrip;
