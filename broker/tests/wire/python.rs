@@ -109,7 +109,9 @@ pub(crate) fn run_script_with(
     );
 }
 
-/// Bytes of `.log` files the broker holds for `topic`, over all its partitions.
+/// Bytes of record batches the broker holds for `topic`, over all its partitions. The batches,
+/// not the files' lengths: an active segment's file is extended ahead of the appends with zeros
+/// (see the broker's storage engine, preallocation).
 fn stored_log_bytes(data_dir: &Path, topic: &str) -> u64 {
     let topic_dir: PathBuf = data_dir.join("topics").join(topic);
     let mut total = 0;
@@ -121,7 +123,12 @@ fn stored_log_bytes(data_dir: &Path, topic: &str) -> u64 {
         for file in std::fs::read_dir(partition).unwrap() {
             let file = file.unwrap().path();
             if file.extension().is_some_and(|e| e == "log") {
-                total += file.metadata().unwrap().len();
+                let bytes = std::fs::read(&file).unwrap();
+                let mut pos = 0;
+                while let Ok(h) = broker::log::BatchHeader::parse(&bytes[pos..]) {
+                    pos += h.total_len();
+                }
+                total += pos as u64;
             }
         }
     }
