@@ -917,7 +917,9 @@ async fn two_copies_of_a_request_in_one_batch_run_the_model_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_sends_again_a_request_that_never_reached_the_queue() {
     let s = stack(0).await;
-    let enqueue_timeout = Duration::from_millis(400);
+    // Far longer than the worker takes to answer, so that one copy is sent while the caller
+    // waits (a request still pending after another interval is sent again).
+    let enqueue_timeout = Duration::from_secs(1);
     let a = api(
         ApiConfig {
             enqueue_timeout,
@@ -928,6 +930,18 @@ async fn a_retry_sends_again_a_request_that_never_reached_the_queue() {
     .await;
     a.state.replies.ready().await;
     let (w, stats) = s.worker(0).await;
+    // A first request through, so the worker has joined its group and answers at once.
+    let r = s
+        .client
+        .post(format!("{}/infer?wait_ms=30000", a.url()))
+        .bearer_auth(&s.token)
+        .json(&json!({"input": {"q": "first"}}))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "done", "{body}");
+    let queued = || s.topic_records("inference.requests") - 1;
     let id = uuid::Uuid::new_v4();
     let post = |wait_ms: u64| {
         s.client
@@ -950,19 +964,19 @@ async fn a_retry_sends_again_a_request_that_never_reached_the_queue() {
     // At once: the first send could still be under way, so nothing is sent.
     let r = post(0).await.unwrap();
     assert_eq!(r.status(), 202);
-    assert_eq!(s.topic_records("inference.requests"), 0);
+    assert_eq!(queued(), 0);
     // Later: sent again, and answered within the wait.
     tokio::time::sleep(enqueue_timeout + Duration::from_millis(100)).await;
     let r = post(10_000).await.unwrap();
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["status"], "done", "{body}");
     assert_eq!(body["output"]["echo"], json!({"q": "lost"}), "{body}");
-    assert_eq!(s.topic_records("inference.requests"), 1);
+    assert_eq!(queued(), 1);
     // A finished request is never sent again.
     tokio::time::sleep(enqueue_timeout + Duration::from_millis(100)).await;
     let body: Value = post(0).await.unwrap().json().await.unwrap();
     assert_eq!(body["status"], "done", "{body}");
-    assert_eq!(s.topic_records("inference.requests"), 1);
-    assert_eq!(stats.done.get(), 1);
+    assert_eq!(queued(), 1);
+    assert_eq!(stats.done.get(), 2);
     w.abort();
 }
