@@ -1,7 +1,7 @@
 //! Helpers shared by the storage tests: producer-identical batches and a log in a temp dir.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use broker::clock::{Clock, ManualClock, SystemClock};
@@ -74,4 +74,15 @@ pub(crate) fn read_all(log: &PartitionLog, from: i64) -> Vec<Vec<u8>> {
             out.push(b);
         }
     }
+}
+
+/// The `.log` files of a partition directory, oldest segment first (the last is the active one).
+pub(crate) fn segment_logs(dir: &Path) -> Vec<PathBuf> {
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    logs.sort();
+    logs
 }

@@ -4,7 +4,7 @@
 //! in a sealed segment.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::common::*;
 use broker::log::{BatchHeader, FlushPolicy, LogConfig};
@@ -16,15 +16,14 @@ fn fsync_config() -> LogConfig {
     }
 }
 
-/// The `.log` files of `dir`, oldest first.
-fn log_files(dir: &Path) -> Vec<PathBuf> {
-    let mut logs: Vec<PathBuf> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "log"))
-        .collect();
-    logs.sort();
-    logs
+/// Opens the log in `dir` again under `fsync`, as a restart after the crash would.
+fn reopen(dir: &Path) -> (broker::log::PartitionLog, broker::log::OpenReport) {
+    broker::log::PartitionLog::open(
+        dir,
+        fsync_config(),
+        std::sync::Arc::new(broker::clock::SystemClock),
+    )
+    .unwrap()
 }
 
 /// Appends `n` batches under `config`, each acknowledged (durable), then "crashes": no close, so
@@ -47,7 +46,7 @@ async fn the_zeros_ahead_of_the_appends_are_cut_at_reopen_and_not_called_a_torn_
     let dir = tempfile::tempdir().unwrap();
     let stored = crashed_log(dir.path(), fsync_config(), 5).await;
     let data: usize = stored.iter().map(Vec::len).sum();
-    let path = &log_files(dir.path())[0];
+    let path = &segment_logs(dir.path())[0];
     let bytes = fs::read(path).unwrap();
     assert!(
         bytes.len() > data,
@@ -59,12 +58,7 @@ async fn the_zeros_ahead_of_the_appends_are_cut_at_reopen_and_not_called_a_torn_
         "zeros only past the batches"
     );
 
-    let (log, report) = broker::log::PartitionLog::open(
-        dir.path(),
-        fsync_config(),
-        std::sync::Arc::new(broker::clock::SystemClock),
-    )
-    .unwrap();
+    let (log, report) = reopen(dir.path());
     assert_eq!(report.active.batches, 5);
     assert_eq!(report.active.truncated_bytes, 0, "nothing torn");
     assert_eq!(
@@ -83,17 +77,12 @@ async fn a_torn_batch_before_the_zeros_counts_only_its_own_bytes() {
     let last_start: usize = stored[..4].iter().map(Vec::len).sum();
     let half = stored[4].len() / 2;
     // The second half of the last batch never reached the disk: zeros, like the extension.
-    let path = &log_files(dir.path())[0];
+    let path = &segment_logs(dir.path())[0];
     let mut bytes = fs::read(path).unwrap();
     bytes[last_start + half..last_start + stored[4].len()].fill(0);
     fs::write(path, &bytes).unwrap();
 
-    let (log, report) = broker::log::PartitionLog::open(
-        dir.path(),
-        fsync_config(),
-        std::sync::Arc::new(broker::clock::SystemClock),
-    )
-    .unwrap();
+    let (log, report) = reopen(dir.path());
     assert_eq!(report.active.batches, 4);
     let torn = report.active.truncated_bytes as usize;
     assert!(torn > 0 && torn <= half, "the torn half's bytes: {torn}");
@@ -104,7 +93,7 @@ async fn a_torn_batch_before_the_zeros_counts_only_its_own_bytes() {
 async fn a_sealed_segment_ends_at_its_last_batch() {
     let dir = tempfile::tempdir().unwrap();
     let stored = crashed_log(dir.path(), small_config(FlushPolicy::Fsync), 30).await;
-    let logs = log_files(dir.path());
+    let logs = segment_logs(dir.path());
     assert!(logs.len() > 3, "rolled: {} segments", logs.len());
     for sealed in &logs[..logs.len() - 1] {
         let bytes = fs::read(sealed).unwrap();

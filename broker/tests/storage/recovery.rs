@@ -152,12 +152,7 @@ fn make_multi_segment_log(dir: &Path) -> Vec<Vec<u8>> {
 }
 
 fn sealed_segments(dir: &Path) -> Vec<PathBuf> {
-    let mut logs: Vec<PathBuf> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .collect();
-    logs.sort();
+    let mut logs = segment_logs(dir);
     logs.pop(); // the active one
     logs
 }
@@ -277,12 +272,7 @@ fn crash_with_sealed_segments_in_the_page_cache(dir: &Path, config: &LogConfig) 
     std::mem::forget(log);
     // What the old recovery made durable (the active segment and the directory) is on disk;
     // the sealed segments are still only in the page cache.
-    let mut logs: Vec<PathBuf> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "log"))
-        .collect();
-    logs.sort();
+    let logs = segment_logs(dir);
     let active = fs::File::open(logs.last().unwrap()).unwrap();
     if active.sync_all().is_err() {
         return false;
