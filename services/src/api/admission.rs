@@ -367,12 +367,7 @@ impl Admission {
 
     /// The workers' committed offset of every partition this instance has queued buys in.
     async fn committed_offsets(&self) -> Result<HashMap<i32, i64>, RefreshError> {
-        let partitions: Vec<i32> = {
-            let st = self.lock();
-            let mut p: Vec<i32> = st.queued.keys().map(|&(p, _)| p).collect();
-            p.dedup();
-            p
-        };
+        let partitions = queued_partitions(&self.lock().queued);
         if partitions.is_empty() {
             return Ok(HashMap::new());
         }
@@ -442,6 +437,22 @@ pub struct Reservation<'a> {
     done: bool,
 }
 
+/// The partitions that hold queued buys, in order. One lookup per partition rather than a walk
+/// over every queued buy: the map holds this instance's whole undecided backlog (hundreds of
+/// thousands of buys in a long peak), and this runs at every refresh under the lock each buy
+/// takes.
+fn queued_partitions(queued: &BTreeMap<(i32, i64), (i64, i64)>) -> Vec<i32> {
+    let mut partitions = Vec::new();
+    let mut from = Some(i32::MIN);
+    while let Some(&(p, _)) =
+        from.and_then(|f| queued.range((f, i64::MIN)..).next().map(|(k, _)| k))
+    {
+        partitions.push(p);
+        from = p.checked_add(1);
+    }
+    partitions
+}
+
 impl Reservation<'_> {
     /// The broker acknowledged the buy at `partition`/`offset`: the units stay counted until the
     /// workers' committed offset passes it.
@@ -473,5 +484,31 @@ impl Drop for Reservation<'_> {
                 st.in_flight.remove(&(user, self.item));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queued_partitions_lists_each_partition_once_in_order() {
+        let mut queued = BTreeMap::new();
+        assert!(queued_partitions(&queued).is_empty());
+        for (p, o) in [
+            (3, 7),
+            (0, 1),
+            (3, 2),
+            (0, 9),
+            (5, 0),
+            (i32::MAX, 4),
+            (i32::MIN, 8),
+        ] {
+            queued.insert((p, o), (1, 1));
+        }
+        assert_eq!(
+            queued_partitions(&queued),
+            vec![i32::MIN, 0, 3, 5, i32::MAX]
+        );
     }
 }
