@@ -30,10 +30,10 @@ fn mapped(layout: &Layout) -> bool {
     layout.size() >= HUGE && layout.align() <= PAGE
 }
 
-// SAFETY (whole impl): small blocks go to the workspace allocator unchanged. Huge blocks come from an anonymous
-// private mapping, which is page aligned (>= the layout's alignment, checked by `mapped`), zeroed,
-// and exclusively owned until `munmap` in `dealloc`, which receives the same size (Rust passes
-// the allocation's layout back to `dealloc`).
+// SAFETY (whole impl): small blocks go to the workspace allocator unchanged. Huge blocks come
+// from an anonymous private mapping, which is page aligned (>= the layout's alignment, checked by
+// `mapped`), zeroed, and exclusively owned until `munmap` in `dealloc`, which receives the same
+// size (Rust passes the allocation's layout back to `dealloc`).
 #[allow(unsafe_code)]
 unsafe impl GlobalAlloc for NoReserveHugeAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {

@@ -17,10 +17,10 @@
 //!   `size` they observed, so a reader sees whole batches only.
 //! - Under the flush policy `fsync`, the active segment's file is kept up to
 //!   [`PREALLOCATE_BYTES`] longer than `size` (a sparse, zero-filled extension; see
-//!   [`Segment::append`]), so past the valid batches it may hold
-//!   zeros, never anything else. A sealed segment's file ends exactly at its last batch: the
-//!   extension is cut and synced before the next segment is created, so a sealed segment,
-//!   which opening trusts to end at its file's end, never carries it.
+//!   [`Segment::append`]), so past the valid batches it may hold zeros, never anything else.
+//!   A sealed segment's file ends exactly at its last batch: the extension is cut and synced
+//!   before the next segment is created, so a sealed segment, which opening trusts to end at
+//!   its file's end, never carries it.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read};
