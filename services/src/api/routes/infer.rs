@@ -198,18 +198,7 @@ pub async fn infer(
         Created::Same(row) => return answer_existing(&state, &req, row, wait).await,
     }
     let reply = state.replies.wait_for(req.id);
-    let key = req.id.to_string();
-    let payload = req.encode();
-    let sent = state
-        .infer_producer
-        .send(
-            &cfg.inference_topic,
-            key.as_bytes(),
-            &payload,
-            cfg.enqueue_timeout,
-        )
-        .await;
-    match sent {
+    match enqueue(&state, &req).await {
         Enqueued::Acked { .. } => {}
         Enqueued::NotQueued(e) => {
             // Certainly not queued: forget it, so it never reads as pending.
@@ -222,14 +211,7 @@ pub async fn infer(
             // if a worker gets it (or `expired` once its deadline passed). If it was not, a
             // retry of the same request sends it again (`send_again_if_due`).
             state.replies.forget(req.id);
-            return Err(ApiError::OutcomeUnknown {
-                request: Box::new(Pending {
-                    request_id: req.id,
-                    idempotency_key: req.id.to_string(),
-                    status_url: Some(format!("/infer/{}", req.id)),
-                }),
-                reason: why,
-            });
+            return Err(outcome_unknown(req.id, why));
         }
     }
     if wait.is_zero() {
@@ -302,16 +284,7 @@ async fn send_again_if_due(state: &AppState, req: &InferenceRequest) -> Result<(
         deadline_ms,
         ..req.clone()
     };
-    let sent = state
-        .infer_producer
-        .send(
-            &cfg.inference_topic,
-            copy.id.to_string().as_bytes(),
-            &copy.encode(),
-            cfg.enqueue_timeout,
-        )
-        .await;
-    let why = match sent {
+    let why = match enqueue(state, &copy).await {
         Enqueued::Acked { .. } => {
             tracing::info!(id = %req.id, "a retry sent a pending inference request again");
             return Ok(());
@@ -320,14 +293,37 @@ async fn send_again_if_due(state: &AppState, req: &InferenceRequest) -> Result<(
         Enqueued::Unknown(why) => why,
     };
     // Not "not accepted": the first send may have reached the queue.
-    Err(ApiError::OutcomeUnknown {
+    Err(outcome_unknown(
+        req.id,
+        format!("sending the pending request again: {why}"),
+    ))
+}
+
+/// Produces `req` to the request topic, keyed by its UUID (so every copy of a request lands in
+/// the same partition, behind the earlier ones), and waits at most the enqueue timeout.
+async fn enqueue(state: &AppState, req: &InferenceRequest) -> Enqueued {
+    let cfg = &state.config;
+    state
+        .infer_producer
+        .send(
+            &cfg.inference_topic,
+            req.id.to_string().as_bytes(),
+            &req.encode(),
+            cfg.enqueue_timeout,
+        )
+        .await
+}
+
+/// The 503 for a request that may be in the queue: its id and where to look for its result.
+fn outcome_unknown(id: Uuid, reason: String) -> ApiError {
+    ApiError::OutcomeUnknown {
         request: Box::new(Pending {
-            request_id: req.id,
-            idempotency_key: req.id.to_string(),
-            status_url: Some(format!("/infer/{}", req.id)),
+            request_id: id,
+            idempotency_key: id.to_string(),
+            status_url: Some(format!("/infer/{id}")),
         }),
-        reason: format!("sending the pending request again: {why}"),
-    })
+        reason,
+    }
 }
 
 pub async fn infer_status(
