@@ -180,6 +180,28 @@ impl Stack {
         }
     }
 
+    /// Produces each value to the request topic as a Kafka client of its own would (key "k"),
+    /// each acknowledged before the next.
+    async fn produce_requests(&self, values: &[String]) {
+        use rdkafka::producer::{FutureProducer, FutureRecord};
+        let producer: FutureProducer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &self.broker.addr)
+            .create()
+            .unwrap();
+        for value in values {
+            producer
+                .send(
+                    FutureRecord::to("inference.requests")
+                        .key("k")
+                        .payload(value),
+                    Duration::from_secs(10),
+                )
+                .await
+                .map_err(|(e, _)| e)
+                .unwrap();
+        }
+    }
+
     fn topic_records(&self, topic: &str) -> i64 {
         self.broker
             .broker()
@@ -568,30 +590,15 @@ async fn a_kafka_client_sends_its_own_message_and_gets_the_reply_by_correlation_
 /// partition goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_request_is_dead_lettered_and_never_stops_the_partition() {
-    use rdkafka::producer::{FutureProducer, FutureRecord};
     let s = stack(1).await;
     let (w, stats) = s.worker(10).await;
-    let producer: FutureProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &s.broker.addr)
-        .create()
-        .unwrap();
     let good = uuid::Uuid::new_v4().to_string();
-    for (key, value) in [
-        ("k", r#"{"nature": "no uuid"}"#.to_string()),
-        ("k", "not json".to_string()),
-        ("k", format!(r#"{{"uuid": "{good}", "q": "fine"}}"#)),
-    ] {
-        producer
-            .send(
-                FutureRecord::to("inference.requests")
-                    .key(key)
-                    .payload(&value),
-                Duration::from_secs(10),
-            )
-            .await
-            .map_err(|(e, _)| e)
-            .unwrap();
-    }
+    s.produce_requests(&[
+        r#"{"nature": "no uuid"}"#.to_string(),
+        "not json".to_string(),
+        format!(r#"{{"uuid": "{good}", "q": "fine"}}"#),
+    ])
+    .await;
     let out = s.kafka_outcome(&good).await;
     assert_eq!(out["status"], "done", "{out}");
     assert_eq!(out["output"]["echo"], json!({"q": "fine"}));
@@ -868,31 +875,16 @@ async fn a_writer_that_stops_mid_statement_leaves_its_callers_an_unknown_outcome
 /// that claimed both copies would touch the row twice, which PostgreSQL refuses every time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_copies_of_a_request_in_one_batch_run_the_model_once() {
-    use rdkafka::producer::{FutureProducer, FutureRecord};
     let s = stack(1).await;
-    let producer: FutureProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &s.broker.addr)
-        .create()
-        .unwrap();
     let id = uuid::Uuid::new_v4().to_string();
     let after = uuid::Uuid::new_v4().to_string();
     // Before the worker starts, so that its first poll takes all three together.
-    for value in [
+    s.produce_requests(&[
         format!(r#"{{"uuid": "{id}", "q": "twice"}}"#),
         format!(r#"{{"uuid": "{id}", "q": "twice"}}"#),
         format!(r#"{{"uuid": "{after}", "q": "next"}}"#),
-    ] {
-        producer
-            .send(
-                FutureRecord::to("inference.requests")
-                    .key("k")
-                    .payload(&value),
-                Duration::from_secs(10),
-            )
-            .await
-            .map_err(|(e, _)| e)
-            .unwrap();
-    }
+    ])
+    .await;
     let (w, stats) = s.worker(0).await;
     let out = s.kafka_outcome(&after).await;
     assert_eq!(out["status"], "done", "{out}");
@@ -916,7 +908,7 @@ async fn two_copies_of_a_request_in_one_batch_run_the_model_once() {
 /// once do not multiply the copies in the queue.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_sends_again_a_request_that_never_reached_the_queue() {
-    let s = stack(0).await;
+    let mut s = stack(0).await;
     // Far longer than the worker takes to answer, so that one copy is sent while the caller
     // waits (a request still pending after another interval is sent again).
     let enqueue_timeout = Duration::from_secs(1);
@@ -929,27 +921,16 @@ async fn a_retry_sends_again_a_request_that_never_reached_the_queue() {
     )
     .await;
     a.state.replies.ready().await;
+    s.apis.push(a.url());
+    s.partitions.push(Some(0));
+    s.running.push(a);
     let (w, stats) = s.worker(0).await;
     // A first request through, so the worker has joined its group and answers at once.
-    let r = s
-        .client
-        .post(format!("{}/infer?wait_ms=30000", a.url()))
-        .bearer_auth(&s.token)
-        .json(&json!({"input": {"q": "first"}}))
-        .send()
-        .await
-        .unwrap();
-    let body: Value = r.json().await.unwrap();
+    let (_, body) = s.infer(0, json!({"input": {"q": "first"}}), 30_000).await;
     assert_eq!(body["status"], "done", "{body}");
     let queued = || s.topic_records("inference.requests") - 1;
     let id = uuid::Uuid::new_v4();
-    let post = |wait_ms: u64| {
-        s.client
-            .post(format!("{}/infer?wait_ms={wait_ms}", a.url()))
-            .bearer_auth(&s.token)
-            .json(&json!({"uuid": id, "input": {"q": "lost"}}))
-            .send()
-    };
+    let retry = json!({"uuid": id, "input": {"q": "lost"}});
     // The row as the API writes it before the send, and no send.
     let lost = shared::messages::InferenceRequest {
         id,
@@ -962,19 +943,18 @@ async fn a_retry_sends_again_a_request_that_never_reached_the_queue() {
         .await
         .unwrap();
     // At once: the first send could still be under way, so nothing is sent.
-    let r = post(0).await.unwrap();
-    assert_eq!(r.status(), 202);
+    let (status, _) = s.infer(0, retry.clone(), 0).await;
+    assert_eq!(status, 202);
     assert_eq!(queued(), 0);
     // Later: sent again, and answered within the wait.
     tokio::time::sleep(enqueue_timeout + Duration::from_millis(100)).await;
-    let r = post(10_000).await.unwrap();
-    let body: Value = r.json().await.unwrap();
+    let (_, body) = s.infer(0, retry.clone(), 10_000).await;
     assert_eq!(body["status"], "done", "{body}");
     assert_eq!(body["output"]["echo"], json!({"q": "lost"}), "{body}");
     assert_eq!(queued(), 1);
     // A finished request is never sent again.
     tokio::time::sleep(enqueue_timeout + Duration::from_millis(100)).await;
-    let body: Value = post(0).await.unwrap().json().await.unwrap();
+    let (_, body) = s.infer(0, retry, 0).await;
     assert_eq!(body["status"], "done", "{body}");
     assert_eq!(queued(), 1);
     assert_eq!(stats.done.get(), 2);
