@@ -38,11 +38,12 @@ pub async fn api(config: ApiConfig, pool: PgPool) -> anyhow::Result<RunningApi> 
     Ok(Api::bind(config, pool).await?.spawn())
 }
 
-/// `n` order workers on `bootstrap`, each writing at most `max_rate` orders/s (`None`: as fast
-/// as PostgreSQL goes), running until `shutdown` is cancelled.
+/// `n` order workers of `config` (e.g. [`WorkerConfig::orders`]), each writing at most
+/// `max_rate` orders/s (`None`: as fast as PostgreSQL goes), running until `shutdown` is
+/// cancelled.
 pub async fn order_workers(
     n: usize,
-    bootstrap: &str,
+    config: &WorkerConfig,
     pool: &PgPool,
     max_rate: Option<u32>,
     shutdown: &CancellationToken,
@@ -52,7 +53,7 @@ pub async fn order_workers(
         let w = Worker::start(
             WorkerConfig {
                 max_rate,
-                ..WorkerConfig::orders(bootstrap)
+                ..config.clone()
             },
             OrderHandler::new(pool.clone()),
         )

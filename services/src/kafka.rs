@@ -291,6 +291,19 @@ pub async fn ensure_topics_patiently(
     }
 }
 
+/// Deletes `topics` (a run's own topics on a shared cluster); an unknown topic is not an error.
+pub async fn delete_topics(bootstrap: &str, topics: &[&str]) -> Result<(), KafkaError> {
+    let admin: AdminClient<DefaultClientContext> = client_config(bootstrap).create()?;
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    for result in admin.delete_topics(topics, &opts).await? {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+            Err((_, code)) => return Err(KafkaError::AdminOp(code)),
+        }
+    }
+    Ok(())
+}
+
 /// The partition count of `topic`, if it exists.
 async fn partitions(
     bootstrap: &str,

@@ -25,6 +25,7 @@ use loadtest::burst::{self, BurstConfig, BurstResult, Live};
 use services::api::auth::TokenKeys;
 use services::api::limits::RateLimits;
 use services::api::ApiConfig;
+use services::worker::WorkerConfig;
 use tokio_util::sync::CancellationToken;
 
 /// The workspace's allocator (see `shared::allocator`).
@@ -134,7 +135,14 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     let stop = CancellationToken::new();
-    let workers = loadtest::embedded::order_workers(2, &broker.addr, &db.pool, None, &stop).await?;
+    let workers = loadtest::embedded::order_workers(
+        2,
+        &WorkerConfig::orders(&broker.addr),
+        &db.pool,
+        None,
+        &stop,
+    )
+    .await?;
     let buys = (args.rate * args.duration).round() as usize;
     println!(
         "bot-bench: {} normal buyers per phase at {} buys/s for {} s ({buys} buys); bot at {} req/s; \

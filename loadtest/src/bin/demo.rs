@@ -12,6 +12,11 @@
 //! this machine they write ~100k orders/s in batches, faster than any burst one machine can
 //! send, and a real shop's database has other work to do. `--drain-rate 0` removes the cap.
 //!
+//! `--bootstrap HOST:PORT[,...]` runs the sale on an external Kafka cluster (Apache Kafka,
+//! Redpanda, or this project's broker started on its own) instead of the embedded broker: the
+//! order topic and the workers' group get names of this run's own, so an earlier run's events
+//! are never replayed into this run's database, and the topic is deleted at the end.
+//!
 //! `--direct` runs the same arrivals against an API that writes each order synchronously,
 //! `--bot-rate N` adds a script buying as one user N times a second beside the buyers, `--hold`
 //! keeps the stack up after the run until Ctrl-C. Ctrl-C stops everything and removes the
@@ -35,6 +40,8 @@ use loadtest::throwaway_pg::ThrowawayPg;
 use services::api::auth::TokenKeys;
 use services::api::limits::RateLimits;
 use services::api::ApiConfig;
+use services::kafka::TopicSpec;
+use services::worker::WorkerConfig;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -95,6 +102,10 @@ struct Args {
     out: PathBuf,
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// Run on this Kafka cluster (`HOST:PORT[,...]`) instead of the embedded broker. The order
+    /// topic is created with the cluster's default replication factor and deleted afterwards.
+    #[arg(long)]
+    bootstrap: Option<String>,
 }
 
 /// What the database says after a run, checked against what the API answered.
@@ -385,6 +396,85 @@ fn burst_config(args: &Args, base: String, secret: &str) -> BurstConfig {
     }
 }
 
+/// Where the demo's buys queue: the embedded broker (the default: one command, nothing to set
+/// up), or an external Kafka cluster with a topic and group of this run's own.
+struct Queue {
+    bootstrap: String,
+    topic: String,
+    group: String,
+    embedded: Option<(broker::EmbeddedBroker, tempfile::TempDir)>,
+}
+
+impl Queue {
+    async fn start(external: Option<&str>) -> anyhow::Result<Queue> {
+        let Some(bootstrap) = external else {
+            let dir = tempfile::Builder::new()
+                .prefix("seckill-demo-broker-")
+                .tempdir()?;
+            let broker = embedded::fsync_broker(dir.path())?;
+            let topics = &broker.broker().topics;
+            topics.create(shared::topics::SECKILL_ORDERS, 6, topics.defaults().clone())?;
+            return Ok(Queue {
+                bootstrap: broker.addr.clone(),
+                topic: shared::topics::SECKILL_ORDERS.into(),
+                group: WorkerConfig::orders(&broker.addr).group_id,
+                embedded: Some((broker, dir)),
+            });
+        };
+        anyhow::ensure!(
+            !bootstrap.trim().is_empty(),
+            "--bootstrap must name at least one HOST:PORT"
+        );
+        let run = Uuid::new_v4().simple().to_string();
+        let queue = Queue {
+            bootstrap: bootstrap.trim().to_string(),
+            topic: format!("{}.demo-{}", shared::topics::SECKILL_ORDERS, &run[..8]),
+            group: format!("order-workers.demo-{}", &run[..8]),
+            embedded: None,
+        };
+        // Created before the API and the workers start, with the cluster's replication factor.
+        services::kafka::ensure_topics_patiently(
+            &queue.bootstrap,
+            &[TopicSpec::new(&queue.topic, 6)],
+            Duration::from_secs(30),
+        )
+        .await
+        .with_context(|| format!("create the topic {} on {}", queue.topic, queue.bootstrap))?;
+        Ok(queue)
+    }
+
+    fn worker_config(&self) -> WorkerConfig {
+        WorkerConfig {
+            topic: self.topic.clone(),
+            group_id: self.group.clone(),
+            ..WorkerConfig::orders(&self.bootstrap)
+        }
+    }
+
+    fn describe(&self) -> String {
+        match &self.embedded {
+            Some(_) => format!("broker {}", self.bootstrap),
+            None => format!(
+                "Kafka cluster {} (topic {}, group {})",
+                self.bootstrap, self.topic, self.group
+            ),
+        }
+    }
+
+    /// Stops the embedded broker, or deletes this run's topic from the external cluster.
+    async fn finish(self) {
+        if self.embedded.is_some() {
+            return;
+        }
+        if let Err(e) = services::kafka::delete_topics(&self.bootstrap, &[&self.topic]).await {
+            eprintln!(
+                "could not delete this run's topic {} on {}: {e}",
+                self.topic, self.bootstrap
+            );
+        }
+    }
+}
+
 /// Ctrl-C, and whether the demo is holding (then Ctrl-C means "clean up and finish").
 #[derive(Clone, Default)]
 struct Interrupt {
@@ -411,12 +501,7 @@ async fn demo(args: Args, interrupt: Interrupt) -> anyhow::Result<bool> {
     seed(&pool, args.items, args.stock, args.opens_in).await?;
     let opens_at = Instant::now() + Duration::from_secs_f64(args.opens_in);
 
-    let broker_dir = tempfile::Builder::new()
-        .prefix("seckill-demo-broker-")
-        .tempdir()?;
-    let broker = embedded::fsync_broker(broker_dir.path())?;
-    let topics = &broker.broker().topics;
-    topics.create(shared::topics::SECKILL_ORDERS, 6, topics.defaults().clone())?;
+    let queue = Queue::start(args.bootstrap.as_deref()).await?;
     let secret = format!(
         "demo-{}-{}",
         Uuid::new_v4().simple(),
@@ -425,7 +510,9 @@ async fn demo(args: Args, interrupt: Interrupt) -> anyhow::Result<bool> {
     let api = services::api::Api::bind(
         ApiConfig {
             listen: args.listen,
-            bootstrap: broker.addr.clone(),
+            bootstrap: queue.bootstrap.clone(),
+            topic: queue.topic.clone(),
+            worker_group: queue.group.clone(),
             jwt_secret: secret.clone(),
             items_refresh: Duration::from_millis(200),
             // Every buyer here is 127.0.0.1: the per-address limit would be the load
@@ -444,17 +531,22 @@ async fn demo(args: Args, interrupt: Interrupt) -> anyhow::Result<bool> {
     let base = api.url();
     let stop_workers = CancellationToken::new();
     let drain_rate = (args.drain_rate > 0).then_some(args.drain_rate);
-    let workers =
-        embedded::order_workers(args.workers, &broker.addr, &pool, drain_rate, &stop_workers)
-            .await?;
+    let workers = embedded::order_workers(
+        args.workers,
+        &queue.worker_config(),
+        &pool,
+        drain_rate,
+        &stop_workers,
+    )
+    .await?;
     let config = burst_config(&args, base.clone(), &secret);
     println!(
         "\ndashboard: {base}/dashboard   (open it now: the sale opens in {:.0} s)\n",
         args.opens_in
     );
     println!(
-        "broker {} | API {base} | {} order workers, {} | sale: {} items x {} units",
-        broker.addr,
+        "{} | API {base} | {} order workers, {} | sale: {} items x {} units",
+        queue.describe(),
         args.workers,
         match drain_rate {
             Some(r) => format!("{r} orders/s each at most"),
@@ -601,7 +693,7 @@ async fn demo(args: Args, interrupt: Interrupt) -> anyhow::Result<bool> {
         println!("direct summary: {}", serde_json::to_string(&dv)?);
         all_ok &= dv.ok;
     }
-    drop(broker);
+    queue.finish().await;
     pool.close().await;
     drop(pg);
     Ok(all_ok)

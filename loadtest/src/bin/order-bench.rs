@@ -30,6 +30,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use services::api::auth::TokenKeys;
 use services::api::ApiConfig;
+use services::worker::WorkerConfig;
 use shared::messages::OrderEvent;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -280,8 +281,14 @@ async fn drain(args: &Args, orders: usize) -> anyhow::Result<()> {
         // The backlog is in place; now the workers drain it.
         let stop = CancellationToken::new();
         let started = Instant::now();
-        let running =
-            loadtest::embedded::order_workers(workers, &broker.addr, &db.pool, None, &stop).await?;
+        let running = loadtest::embedded::order_workers(
+            workers,
+            &WorkerConfig::orders(&broker.addr),
+            &db.pool,
+            None,
+            &stop,
+        )
+        .await?;
         let mut first_applied: Option<(Instant, i64)> = None;
         loop {
             let n: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
