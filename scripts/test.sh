@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test on a fresh machine: installs the real clients the tests talk to (kcat, the
-# Python Kafka clients in a virtual environment, .venv, and Chromium with chromedriver for the
-# dashboard's browser test), starts the local PostgreSQL cluster and
+# Python Kafka clients in a virtual environment, .venv, Apache Kafka's own jars, Go for the Go
+# clients, and Chromium with chromedriver for the dashboard's browser test), starts the local PostgreSQL cluster and
 # its test role if needed, then `cargo test --workspace`. Set TEST_DATABASE_URL to use another PostgreSQL instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +19,22 @@ if ! command -v chromedriver >/dev/null 2>&1 || ! [ -x /usr/bin/chromium ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
 fi
+
+# Apache Kafka itself (its tools, its Java client, a KRaft cluster the services run on) comes from
+# Maven Central through scripts/apache-kafka.sh; the Go clients (franz-go, sarama) from the Go
+# module proxy. Both need their toolchains.
+if ! command -v java >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1; then
+  echo "== installing a JDK and Maven (Apache Kafka's tools and Java client are tested)"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jdk-headless maven
+fi
+if ! command -v go >/dev/null 2>&1; then
+  echo "== installing Go (the franz-go and sarama clients are tested)"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go
+fi
+echo "== Apache Kafka's jars (cached under target/apache-kafka once fetched)"
+bash scripts/apache-kafka.sh fetch
 
 # The Python clients go into a virtual environment of the project's (.venv): a stock Debian 12 or
 # Ubuntu 24.04 refuses `pip install` into the system Python (externally managed environment).

@@ -47,7 +47,7 @@ def main():
     # The reply topic must exist before we read it from its end.
     admin = KafkaAdminClient(bootstrap_servers=args.bootstrap)
     try:
-        admin.create_topics([NewTopic(args.reply_topic, num_partitions=1, replication_factor=1)])
+        admin.create_topics([NewTopic(args.reply_topic, num_partitions=1, replication_factor=-1)])
     except TopicAlreadyExistsError:
         pass
     admin.close()
