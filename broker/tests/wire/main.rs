@@ -11,6 +11,7 @@ mod admin_requests;
 mod bad_input;
 mod disk_faults;
 mod fetch_limits;
+mod go_clients;
 mod groups;
 mod kcat;
 mod limits;
