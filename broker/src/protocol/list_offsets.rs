@@ -1,5 +1,11 @@
-//! ListOffsets: earliest (-2), latest (-1, the high watermark), max timestamp (-3), or the first
-//! offset whose timestamp is at or after a given time.
+//! ListOffsets: earliest (-2), latest (-1, the high watermark), max timestamp (-3), earliest local
+//! (-4, v8+), latest tiered (-5, v9+), or the first offset whose timestamp is at or after a given
+//! time.
+//!
+//! The tiered-storage specs (KIP-1005) are served because Apache Kafka 4.x's admin client and
+//! tools ask for them with v8/v9 and refuse client-side when the broker's range stops below:
+//! there is no tiered storage here, so, as Kafka answers with remote storage off, the local log
+//! is the whole log (-4 = the log start) and nothing is tiered (-5 = offset -1, epoch -1).
 
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -16,6 +22,8 @@ use std::sync::Arc;
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
@@ -78,6 +86,13 @@ fn answer(broker: &Broker, version: i16, req: ListOffsetsRequest) -> ListOffsets
                         EARLIEST => Ok(Some((log.log_start_offset(), -1))),
                         LATEST => Ok(Some((log.high_watermark(), -1))),
                         MAX_TIMESTAMP => log.max_timestamp(),
+                        EARLIEST_LOCAL if version >= 8 => Ok(Some((log.log_start_offset(), -1))),
+                        LATEST_TIERED if version >= 9 => {
+                            pr.error_code = NONE;
+                            pr.leader_epoch = -1;
+                            tr.partitions.push(pr);
+                            continue;
+                        }
                         ts if ts >= 0 => log.offset_for_timestamp(ts),
                         _ => {
                             pr.error_code = ResponseError::InvalidRequest.code();

@@ -171,7 +171,7 @@ macro_rules! kafka_apis {
 kafka_apis! {
     Produce              0..=10 parsed from 3 => optional produce,
     Fetch                4..=12               => async fetch,
-    ListOffsets          1..=7                => async list_offsets,
+    ListOffsets          1..=10               => async list_offsets,
     Metadata             0..=12               => async metadata,
     ApiVersions          0..=4                => sync api_versions,
     CreateTopics         2..=7                => async create_topics admin,
