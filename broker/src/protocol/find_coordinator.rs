@@ -1,5 +1,12 @@
 //! FindCoordinator: this broker coordinates every group. v0-3 answer with top-level fields,
-//! v4+ with one `coordinators[]` entry per requested key. Transaction coordinators do not exist.
+//! v4+ with one `coordinators[]` entry per requested key. Transaction coordinators do not exist:
+//! a lookup for one gets TRANSACTIONAL_ID_AUTHORIZATION_FAILED (53) with the message "transactions
+//! are not supported by this broker", the error Produce gives a transactional batch. It is the
+//! answer clients treat as final: Kafka 4.1's Java producer fails `initTransactions()` at once
+//! (tested, `wire/kafka_tools.rs`), and librdkafka's transaction manager raises a fatal error
+//! that carries the message (`rdkafka_txnmgr.c`, read, not run here). COORDINATOR_NOT_AVAILABLE,
+//! which it used to be, is retriable: the Java producer re-sent the lookup until `max.block.ms`
+//! (60 s by default) ran out, and librdkafka re-queries every 500 ms.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -10,6 +17,10 @@ use super::RequestContext;
 use crate::state::Broker;
 
 const GROUP_KEY: i8 = 0;
+const TRANSACTION_KEY: i8 = 1;
+/// The error message (v1+) beside TRANSACTIONAL_ID_AUTHORIZATION_FAILED: the code alone would
+/// suggest missing ACLs.
+const NO_TRANSACTIONS: &str = "transactions are not supported by this broker";
 
 pub(crate) fn handle(
     broker: &Broker,
@@ -20,10 +31,13 @@ pub(crate) fn handle(
     let node = BrokerId(broker.config.node_id);
     let host = StrBytes::from_string(broker.config.advertised_host.clone());
     let port = broker.config.advertised_port as i32;
-    let error = if req.key_type == GROUP_KEY {
-        0
-    } else {
-        ResponseError::CoordinatorNotAvailable.code()
+    let (error, message) = match req.key_type {
+        GROUP_KEY => (0, None),
+        TRANSACTION_KEY => (
+            ResponseError::TransactionalIdAuthorizationFailed.code(),
+            Some(StrBytes::from_static_str(NO_TRANSACTIONS)),
+        ),
+        _ => (ResponseError::CoordinatorNotAvailable.code(), None),
     };
     let mut resp = FindCoordinatorResponse::default();
     if version >= 4 {
@@ -41,6 +55,7 @@ pub(crate) fn handle(
                 } else {
                     c.node_id = BrokerId(-1);
                     c.port = -1;
+                    c.error_message = message.clone();
                 }
                 c
             })
@@ -54,6 +69,9 @@ pub(crate) fn handle(
         } else {
             resp.node_id = BrokerId(-1);
             resp.port = -1;
+            if version >= 1 {
+                resp.error_message = message;
+            }
         }
     }
     resp

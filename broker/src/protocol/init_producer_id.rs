@@ -1,6 +1,9 @@
 //! InitProducerId: a fresh producer id (epoch 0) for an idempotent producer, or, when a v3+
 //! client sends its current id and epoch after an error (KIP-360), the same id with the epoch
-//! bumped. Transactions are not supported, so a transactional id is refused, never faked.
+//! bumped. Transactions are not supported, so a transactional id is refused, never faked, with
+//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED (53): the final answer FindCoordinator and Produce give
+//! transactions too (see protocol/find_coordinator.rs); a retriable code would keep a client
+//! asking until its timeout.
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use kafka_protocol::ResponseError;
@@ -19,7 +22,7 @@ pub(crate) async fn handle(
     resp.producer_id = ProducerId(-1);
     resp.producer_epoch = -1;
     if req.transactional_id.is_some() {
-        resp.error_code = ResponseError::CoordinatorNotAvailable.code();
+        resp.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
         return resp;
     }
     if version >= 3
