@@ -13,6 +13,7 @@ mod disk_faults;
 mod fetch_limits;
 mod go_clients;
 mod groups;
+mod kafka_tools;
 mod kcat;
 mod limits;
 mod pipelining;
