@@ -4,11 +4,16 @@
 //! - `ingest`: `POST /buy` requests/s and p50/p99 at N connections against the real API (tokens,
 //!   validation, idempotent acks=all produce to the in-process broker with `fsync`), beside a
 //!   bare axum handler that parses the same JSON and answers 202.
+//! - `refusals`: the floods a sale answers without the queue (410 `sold_out` after the sell-out,
+//!   425 `not_open` before the opening, 409 `duplicate` from buyers who already bought, 429 from
+//!   a buyer over the per-user limit), each beside the same bare axum handler run just before
+//!   it, with the same client and tokens.
 //! - `drain`: orders/s into PostgreSQL by 1 and by 2 workers over a backlog, beside a bare
 //!   batched `INSERT ... SELECT FROM UNNEST` of the same rows (1000 per statement).
 //!
 //! ```text
 //! cargo run --release -p loadtest --bin order-bench -- ingest --requests 100000 --connections 50
+//! cargo run --release -p loadtest --bin order-bench -- refusals --requests 100000 --connections 50
 //! cargo run --release -p loadtest --bin order-bench -- drain --orders 200000
 //! ```
 //! PostgreSQL: a throwaway database is created through `DATABASE_ADMIN_URL` (default
@@ -65,6 +70,17 @@ enum Cmd {
         #[arg(long)]
         linger_ms: Option<f64>,
     },
+    Refusals {
+        /// Requests per flood (and per bare-handler run).
+        #[arg(long, default_value_t = 100_000)]
+        requests: usize,
+        #[arg(long, default_value_t = 50)]
+        connections: usize,
+        /// Also measure each flood and the bare handler with wrk (a lighter client than this
+        /// tool's, so the server's own cost shows more), this many seconds each.
+        #[arg(long, default_value_t = 0)]
+        wrk_seconds: u32,
+    },
     Drain {
         #[arg(long, default_value_t = 200_000)]
         orders: usize,
@@ -81,6 +97,16 @@ async fn fire(
     buys: Arc<Vec<Buy>>,
     connections: usize,
 ) -> anyhow::Result<(Duration, Latencies, usize)> {
+    fire_expecting(base, buys, connections, 202).await
+}
+
+/// The same, counting as failures the answers other than `expected`.
+async fn fire_expecting(
+    base: &str,
+    buys: Arc<Vec<Buy>>,
+    connections: usize,
+    expected: u16,
+) -> anyhow::Result<(Duration, Latencies, usize)> {
     let target = Target::parse(base)?;
     Ok(
         loadtest::fire::fire(&target, buys.len(), connections, move |mut conn, i| {
@@ -89,13 +115,309 @@ async fn fire(
                 let (auth, body) = &buys[i];
                 let ok = matches!(
                     conn.post_json("/buy", auth, body.as_bytes()).await,
-                    Ok(a) if a.status == 202
+                    Ok(a) if a.status == expected
                 );
                 (conn, ok)
             }
         })
         .await,
     )
+}
+
+/// The ceiling every `/buy` figure is set beside: the same JSON parsed by axum, a 202 with a
+/// fresh id, nothing else. Serves until the process ends; returns its base URL.
+fn bare_handler() -> anyhow::Result<String> {
+    let bare = Router::new().route(
+        "/buy",
+        post(|Json(_b): Json<serde_json::Value>| async {
+            (
+                StatusCode::ACCEPTED,
+                Json(serde_json::json!({ "request_id": Uuid::new_v4() })),
+            )
+        }),
+    );
+    let bare_listener = shared::listener::bind("127.0.0.1:0".parse()?)?;
+    let bare_url = format!("http://{}", bare_listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(bare_listener, bare).await });
+    Ok(bare_url)
+}
+
+/// `n` buys of `item`, by users `first_user + i % users`, rendered once.
+fn render_buys(keys: &TokenKeys, n: usize, first_user: i64, users: usize, item: i64) -> Vec<Buy> {
+    let tokens: Vec<String> = (0..users.min(n))
+        .map(|u| {
+            format!(
+                "Authorization: Bearer {}\r\n",
+                keys.mint(first_user + u as i64, 3600)
+            )
+        })
+        .collect();
+    (0..n)
+        .map(|i| {
+            (
+                tokens[i % tokens.len()].clone(),
+                serde_json::json!({ "item_id": item, "qty": 1 }).to_string(),
+            )
+        })
+        .collect()
+}
+
+/// CPU time this process has used so far (user + system), from /proc/self/stat: with wrk as
+/// the client, the process runs only the server under test, so CPU per request is the
+/// server's cost, a figure that holds on a machine shared with other work.
+fn process_cpu() -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or_else(|| anyhow::anyhow!("unreadable /proc/self/stat"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let ticks = |i: usize| -> anyhow::Result<u64> {
+        Ok(fields
+            .get(i)
+            .ok_or_else(|| anyhow::anyhow!("short /proc/self/stat"))?
+            .parse()?)
+    };
+    // The kernel reports in USER_HZ, 100 on Linux.
+    Ok(Duration::from_millis(10 * (ticks(11)? + ticks(12)?)))
+}
+
+/// One wrk run (one thread, `connections` connections, `secs` seconds) posting `body` with
+/// `auth` to `{base}/buy`: (requests/s, p99 ms, answers other than `expected`).
+fn wrk(
+    base: &str,
+    auth: &str,
+    body: &str,
+    expected: u16,
+    connections: usize,
+    secs: u32,
+) -> anyhow::Result<(f64, f64, u64)> {
+    let dir = tempfile::tempdir()?;
+    let script = dir.path().join("post.lua");
+    // The status check counts per thread and sums in done(); wrk's own report gives the rate
+    // and the latency distribution.
+    std::fs::write(
+        &script,
+        format!(
+            r#"wrk.method = "POST"
+wrk.body = '{body}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "{auth}"
+local threads = {{}}
+function setup(thread) table.insert(threads, thread) end
+function init(args) bad = 0 end
+function response(status, headers, body) if status ~= {expected} then bad = bad + 1 end end
+function done(summary, latency, requests)
+  local total = 0
+  for _, t in ipairs(threads) do total = total + t:get("bad") end
+  io.write(string.format("unexpected %d\n", total))
+end
+"#
+        ),
+    )?;
+    let out = std::process::Command::new("wrk")
+        .args(["-t1", &format!("-c{connections}"), &format!("-d{secs}s")])
+        .arg("--latency")
+        .arg("-s")
+        .arg(&script)
+        .arg(format!("{base}/buy"))
+        .output()
+        .map_err(|e| anyhow::anyhow!("run wrk (apt-get install wrk): {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    anyhow::ensure!(out.status.success(), "wrk failed: {text}");
+    let field = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix).map(|v| v.trim().to_string()))
+    };
+    let rate: f64 = field("Requests/sec:")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no Requests/sec in wrk's output: {text}"))?;
+    let p99 = field("99%")
+        .and_then(|v| {
+            let ms = |n: &str, unit: f64| n.parse::<f64>().ok().map(|x| x * unit);
+            v.strip_suffix("us")
+                .and_then(|n| ms(n, 0.001))
+                .or_else(|| v.strip_suffix("ms").and_then(|n| ms(n, 1.0)))
+                .or_else(|| v.strip_suffix('s').and_then(|n| ms(n, 1000.0)))
+        })
+        .ok_or_else(|| anyhow::anyhow!("no 99% latency in wrk's output: {text}"))?;
+    let unexpected = field("unexpected")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no status count in wrk's output: {text}"))?;
+    Ok((rate, p99, unexpected))
+}
+
+async fn refusals(
+    args: &Args,
+    requests: usize,
+    connections: usize,
+    wrk_seconds: u32,
+) -> anyhow::Result<()> {
+    let db = BenchDb::create(&args.admin_url).await?;
+    // Item 1 is sold out, item 2 opens tomorrow, item 3 has stock (bought once by the 409 flood's
+    // buyers before it starts).
+    sqlx::query(
+        "UPDATE items SET initial_stock = CASE id WHEN 1 THEN 100 ELSE 1000000 END, \
+         stock = CASE id WHEN 1 THEN 0 ELSE 1000000 END, \
+         sale_start = CASE id WHEN 2 THEN now() + interval '1 day' END",
+    )
+    .execute(&db.pool)
+    .await?;
+    let broker_dir = args.dir.join("refusals");
+    let _ = std::fs::remove_dir_all(&broker_dir);
+    let broker = loadtest::embedded::fsync_broker(&broker_dir)?;
+    let topics = &broker.broker().topics;
+    topics.create(shared::topics::SECKILL_ORDERS, 6, topics.defaults().clone())?;
+    let secret = "order-bench-secret-order-bench-secret";
+    let config = ApiConfig {
+        bootstrap: broker.addr.clone(),
+        jwt_secret: secret.into(),
+        limits: services::api::limits::RateLimits::off(),
+        ..ApiConfig::default()
+    };
+    let open = loadtest::embedded::api(config.clone(), db.pool.clone()).await?;
+    // The 429 flood: the production per-user limit, few buyers, one address (so no per-address
+    // limit, as behind a load balancer that forwards many addresses).
+    let limited = loadtest::embedded::api(
+        ApiConfig {
+            limits: services::api::limits::RateLimits {
+                per_address: None,
+                ..services::api::limits::RateLimits::default()
+            },
+            ..config
+        },
+        db.pool.clone(),
+    )
+    .await?;
+    let bare_url = bare_handler()?;
+    let keys = TokenKeys::new(secret.as_bytes());
+
+    // The 409 flood's buyers, each with one accepted buy of item 3.
+    let buyers = 2_000usize;
+    let first = render_buys(&keys, buyers, 1_000_000, buyers, 3);
+    let (_, _, failed) = fire(&open.url(), Arc::new(first), connections).await?;
+    anyhow::ensure!(
+        failed == 0,
+        "{failed} of the 409 flood's first buys were not accepted"
+    );
+
+    let floods: [(&str, String, u16, Vec<Buy>); 4] = [
+        (
+            "410 sold_out",
+            open.url(),
+            410,
+            render_buys(&keys, requests, 1, requests, 1),
+        ),
+        (
+            "425 not_open",
+            open.url(),
+            425,
+            render_buys(&keys, requests, 1, requests, 2),
+        ),
+        (
+            "409 duplicate",
+            open.url(),
+            409,
+            render_buys(&keys, requests, 1_000_000, buyers, 3),
+        ),
+        // 50 buyers at 5/s (burst 10) each: all but the first few hundred are over the limit.
+        (
+            "429 rate_limited",
+            limited.url(),
+            429,
+            render_buys(&keys, requests, 2_000_000, 50, 3),
+        ),
+    ];
+    // Everything the bare handler is fed is the same size as the floods' requests.
+    let bare_buys = Arc::new(render_buys(&keys, requests, 1, requests, 1));
+    println!(
+        "order-bench refusals: {requests} requests per flood, {connections} connections; each beside the bare handler run just before it"
+    );
+    let mut worst = f64::INFINITY;
+    for (label, url, status, buys) in floods {
+        let (bare_t, mut bare_l, bare_err) =
+            fire_expecting(&bare_url, bare_buys.clone(), connections, 202).await?;
+        let (t, mut l, err) = fire_expecting(&url, Arc::new(buys), connections, status).await?;
+        let bare_rate = (requests - bare_err) as f64 / bare_t.as_secs_f64();
+        let rate = (requests - err) as f64 / t.as_secs_f64();
+        let (bp50, bp99, _) = bare_l.summary_ms();
+        let (p50, p99, max) = l.summary_ms();
+        println!("  bare axum handler: {bare_rate:>9.0} req/s  p50 {bp50:.2} ms  p99 {bp99:.2} ms");
+        println!(
+            "  {label:<17}  {rate:>9.0} req/s  p50 {p50:.2} ms  p99 {p99:.2} ms  max {max:.1} ms  other answers {err}  = {:.0}% of the bare handler",
+            100.0 * rate / bare_rate
+        );
+        // The 429 flood's buyers are within their limit for a burst of 10 and then 5 a second
+        // each: those answers are 202s, as they should be.
+        let allowed = if status == 429 {
+            (50.0 * (10.0 + 5.0 * t.as_secs_f64().ceil())) as usize
+        } else {
+            0
+        };
+        anyhow::ensure!(
+            err <= allowed,
+            "{err} answers to the {label} flood were not {status}"
+        );
+        if status != 429 {
+            worst = worst.min(rate / bare_rate);
+        }
+    }
+    println!(
+        "lowest of 410/425/409: {:.0}% of the bare handler",
+        100.0 * worst
+    );
+    if wrk_seconds > 0 {
+        // One buyer per flood is enough here: the limits are off where it matters, and the
+        // 409's buyer (user 1,000,000) bought item 3 above; the 429's buyer is over its limit
+        // after its first ten.
+        let token = |user: i64| format!("Bearer {}", keys.mint(user, 3600));
+        let body = |item: i64| serde_json::json!({ "item_id": item, "qty": 1 }).to_string();
+        println!("wrk, 1 thread, {connections} connections, {wrk_seconds} s each:");
+        for (label, url, status, user, item) in [
+            ("410 sold_out", open.url(), 410, 1, 1),
+            ("425 not_open", open.url(), 425, 1, 2),
+            ("409 duplicate", open.url(), 409, 1_000_000, 3),
+            ("429 rate_limited", limited.url(), 429, 3_000_000, 3),
+        ] {
+            let cpu = process_cpu()?;
+            let (bare_rate, bare_p99, _) = wrk(
+                &bare_url,
+                &token(user),
+                &body(item),
+                202,
+                connections,
+                wrk_seconds,
+            )?;
+            let bare_cpu_us = (process_cpu()? - cpu).as_secs_f64() * 1e6
+                / (bare_rate * wrk_seconds as f64).max(1.0);
+            let cpu = process_cpu()?;
+            let (rate, p99, unexpected) = wrk(
+                &url,
+                &token(user),
+                &body(item),
+                status,
+                connections,
+                wrk_seconds,
+            )?;
+            let cpu_us =
+                (process_cpu()? - cpu).as_secs_f64() * 1e6 / (rate * wrk_seconds as f64).max(1.0);
+            println!(
+                "  bare axum handler: {bare_rate:>9.0} req/s  p99 {bare_p99:.2} ms  server CPU {bare_cpu_us:.1} us/request"
+            );
+            println!(
+                "  {label:<17}  {rate:>9.0} req/s  p99 {p99:.2} ms  server CPU {cpu_us:.1} us/request  other answers {unexpected}  = {:.0}% of the bare handler's rate, {:.2}x its CPU",
+                100.0 * rate / bare_rate,
+                cpu_us / bare_cpu_us
+            );
+        }
+    }
+    open.stop().await;
+    limited.stop().await;
+    drop(broker);
+    let _ = std::fs::remove_dir_all(&broker_dir);
+    db.drop_db().await
 }
 
 async fn ingest(
@@ -134,19 +456,7 @@ async fn ingest(
     .await?;
     let api_url = api.url();
 
-    // The ceiling: the same JSON parsed by axum, a 202 with a fresh id, nothing else.
-    let bare = Router::new().route(
-        "/buy",
-        post(|Json(_b): Json<serde_json::Value>| async {
-            (
-                StatusCode::ACCEPTED,
-                Json(serde_json::json!({ "request_id": Uuid::new_v4() })),
-            )
-        }),
-    );
-    let bare_listener = shared::listener::bind("127.0.0.1:0".parse()?)?;
-    let bare_url = format!("http://{}", bare_listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(bare_listener, bare).await });
+    let bare_url = bare_handler()?;
 
     let keys = TokenKeys::new(secret.as_bytes());
     // Rendered once, so the timed loops only send them.
@@ -358,6 +668,17 @@ async fn main() -> anyhow::Result<()> {
                 None => ApiConfig::default().producer_linger,
             };
             ingest(&args, requests, connections, linger).await
+        }
+        Cmd::Refusals {
+            requests,
+            connections,
+            wrk_seconds,
+        } => {
+            anyhow::ensure!(
+                requests >= 1000 && connections > 0,
+                "--requests must be at least 1000 and --connections positive"
+            );
+            refusals(&args, requests, connections, wrk_seconds).await
         }
         Cmd::Drain { orders } => {
             anyhow::ensure!(orders >= 10, "--orders must be at least 10");
