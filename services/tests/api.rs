@@ -630,6 +630,30 @@ async fn queued_is_said_by_every_instance_and_freed_units_are_offered_again() {
             (410, Some("claimed")),
             "{body}"
         );
+        // A keyless buy was refused before any request id was made: it names none, as there
+        // is no request a client could ever look up or retry by.
+        assert!(body.get("request_id").is_none(), "{body}");
+        // A buy with the client's own key names its request (it may be a retry of one that
+        // was queued).
+        let r = c
+            .post(format!("{base}/buy"))
+            .bearer_auth(s.keys.mint(11, 600))
+            .header("Idempotency-Key", "k-11")
+            .json(&json!({"item_id": 3010}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 410);
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(
+            body["request_id"].as_str(),
+            Some(
+                services::api::routes::buy::request_id(11, "k-11")
+                    .to_string()
+                    .as_str()
+            ),
+            "{body}"
+        );
     }
     assert_eq!(s.queued(), before);
     // B says "queued" for A's 202s from their receipts alone.

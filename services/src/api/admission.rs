@@ -75,6 +75,32 @@ pub struct SaleItem {
 impl SaleItem {
     /// Where the sale stands at `now_ms`.
     pub fn window(&self, now_ms: i64) -> Window {
+        self.terms().window(now_ms)
+    }
+
+    pub fn terms(&self) -> SaleTerms {
+        SaleTerms {
+            id: self.id,
+            sale_start_ms: self.sale_start_ms,
+            sale_end_ms: self.sale_end_ms,
+            require_token: self.require_token,
+        }
+    }
+}
+
+/// What a buy needs to know of an item, copied out under the lock: no allocation on the path
+/// that floods answer (425 before the opening, 410 after the sell-out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SaleTerms {
+    pub id: i64,
+    pub sale_start_ms: Option<i64>,
+    pub sale_end_ms: Option<i64>,
+    pub require_token: bool,
+}
+
+impl SaleTerms {
+    /// Where the sale stands at `now_ms`.
+    pub fn window(&self, now_ms: i64) -> Window {
         match (self.sale_start_ms, self.sale_end_ms) {
             (Some(start), _) if now_ms < start => Window::NotYet(start),
             (_, Some(end)) if now_ms >= end => Window::Ended(end),
@@ -178,6 +204,11 @@ impl Admission {
         self.lock().items.get(&id).map(|b| b.item.clone())
     }
 
+    /// The terms of item `id`, if it is on sale.
+    pub fn terms(&self, id: i64) -> Option<SaleTerms> {
+        self.lock().items.get(&id).map(|b| b.item.terms())
+    }
+
     /// Every item on sale with the units the API still admits (approximate: this instance's
     /// view), by id.
     pub fn items(&self) -> Vec<(SaleItem, i64, i64)> {
@@ -198,16 +229,23 @@ impl Admission {
         v
     }
 
-    /// Reserves `units` of `item` for `user`'s buy `request`, about to be enqueued.
+    /// Reserves `units` of `item` for `user`'s buy, about to be enqueued. `request` gives the
+    /// buy's request id; it is called only when the id matters (the buyer has an earlier buy
+    /// to compare it with, or the units are reserved), so a refusal costs no id.
     pub fn reserve(
         &self,
         user: i64,
         item: i64,
         units: i64,
-        request: Uuid,
+        request: impl FnOnce() -> Uuid,
     ) -> Result<Reservation<'_>, Refusal> {
+        let request = std::cell::LazyCell::new(request);
         let mut st = self.lock();
-        let Some(budget) = st.items.get(&item).cloned() else {
+        let Some((stock_left, peers_queued, mine_at_refresh, share)) = st
+            .items
+            .get(&item)
+            .map(|b| (b.stock_left, b.peers_queued, b.mine_at_refresh, b.share))
+        else {
             return Err(Refusal::UnknownItem);
         };
         match st
@@ -216,7 +254,7 @@ impl Admission {
             .or_else(|| st.in_flight.get(&(user, item)))
         {
             // The same request again (a retry): it holds no second set of units.
-            Some(&earlier) if earlier == request => {
+            Some(&earlier) if earlier == *request => {
                 return Ok(Reservation {
                     admission: self,
                     item,
@@ -228,16 +266,15 @@ impl Admission {
             Some(&earlier) => return Err(Refusal::Duplicate(earlier)),
             None => {}
         }
-        let mine = st.mine.entry(item).or_insert(0);
-        if budget.stock_left <= 0 {
+        if stock_left <= 0 {
             return Err(Refusal::SoldOut);
         }
-        if budget.stock_left - budget.peers_queued - *mine < units
-            || *mine - budget.mine_at_refresh + units > budget.share
-        {
+        let mine = st.mine.entry(item).or_insert(0);
+        if stock_left - peers_queued - *mine < units || *mine - mine_at_refresh + units > share {
             return Err(Refusal::Claimed);
         }
         *mine += units;
+        let request = *request;
         st.in_flight.insert((user, item), request);
         Ok(Reservation {
             admission: self,

@@ -7,11 +7,10 @@
 //! Idempotency-Key). Both carry the request's id and key.
 
 use axum::extract::rejection::JsonRejection;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
-use serde_json::json;
 use uuid::Uuid;
 
 use super::limits::Limited;
@@ -37,12 +36,13 @@ pub enum ApiError {
     #[error("request body too large")]
     TooLarge,
     /// Nothing was enqueued for `request_id` by this attempt (an earlier attempt with the same
-    /// Idempotency-Key may have been: `GET /orders/{request_id}` shows it once decided).
+    /// Idempotency-Key may have been: `GET /orders/{request_id}` shows it once decided). The id
+    /// is there only when the client sent its own Idempotency-Key (see `routes/buy.rs`).
     #[error("item {item} is sold out")]
-    SoldOut { item: i64, request_id: Uuid },
+    SoldOut { item: i64, request_id: Option<Uuid> },
     /// Units are left, but buys already in the queue claim them all.
     #[error("item {item}: every unit left is claimed by queued orders; some may come back if those fail")]
-    Claimed { item: i64, request_id: Uuid },
+    Claimed { item: i64, request_id: Option<Uuid> },
     /// The buyer already has another buy of this item queued or decided.
     #[error("you already bought item {item} (request {request_id}); one per buyer")]
     Duplicate { item: i64, request_id: Uuid },
@@ -166,6 +166,25 @@ impl ApiError {
     }
 }
 
+/// The JSON body of every error answer. Serialized straight from borrowed fields: refusals come
+/// in floods (see `routes/buy.rs`), and a map of values built per answer costs more than the
+/// answer.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'static str,
+    detail: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    idempotency_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    opens_at_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit: Option<&'static str>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -190,32 +209,33 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let mut body = json!({ "error": self.code(), "detail": detail });
-        if let (
-            ApiError::Duplicate { request_id, .. }
-            | ApiError::SoldOut { request_id, .. }
-            | ApiError::Claimed { request_id, .. },
-            Some(map),
-        ) = (&self, body.as_object_mut())
-        {
-            map.insert("request_id".into(), request_id.to_string().into());
-        }
-        if let ApiError::NotAccepted { request, .. } | ApiError::OutcomeUnknown { request, .. } =
-            &self
-        {
-            if let (Some(map), Ok(serde_json::Value::Object(extra))) =
-                (body.as_object_mut(), serde_json::to_value(request))
-            {
-                map.extend(extra);
+        let pending = match &self {
+            ApiError::NotAccepted { request, .. } | ApiError::OutcomeUnknown { request, .. } => {
+                Some(request.as_ref())
             }
-        }
-        if let (ApiError::NotOpenYet { opens_at_ms, .. }, Some(map)) = (&self, body.as_object_mut())
-        {
-            map.insert("opens_at_ms".into(), (*opens_at_ms).into());
-        }
-        if let (ApiError::RateLimited { limit, .. }, Some(map)) = (&self, body.as_object_mut()) {
-            map.insert("limit".into(), limit.as_str().into());
-        }
+            _ => None,
+        };
+        let body = ErrorBody {
+            error: self.code(),
+            detail: &detail,
+            request_id: match &self {
+                ApiError::Duplicate { request_id, .. } => Some(*request_id),
+                ApiError::SoldOut { request_id, .. } | ApiError::Claimed { request_id, .. } => {
+                    *request_id
+                }
+                _ => pending.map(|p| p.request_id),
+            },
+            idempotency_key: pending.map(|p| p.idempotency_key.as_str()),
+            status_url: pending.and_then(|p| p.status_url.as_deref()),
+            opens_at_ms: match &self {
+                ApiError::NotOpenYet { opens_at_ms, .. } => Some(*opens_at_ms),
+                _ => None,
+            },
+            limit: match &self {
+                ApiError::RateLimited { limit, .. } => Some(limit.as_str()),
+                _ => None,
+            },
+        };
         // When to try again: after the wait a limit asks for, when the sale opens, or shortly
         // (the queue may take it; claimed units may come back).
         let retry_after = match &self {
@@ -230,14 +250,12 @@ impl IntoResponse for ApiError {
             _ if status == StatusCode::SERVICE_UNAVAILABLE => Some(1),
             _ => None,
         };
+        let mut response = (status, Json(body)).into_response();
         if let Some(secs) = retry_after {
-            return (
-                status,
-                [(header::RETRY_AFTER, secs.to_string())],
-                Json(body),
-            )
-                .into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
-        (status, Json(body)).into_response()
+        response
     }
 }

@@ -169,7 +169,7 @@ impl ApiConfig {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResponseLabel {
-    pub route: String,
+    pub route: std::borrow::Cow<'static, str>,
     pub status: u16,
 }
 

@@ -12,6 +12,13 @@
 //! The request id follows from the buyer and the Idempotency-Key (a name-based UUID of both), so
 //! the same key on any instance, before or after a restart, names the same order; the worker
 //! applies a request id once. Without a key the API makes one and returns it.
+//!
+//! Refusals come in floods (the crowd before the opening, everyone after the sell-out), so they
+//! are answered before the work only an accepted buy needs: the request id is derived only when
+//! it means something to the client (a buy that goes to the queue, or a refusal of a buy sent
+//! with its own Idempotency-Key, which a client may be retrying after an unknown outcome). A
+//! refusal of a keyless buy names no request: nothing was queued, and no later request could
+//! name the key the API would have made up.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -24,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use shared::messages::OrderEvent;
 use uuid::Uuid;
 
-use crate::api::admission::{Refusal, SaleItem, Window};
+use crate::api::admission::{Refusal, SaleTerms, Window};
 use crate::api::auth::MaybeUser;
 use crate::api::enqueue::Enqueued;
 use crate::api::error::{ApiError, Pending};
@@ -113,7 +120,7 @@ pub(super) fn within_limits(
 }
 
 /// Whether `item`'s sale is open at `now_ms` (by this server's clock).
-pub(super) fn sale_open(item: &SaleItem, now_ms: i64) -> Result<(), ApiError> {
+pub(super) fn sale_open(item: &SaleTerms, now_ms: i64) -> Result<(), ApiError> {
     match item.window(now_ms) {
         Window::Open => Ok(()),
         Window::NotYet(opens_at_ms) => Err(ApiError::NotOpenYet {
@@ -135,22 +142,23 @@ pub async fn buy(
     let user_id = buyer(&state, token_user, req.user_id)?;
     // Before any other work: a script over its limit costs little and enqueues nothing.
     within_limits(&state, user_id, address)?;
-    let key = match headers.get("idempotency-key") {
-        None => Uuid::new_v4().simple().to_string(),
-        Some(v) => v
-            .to_str()
-            .ok()
-            .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY)
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!(
-                    "Idempotency-Key must be 1..={MAX_IDEMPOTENCY_KEY} visible ASCII characters"
-                ))
-            })?
-            .to_string(),
+    let client_key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY)
+                .ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "Idempotency-Key must be 1..={MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+                    ))
+                })?,
+        ),
     };
-    // The event the worker will get, checked by the same rules the worker applies.
-    let event = OrderEvent {
-        request_id: request_id(user_id, &key),
+    // The event the worker will get, checked by the same rules the worker applies; its request
+    // id is set below, once it is needed.
+    let mut event = OrderEvent {
+        request_id: Uuid::nil(),
         user_id,
         item_id: req.item_id,
         qty: req.qty,
@@ -161,7 +169,7 @@ pub async fn buy(
         .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
     let item = state
         .admission
-        .item(event.item_id)
+        .terms(event.item_id)
         .ok_or_else(|| ApiError::Unprocessable(format!("unknown item {}", event.item_id)))?;
     sale_open(&item, event.accepted_at_ms).inspect_err(|e| {
         state.metrics.count_refused(match e {
@@ -182,41 +190,54 @@ pub async fn buy(
                 ApiError::TokenRejected(problem)
             })?;
     }
-    let reservation = match state.admission.reserve(
-        event.user_id,
-        event.item_id,
-        event.qty as i64,
-        event.request_id,
-    ) {
-        Ok(r) => r,
-        Err(Refusal::UnknownItem) => {
-            return Err(ApiError::Unprocessable(format!(
-                "unknown item {}",
-                event.item_id
-            )))
-        }
-        Err(Refusal::SoldOut) => {
-            state.metrics.count_refused("sold_out");
-            return Err(ApiError::SoldOut {
-                item: event.item_id,
-                request_id: event.request_id,
-            });
-        }
-        Err(Refusal::Claimed) => {
-            state.metrics.count_refused("claimed");
-            return Err(ApiError::Claimed {
-                item: event.item_id,
-                request_id: event.request_id,
-            });
-        }
-        Err(Refusal::Duplicate(earlier)) => {
-            state.metrics.count_refused("duplicate");
-            return Err(ApiError::Duplicate {
-                item: event.item_id,
-                request_id: earlier,
-            });
-        }
-    };
+    // The key and the request id it names, made at most once, when first needed.
+    let identity = std::cell::LazyCell::new(|| {
+        let key = match client_key {
+            Some(k) => k.to_string(),
+            None => Uuid::new_v4().simple().to_string(),
+        };
+        let id = request_id(user_id, &key);
+        (key, id)
+    });
+    // A refusal names the request only if the client named it (see the module doc).
+    let named = || client_key.map(|_| identity.1);
+    let reservation =
+        match state
+            .admission
+            .reserve(event.user_id, event.item_id, event.qty as i64, || {
+                identity.1
+            }) {
+            Ok(r) => r,
+            Err(Refusal::UnknownItem) => {
+                return Err(ApiError::Unprocessable(format!(
+                    "unknown item {}",
+                    event.item_id
+                )))
+            }
+            Err(Refusal::SoldOut) => {
+                state.metrics.count_refused("sold_out");
+                return Err(ApiError::SoldOut {
+                    item: event.item_id,
+                    request_id: named(),
+                });
+            }
+            Err(Refusal::Claimed) => {
+                state.metrics.count_refused("claimed");
+                return Err(ApiError::Claimed {
+                    item: event.item_id,
+                    request_id: named(),
+                });
+            }
+            Err(Refusal::Duplicate(earlier)) => {
+                state.metrics.count_refused("duplicate");
+                return Err(ApiError::Duplicate {
+                    item: event.item_id,
+                    request_id: earlier,
+                });
+            }
+        };
+    let (key, id) = std::cell::LazyCell::force(&identity).clone();
+    event.request_id = id;
 
     let started = Instant::now();
     let outcome = state
@@ -228,7 +249,6 @@ pub async fn buy(
             state.config.enqueue_timeout,
         )
         .await;
-    let id = event.request_id;
     match outcome {
         Enqueued::Acked { partition, offset } => {
             reservation.queued(partition, offset);

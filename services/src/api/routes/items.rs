@@ -135,7 +135,7 @@ pub async fn token(
     super::buy::within_limits(&state, user, address)?;
     let item = state
         .admission
-        .item(id)
+        .terms(id)
         .ok_or_else(|| ApiError::NotFound(format!("no item {id} is on sale")))?;
     let now = shared::time::now_ms();
     super::buy::sale_open(&item, now)?;
