@@ -83,6 +83,12 @@ impl Connection {
         answer
     }
 
+    /// Drops the connection (after a request given up on mid-answer, whose bytes may still
+    /// come); the next request opens a new one.
+    pub fn close(&mut self) {
+        self.stream = None;
+    }
+
     async fn exchange(&mut self) -> std::io::Result<Answer> {
         if self.stream.is_none() {
             let s = TcpStream::connect(&self.target.host).await?;
