@@ -95,6 +95,10 @@ pub enum ApiError {
     /// sent, the client should retry.
     #[error("not reading inference replies yet (broker unreachable?)")]
     RepliesNotReady,
+    /// An order's status needs the database, which did not answer (down or too slow), and no
+    /// receipt came to answer from.
+    #[error("the order database is not answering; retry shortly (with the receipt of the 202, the status is answered without it)")]
+    StatusUnavailable,
     /// A bounded resource is full (e.g. the dashboard's viewers); try again later.
     #[error("{0}")]
     Busy(&'static str),
@@ -135,6 +139,7 @@ impl ApiError {
             | ApiError::OutcomeUnknown { .. }
             | ApiError::Unavailable(_)
             | ApiError::RepliesNotReady
+            | ApiError::StatusUnavailable
             | ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -159,7 +164,9 @@ impl ApiError {
             ApiError::TokenRejected(_) => "purchase_token_invalid",
             ApiError::NotAccepted { .. } => "not_accepted",
             ApiError::OutcomeUnknown { .. } => "outcome_unknown",
-            ApiError::Unavailable(_) | ApiError::RepliesNotReady => "unavailable",
+            ApiError::Unavailable(_) | ApiError::RepliesNotReady | ApiError::StatusUnavailable => {
+                "unavailable"
+            }
             ApiError::Busy(_) => "busy",
             ApiError::Database(_) => "internal",
         }

@@ -3,6 +3,12 @@
 //! answers the same, before or after restarts: the receipt is verified with the shared secret,
 //! nothing is looked up in memory. Without a receipt an undecided id is 404, with a detail
 //! saying where the receipt is.
+//!
+//! The database is asked for at most [`LOOKUP_TIMEOUT`]. When it cannot answer (down, or too
+//! slow), a valid receipt still answers what it proves (`queued` or `unknown`: the decision, if
+//! one was made, is not visible right now), and without a receipt the answer is 503
+//! `unavailable`: never a 500, never a wait longer than the timeout, and never a 404 for a buy
+//! that may have been accepted.
 
 use std::sync::Arc;
 
@@ -60,6 +66,9 @@ pub struct OrderStatus {
     pub item_id: Option<i64>,
 }
 
+/// How long a status read waits for the database before it answers from the receipt alone.
+pub const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1000);
+
 #[derive(Debug, Deserialize)]
 pub struct StatusQuery {
     pub receipt: Option<String>,
@@ -72,24 +81,41 @@ pub async fn order_status(
 ) -> Result<Json<OrderStatus>, ApiError> {
     let request_id = Uuid::parse_str(&request_id)
         .map_err(|_| ApiError::BadRequest(format!("{request_id:?} is not a UUID")))?;
-    let row: Option<(Outcome, i64)> =
-        sqlx::query_as("SELECT status, item_id FROM orders WHERE request_id = $1")
-            .bind(request_id)
-            .fetch_optional(&state.pool)
-            .await?;
-    if let Some((outcome, item)) = row {
-        let (status, reason) = outcome.into();
-        return Ok(Json(OrderStatus {
-            request_id,
-            status,
-            reason,
-            item_id: Some(item),
-        }));
-    }
     let said = query
         .receipt
         .as_deref()
         .and_then(|r| state.receipts.verify(request_id, r));
+    let lookup = tokio::time::timeout(
+        LOOKUP_TIMEOUT,
+        sqlx::query_as::<_, (Outcome, i64)>(
+            "SELECT status, item_id FROM orders WHERE request_id = $1",
+        )
+        .bind(request_id)
+        .fetch_optional(&state.pool),
+    )
+    .await;
+    match lookup {
+        Ok(Ok(Some((outcome, item)))) => {
+            let (status, reason) = outcome.into();
+            return Ok(Json(OrderStatus {
+                request_id,
+                status,
+                reason,
+                item_id: Some(item),
+            }));
+        }
+        Ok(Ok(None)) => {}
+        // The database cannot say: the receipt, if there is one, can (see the module doc).
+        Ok(Err(e)) if query.receipt.is_none() => {
+            tracing::warn!(error = %e, "order status: the database is unavailable; answering 503");
+            return Err(ApiError::StatusUnavailable);
+        }
+        Err(_) if query.receipt.is_none() => {
+            tracing::warn!("order status: the database did not answer in time; answering 503");
+            return Err(ApiError::StatusUnavailable);
+        }
+        Ok(Err(_)) | Err(_) => {}
+    }
     let status = match said {
         Some(ReceiptKind::Queued) => OrderState::Queued,
         Some(ReceiptKind::Unknown) => OrderState::Unknown,
