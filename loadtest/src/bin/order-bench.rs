@@ -35,6 +35,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use services::api::auth::TokenKeys;
 use services::api::ApiConfig;
+use services::kafka::TopicSpec;
 use services::worker::WorkerConfig;
 use shared::messages::OrderEvent;
 use tokio_util::sync::CancellationToken;
@@ -69,6 +70,15 @@ enum Cmd {
         /// The API producer's linger (ms, fractions allowed); default: the API's default.
         #[arg(long)]
         linger_ms: Option<f64>,
+        /// Queue the buys on this Kafka cluster (`HOST:PORT[,...]`, e.g. Apache Kafka started by
+        /// scripts/apache-kafka.sh) instead of the in-process broker: a topic of the run's own
+        /// with 6 partitions and the cluster's replication, deleted at the end.
+        #[arg(long)]
+        bootstrap: Option<String>,
+        /// With --bootstrap: a topic setting (`KEY=VALUE`, repeatable), e.g. `flush.messages=1`
+        /// for Apache Kafka to sync every message before it acknowledges, as our broker does.
+        #[arg(long = "topic-config", requires = "bootstrap")]
+        topic_config: Vec<String>,
     },
     Refusals {
         /// Requests per flood (and per bare-handler run).
@@ -420,32 +430,144 @@ async fn refusals(
     db.drop_db().await
 }
 
+/// Where `ingest` queues its buys: the in-process broker with `fsync`, or a topic of the run's
+/// own on an external cluster.
+enum IngestQueue {
+    Embedded(EmbeddedBroker, std::path::PathBuf),
+    External { bootstrap: String, topic: String },
+}
+
+impl IngestQueue {
+    async fn start(
+        args: &Args,
+        external: Option<&str>,
+        topic_config: &[String],
+    ) -> anyhow::Result<Self> {
+        let Some(bootstrap) = external else {
+            let broker_dir = args.dir.join("ingest");
+            let _ = std::fs::remove_dir_all(&broker_dir);
+            let broker = EmbeddedBroker::start(NodeConfig {
+                log: LogConfig {
+                    flush: FlushPolicy::Fsync,
+                    ..LogConfig::default()
+                },
+                ..NodeConfig::local(&broker_dir)
+            })?;
+            let topics = &broker.broker().topics;
+            topics.create(shared::topics::SECKILL_ORDERS, 6, topics.defaults().clone())?;
+            return Ok(IngestQueue::Embedded(broker, broker_dir));
+        };
+        let mut spec = TopicSpec::new(
+            &format!(
+                "{}.bench-{}",
+                shared::topics::SECKILL_ORDERS,
+                &Uuid::new_v4().simple().to_string()[..8]
+            ),
+            6,
+        );
+        for kv in topic_config {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--topic-config wants KEY=VALUE, not {kv:?}"))?;
+            spec.config
+                .push((k.trim().to_string(), v.trim().to_string()));
+        }
+        services::kafka::ensure_topics(
+            bootstrap,
+            std::slice::from_ref(&spec),
+            Duration::from_secs(30),
+        )
+        .await?;
+        Ok(IngestQueue::External {
+            bootstrap: bootstrap.to_string(),
+            topic: spec.name,
+        })
+    }
+
+    fn bootstrap(&self) -> String {
+        match self {
+            IngestQueue::Embedded(b, _) => b.addr.clone(),
+            IngestQueue::External { bootstrap, .. } => bootstrap.clone(),
+        }
+    }
+
+    fn topic(&self) -> String {
+        match self {
+            IngestQueue::Embedded(..) => shared::topics::SECKILL_ORDERS.into(),
+            IngestQueue::External { topic, .. } => topic.clone(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            IngestQueue::Embedded(..) => "in-process broker, flush fsync".into(),
+            IngestQueue::External { bootstrap, topic } => {
+                format!("Kafka cluster {bootstrap}, topic {topic}")
+            }
+        }
+    }
+
+    /// Messages in the topic: the sum of its partitions' high watermarks.
+    async fn queued(&self) -> anyhow::Result<i64> {
+        match self {
+            IngestQueue::Embedded(broker, _) => Ok(broker
+                .broker()
+                .topics
+                .get(shared::topics::SECKILL_ORDERS)
+                .map(|t| t.partitions().iter().map(|p| p.high_watermark()).sum())
+                .unwrap_or(0)),
+            IngestQueue::External { bootstrap, topic } => {
+                let consumer: rdkafka::consumer::BaseConsumer =
+                    services::kafka::client_config(bootstrap).create()?;
+                let topic = topic.clone();
+                tokio::task::spawn_blocking(move || -> anyhow::Result<i64> {
+                    use rdkafka::consumer::Consumer;
+                    let mut total = 0;
+                    for p in 0..6 {
+                        let (_, high) =
+                            consumer.fetch_watermarks(&topic, p, Duration::from_secs(10))?;
+                        total += high;
+                    }
+                    Ok(total)
+                })
+                .await?
+            }
+        }
+    }
+
+    /// Stops the in-process broker and removes its data, or deletes the run's topic.
+    async fn finish(self) {
+        match self {
+            IngestQueue::Embedded(broker, dir) => {
+                drop(broker);
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            IngestQueue::External { bootstrap, topic } => {
+                if let Err(e) = services::kafka::delete_topics(&bootstrap, &[&topic]).await {
+                    eprintln!("could not delete the run's topic {topic}: {e}");
+                }
+            }
+        }
+    }
+}
+
 async fn ingest(
     args: &Args,
     requests: usize,
     connections: usize,
     linger: Duration,
+    queue: IngestQueue,
 ) -> anyhow::Result<()> {
     let db = BenchDb::create(&args.admin_url).await?;
     sqlx::query("UPDATE items SET initial_stock = 100000000, stock = 100000000")
         .execute(&db.pool)
         .await?;
-    let broker_dir = args.dir.join("ingest");
-    let _ = std::fs::remove_dir_all(&broker_dir);
-    let broker = EmbeddedBroker::start(NodeConfig {
-        log: LogConfig {
-            flush: FlushPolicy::Fsync,
-            ..LogConfig::default()
-        },
-        ..NodeConfig::local(&broker_dir)
-    })?;
-    let topics = &broker.broker().topics;
-    topics.create(shared::topics::SECKILL_ORDERS, 6, topics.defaults().clone())?;
 
     let secret = "order-bench-secret-order-bench-secret";
     let api = loadtest::embedded::api(
         ApiConfig {
-            bootstrap: broker.addr.clone(),
+            bootstrap: queue.bootstrap(),
+            topic: queue.topic(),
             jwt_secret: secret.into(),
             limits: services::api::limits::RateLimits::off(),
             producer_linger: linger,
@@ -474,7 +596,8 @@ async fn ingest(
             .collect(),
     );
     println!(
-        "order-bench ingest: {requests} requests, {connections} connections, broker flush fsync, producer linger {:.2} ms",
+        "order-bench ingest: {requests} requests, {connections} connections, {}, producer linger {:.2} ms",
+        queue.describe(),
         linger.as_secs_f64() * 1000.0
     );
     let (bare_t, mut bare_l, bare_err) = fire(&bare_url, buys.clone(), connections).await?;
@@ -488,10 +611,7 @@ async fn ingest(
         "POST /buy (202):   {api_rate:>9.0} req/s  p50 {ap50:.2} ms  p99 {ap99:.2} ms  max {amax:.1} ms  errors {api_err}  = {:.0}% of the bare handler",
         100.0 * api_rate / bare_rate
     );
-    let queued: i64 = topics
-        .get(shared::topics::SECKILL_ORDERS)
-        .map(|t| t.partitions().iter().map(|p| p.high_watermark()).sum())
-        .unwrap_or(0);
+    let queued = queue.queued().await?;
     anyhow::ensure!(
         queued as usize == requests - api_err,
         "queue holds {queued}, but {} were accepted",
@@ -499,8 +619,7 @@ async fn ingest(
     );
     // Stop the API (and its producer) before the broker goes away.
     api.stop().await;
-    drop(broker);
-    let _ = std::fs::remove_dir_all(&broker_dir);
+    queue.finish().await;
     db.drop_db().await
 }
 
@@ -657,6 +776,8 @@ async fn main() -> anyhow::Result<()> {
             requests,
             connections,
             linger_ms,
+            ref bootstrap,
+            ref topic_config,
         } => {
             anyhow::ensure!(
                 requests > 0 && connections > 0,
@@ -667,7 +788,8 @@ async fn main() -> anyhow::Result<()> {
                 Some(_) => anyhow::bail!("--linger-ms must be within 0..=1000"),
                 None => ApiConfig::default().producer_linger,
             };
-            ingest(&args, requests, connections, linger).await
+            let queue = IngestQueue::start(&args, bootstrap.as_deref(), topic_config).await?;
+            ingest(&args, requests, connections, linger, queue).await
         }
         Cmd::Refusals {
             requests,
