@@ -50,7 +50,11 @@ async fn the_services_run_on_a_three_node_apache_kafka_cluster_that_loses_a_lead
     .execute(&pool)
     .await
     .unwrap();
-    let logs = dir.path().join("logs");
+    // Kept after the run (under target/tmp): a failure names them.
+    let logs = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "apache-kafka-logs-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
     std::fs::create_dir_all(&logs).unwrap();
 
     let mut apis = Vec::new();

@@ -355,3 +355,101 @@ async fn an_event_the_database_refuses_is_dead_lettered_and_the_partition_goes_o
     task.await.unwrap().unwrap();
     db.drop_db().await;
 }
+
+/// Buys of `item` by `users`, produced and acknowledged.
+async fn produce_item_buys(bootstrap: &str, item: i64, users: std::ops::RangeInclusive<i64>) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .create()
+        .unwrap();
+    for user in users {
+        let event = OrderEvent {
+            request_id: Uuid::new_v4(),
+            user_id: user,
+            item_id: item,
+            qty: 1,
+            accepted_at_ms: 1_700_000_000_000,
+        };
+        producer
+            .send(
+                FutureRecord::to("seckill")
+                    .key(&item.to_string())
+                    .payload(&event.encode()),
+                Duration::from_secs(30),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+}
+
+async fn wait_for_orders(db: &TestDb, item: i64, n: i64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let have: i64 = sqlx::query_scalar("SELECT count(*) FROM orders WHERE item_id = $1")
+            .bind(item)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        if have >= n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{have} of {n} orders written");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A worker fenced in its group (FENCED_INSTANCE_ID, which librdkafka makes fatal to the
+/// consumer) takes its membership back and keeps writing, without a restart. Provoked here by a
+/// consumer joining with the worker's static id; on a Kafka cluster it happens by itself when
+/// the group coordinator's node dies (`Rejoins` in services/src/worker/mod.rs). Before, the
+/// worker stopped with the fatal error and its partitions waited for a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_fenced_in_its_group_rejoins_and_keeps_writing() {
+    let db = TestDb::new().await;
+    db.item(2100, 100).await;
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path());
+    create_topic(&b, "seckill", 1);
+    let w = order_worker(&b.addr, db.pool.clone(), |c| {
+        c.instance_id = Some("fence-test".into());
+        c.session_timeout_ms = 6000;
+    })
+    .await;
+    let rejoins = w.metrics().rejoins.clone();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(w.run(stop.clone()));
+    produce_item_buys(&b.addr, 2100, 1..=10).await;
+    wait_for_orders(&db, 2100, 10).await;
+
+    // Another member under the worker's static id: the coordinator fences the worker.
+    let intruder: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &b.addr)
+        .set("group.id", "order-workers")
+        .set("group.instance.id", "fence-test")
+        .set("session.timeout.ms", "6000")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    intruder.subscribe(&["seckill"]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while intruder.assignment().unwrap().count() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the intruder never got the partition"
+        );
+        let _ = intruder.poll(Duration::from_millis(100));
+    }
+    // Gone without leaving (a static member does not send LeaveGroup).
+    drop(intruder);
+
+    produce_item_buys(&b.addr, 2100, 11..=20).await;
+    wait_for_orders(&db, 2100, 20).await;
+    assert!(!task.is_finished(), "the worker stopped");
+    assert!(rejoins.get() >= 1, "the worker was never fenced");
+    stop.cancel();
+    task.await.unwrap().unwrap();
+    assert_eq!(db.stock(2100).await, 80);
+    db.drop_db().await;
+}

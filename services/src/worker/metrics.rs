@@ -17,12 +17,18 @@ pub struct WorkerMetrics {
     pub events: Counter,
     pub dead_lettered: Counter,
     pub db_retries: Counter,
+    /// Times the worker was fenced in its group and took its membership back.
+    pub rejoins: Counter,
 }
 
 impl WorkerMetrics {
     pub(super) fn batch_done(&self, events: usize) {
         self.batches.inc();
         self.events.inc_by(events as u64);
+    }
+
+    pub(super) fn rejoined(&self) {
+        self.rejoins.inc();
     }
 
     pub(super) fn register(&self, r: &mut Registry) {
@@ -41,6 +47,11 @@ impl WorkerMetrics {
             "db_retries",
             "Database calls retried after an error",
             self.db_retries.clone(),
+        );
+        r.register(
+            "rejoins",
+            "Times the worker was fenced in its group (FENCED_INSTANCE_ID) and joined again",
+            self.rejoins.clone(),
         );
     }
 }

@@ -28,6 +28,7 @@ use std::sync::Arc;
 
 use prometheus_client::registry::Registry;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, Producer};
 use shared::shutdown::Tasks;
 use sqlx::PgPool;
@@ -244,55 +245,30 @@ impl<H: BatchHandler> Worker<H> {
         let max_batch = pace
             .as_ref()
             .map_or(config.max_batch, |p| p.batch(config.max_batch));
-        // The last handled batch while its acknowledgements are out; at most one, so batches
-        // are committed in the order they came.
-        let mut in_flight: Option<InFlight> = None;
+        let mut consumer = consumer;
+        let mut rejoins = Rejoins::default();
         let result = loop {
-            let next = tokio::select! {
-                // Acknowledged while no new batch came: commit it now, not at the next batch.
-                () = acknowledged(&mut in_flight), if in_flight.is_some() => None,
-                received = queue::recv_batch(&consumer, max_batch, &shutdown) => Some(received),
-            };
-            let batch = match next {
-                None => {
-                    if let Some(done) = in_flight.take() {
-                        done.commit(&consumer)?;
-                    }
-                    continue;
+            match serve(
+                &consumer,
+                &mut handler,
+                &context,
+                &mut pace,
+                max_batch,
+                &shutdown,
+            )
+            .await
+            {
+                Err(WorkerError::Kafka(e)) if is_fenced(&e) && rejoins.allow() => {
+                    // See [`Rejoins`]: the membership is taken again with a new consumer; what
+                    // this one handled but could not commit comes back, and is applied once.
+                    tracing::warn!(error = %e, "fenced in the group; rejoining with a new consumer");
+                    context.metrics().rejoined();
+                    drop(consumer);
+                    consumer = queue::group_consumer(&config)?;
                 }
-                Some(Ok(Some(batch))) => batch,
-                Some(Ok(None)) => break Ok(()),
-                Some(Err(e)) => break Err(WorkerError::Kafka(e)),
-            };
-            match handler.handle(&batch, &context).await {
-                Ok(acks) => {
-                    context.metrics().batch_done(batch.len());
-                    let offsets = queue::next_offsets(&batch);
-                    if let Some(earlier) = in_flight.take() {
-                        earlier.finish(&consumer).await?;
-                    }
-                    if acks.is_empty() {
-                        queue::commit(&consumer, &offsets, CommitMode::Async)?;
-                    } else {
-                        in_flight = Some(InFlight {
-                            offsets,
-                            acks: acks.into_wait(),
-                        });
-                    }
-                    if let Some(pace) = &mut pace {
-                        pace.after(batch.len(), &shutdown).await;
-                    }
-                }
-                // Stopped while retrying: the batch stays uncommitted and comes back.
-                Err(HandlerError::Stopped) => break Ok(()),
-                Err(e) => break Err(WorkerError::Handler(e)),
+                other => break other,
             }
         };
-        // What was handled before stopping is committed once it is durable, even after a
-        // failure of a later batch.
-        if let Some(earlier) = in_flight.take() {
-            earlier.finish(&consumer).await?;
-        }
         tracing::info!(group = %config.group_id, "worker stopping");
         // What was committed asynchronously is flushed by a final synchronous commit.
         if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
@@ -301,6 +277,110 @@ impl<H: BatchHandler> Worker<H> {
         drop(consumer);
         tasks.shutdown().await;
         result
+    }
+}
+
+/// Takes batches from `consumer`, hands them to the handler and commits them, until `shutdown`
+/// (`Ok`) or an error the loop cannot go on from.
+async fn serve<H: BatchHandler>(
+    consumer: &StreamConsumer,
+    handler: &mut H,
+    context: &WorkerContext,
+    pace: &mut Option<pace::Pace>,
+    max_batch: usize,
+    shutdown: &CancellationToken,
+) -> Result<(), WorkerError> {
+    // The last handled batch while its acknowledgements are out; at most one, so batches are
+    // committed in the order they came.
+    let mut in_flight: Option<InFlight> = None;
+    let result = loop {
+        let next = tokio::select! {
+            // Acknowledged while no new batch came: commit it now, not at the next batch.
+            () = acknowledged(&mut in_flight), if in_flight.is_some() => None,
+            received = queue::recv_batch(consumer, max_batch, shutdown) => Some(received),
+        };
+        let batch = match next {
+            None => {
+                if let Some(done) = in_flight.take() {
+                    done.commit(consumer)?;
+                }
+                continue;
+            }
+            Some(Ok(Some(batch))) => batch,
+            Some(Ok(None)) => break Ok(()),
+            Some(Err(e)) => break Err(WorkerError::Kafka(e)),
+        };
+        match handler.handle(&batch, context).await {
+            Ok(acks) => {
+                context.metrics().batch_done(batch.len());
+                let offsets = queue::next_offsets(&batch);
+                if let Some(earlier) = in_flight.take() {
+                    earlier.finish(consumer).await?;
+                }
+                if acks.is_empty() {
+                    queue::commit(consumer, &offsets, CommitMode::Async)?;
+                } else {
+                    in_flight = Some(InFlight {
+                        offsets,
+                        acks: acks.into_wait(),
+                    });
+                }
+                if let Some(pace) = pace {
+                    pace.after(batch.len(), shutdown).await;
+                }
+            }
+            // Stopped while retrying: the batch stays uncommitted and comes back.
+            Err(HandlerError::Stopped) => break Ok(()),
+            Err(e) => break Err(WorkerError::Handler(e)),
+        }
+    };
+    // What was handled before stopping is committed once it is durable, even after a failure
+    // of a later batch.
+    if let Some(earlier) = in_flight.take() {
+        earlier.finish(consumer).await?;
+    }
+    result
+}
+
+/// Whether the group coordinator fenced this member (FENCED_INSTANCE_ID): another member joined
+/// with its `group.instance.id`.
+fn is_fenced(e: &KafkaError) -> bool {
+    e.rdkafka_error_code() == Some(RDKafkaErrorCode::FencedInstanceId)
+}
+
+/// How often a fenced worker takes its membership back before it gives up and exits.
+///
+/// librdkafka makes FENCED_INSTANCE_ID fatal to the consumer, and it happens without any other
+/// worker: on a Kafka cluster whose group coordinator node dies, the worker's session runs out
+/// while the coordinator moves (10 s against Kafka's 9 s to declare a node dead), it rejoins
+/// under its static id with a new member id, and a commit still on its way under the old
+/// member id is then fenced by the new coordinator. Exiting there left the partitions without a
+/// worker until something restarted it (`loadtest/tests/apache_kafka.rs`, 1 run in 4). A
+/// second process running with the same id (a misconfiguration) would be fenced in turn by
+/// each rejoin; the budget makes one of them give up instead of the two taking turns forever.
+#[derive(Debug, Default)]
+struct Rejoins {
+    recent: std::collections::VecDeque<std::time::Instant>,
+}
+
+impl Rejoins {
+    const MAX: usize = 3;
+    const WINDOW: std::time::Duration = std::time::Duration::from_secs(300);
+
+    fn allow(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        while self
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > Self::WINDOW)
+        {
+            self.recent.pop_front();
+        }
+        if self.recent.len() >= Self::MAX {
+            return false;
+        }
+        self.recent.push_back(now);
+        true
     }
 }
 
