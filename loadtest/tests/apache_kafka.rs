@@ -246,6 +246,7 @@ async fn the_services_run_on_a_three_node_apache_kafka_cluster_that_loses_a_lead
         );
     }
     pool.close().await;
+    let _ = std::fs::remove_dir_all(&logs);
 }
 
 /// `demo --bootstrap`: the README's sale, on the cluster instead of the embedded broker.
