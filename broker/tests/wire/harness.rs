@@ -106,6 +106,13 @@ impl BrokerProcess {
         child.wait().expect("wait for broker")
     }
 
+    /// SIGKILL (no shutdown, no final flush); [`BrokerProcess::restart_stopped`] starts it again.
+    pub(crate) fn crash(&mut self) {
+        let mut child = self.child.take().expect("broker running");
+        child.kill().unwrap();
+        let _ = child.wait();
+    }
+
     /// SIGKILL (no shutdown, no final flush) and start again on the same ports and data.
     pub(crate) fn crash_and_restart(&mut self) {
         let mut child = self.child.take().expect("broker running");

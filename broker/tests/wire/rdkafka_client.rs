@@ -167,11 +167,36 @@ async fn acknowledged_messages_survive_a_sigkill_of_the_broker() {
     };
     let acked: Vec<_> = futures_util::future::join_all((0..500).map(send)).await;
     assert!(acked.iter().all(|r| r.is_ok()), "{acked:?}");
-    // SIGKILL with more in flight, and restart.
-    let in_flight: Vec<_> = (500..1000).map(send).collect();
-    broker.crash_and_restart();
-    let late = futures_util::future::join_all(in_flight).await;
+    // SIGKILL with more in flight, and restart. Spawned, so each send is handed to the
+    // producer now (a send future does nothing until polled); the kill must land while some
+    // are still unacknowledged, or it proves nothing.
+    let acked_so_far = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let in_flight: Vec<_> = (500..1000)
+        .map(|i| {
+            let (sent, acked_so_far) = (send(i), acked_so_far.clone());
+            tokio::spawn(async move {
+                let r = sent.await;
+                if r.is_ok() {
+                    acked_so_far.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                r
+            })
+        })
+        .collect();
+    tokio::task::yield_now().await;
+    broker.crash();
+    let acked_before_the_kill = acked_so_far.load(std::sync::atomic::Ordering::SeqCst);
+    broker.restart_stopped();
+    let late: Vec<_> = futures_util::future::join_all(in_flight)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
     assert!(late.iter().all(|r| r.is_ok()), "{late:?}");
+    assert!(
+        acked_before_the_kill < 500,
+        "all 500 were acknowledged before the kill: nothing was in flight"
+    );
 
     let consumer: BaseConsumer = config(&broker)
         .set("group.id", "crash-reader")
