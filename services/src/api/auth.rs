@@ -60,6 +60,9 @@ impl TokenKeys {
         let mut validation = Validation::new(Algorithm::HS256);
         // Tolerate a little clock skew between the token issuer and this API, not a minute.
         validation.leeway = CLOCK_SKEW_SECS;
+        // A token that is not valid yet (`nbf` in the future, where the issuer set one) is
+        // refused like an expired one; jsonwebtoken checks `nbf` only when told to.
+        validation.validate_nbf = true;
         let data = decode::<Claims>(token, &self.decoding, &validation).ok()?;
         data.claims.sub.parse().ok().filter(|id: &i64| *id > 0)
     }
@@ -110,5 +113,35 @@ mod tests {
             "user ids are positive"
         );
         assert_eq!(keys.verify("garbage"), None);
+    }
+
+    /// An issuer's token with `nbf` ("not before") in the future is not valid yet.
+    #[test]
+    fn a_token_not_valid_yet_is_refused() {
+        let secret = b"0123456789abcdef0123456789abcdef";
+        let keys = TokenKeys::new(secret);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let with_nbf = |nbf: u64| {
+            encode(
+                &Header::new(Algorithm::HS256),
+                &serde_json::json!({"sub": "7", "exp": now + 600, "nbf": nbf}),
+                &EncodingKey::from_secret(secret),
+            )
+            .unwrap()
+        };
+        assert_eq!(keys.verify(&with_nbf(now + 300)), None, "not valid yet");
+        assert_eq!(
+            keys.verify(&with_nbf(now - 60)),
+            Some(7),
+            "valid since a minute"
+        );
+        assert_eq!(
+            keys.verify(&with_nbf(now + CLOCK_SKEW_SECS - 1)),
+            Some(7),
+            "within the clock skew"
+        );
     }
 }
