@@ -60,6 +60,20 @@ impl AuthState {
         }
     }
 
+    /// The largest request frame read in this state. Before authentication only ApiVersions and
+    /// the SASL exchange may come, all small: a frame above Kafka's
+    /// `sasl.server.max.receive.size` (512 KiB) closes the connection there, before anything is
+    /// allocated for it, so an anonymous client cannot make the broker hold (or echo back, as a
+    /// SCRAM nonce) the 100 MiB an authenticated Produce may send.
+    fn max_frame_bytes(&self, authenticated_max: usize) -> usize {
+        match self {
+            AuthState::Off | AuthState::Authenticated(_) => authenticated_max,
+            AuthState::AwaitHandshake | AuthState::Exchanging(_) => {
+                authenticated_max.min(MAX_FRAME_BEFORE_AUTHENTICATION)
+            }
+        }
+    }
+
     /// May the request of `api` be served now?
     fn allows(&self, api: ApiKey) -> bool {
         match self {
@@ -81,6 +95,10 @@ impl AuthState {
         ctx.admin = admin;
     }
 }
+
+/// Kafka's `sasl.server.max.receive.size` default: the largest frame an unauthenticated
+/// connection may send.
+const MAX_FRAME_BEFORE_AUTHENTICATION: usize = 512 * 1024;
 
 /// The answer to a SASL request, and whether the connection closes once it is sent.
 struct SaslAnswer {
@@ -287,7 +305,7 @@ pub(crate) async fn run(
     shutdown: CancellationToken,
 ) {
     let _ = socket.set_nodelay(true);
-    let max = broker.config.max_frame_bytes;
+    let authenticated_max = broker.config.max_frame_bytes;
     let idle = broker.config.idle_timeout;
     let mut auth = AuthState::new(broker.sasl.as_deref());
     let mut frames = Frames::default();
@@ -309,7 +327,7 @@ pub(crate) async fn run(
                 send_pending(&mut socket, broker, peer, &mut pending, &shutdown).await;
                 return;
             }
-            r = frames.next(&mut socket, max), if pending.len() < MAX_PIPELINED => r,
+            r = frames.next(&mut socket, auth.max_frame_bytes(authenticated_max)), if pending.len() < MAX_PIPELINED => r,
             // Counted between requests only: a parked Fetch or a slow fsync is not idleness.
             _ = tokio::time::sleep(idle), if pending.is_empty() && frames.is_empty() => {
                 tracing::debug!(%peer, ?idle, "connection idle; closing");
@@ -322,6 +340,7 @@ pub(crate) async fn run(
             Err(end) => {
                 match end {
                     FrameEnd::BadSize(size) => {
+                        let max = auth.max_frame_bytes(authenticated_max);
                         tracing::warn!(%peer, size, max, "invalid frame size; closing connection")
                     }
                     FrameEnd::Closed { mid_frame: true } => {

@@ -715,3 +715,36 @@ fn sasl_admin_apis_that_change_things_need_an_admin() {
     );
     assert_eq!(delete_offsets(&mut admin), 69);
 }
+
+/// Before authentication a connection may send only small frames (Kafka's
+/// `sasl.server.max.receive.size`, 512 KiB): a larger size prefix closes it at once, before
+/// the broker allocates or waits for the body. Before, an anonymous client could announce up to
+/// the 100 MiB an authenticated Produce may send, and the broker held it (a 50 MB SCRAM first
+/// message got a 52 MB reply echoing its nonce).
+#[test]
+fn an_unauthenticated_connection_may_not_send_a_large_frame() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let broker = sasl_broker(dir.path());
+    let mut s = std::net::TcpStream::connect(broker.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // A frame of 1 MiB announced, a little of it sent.
+    s.write_all(&(1024 * 1024i32).to_be_bytes()).unwrap();
+    s.write_all(&[0u8; 64]).unwrap();
+    let mut buf = [0u8; 16];
+    match s.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("the connection stayed open after a 1 MiB frame before login: {other:?}"),
+    }
+    // Under the limit, a frame before login is read as ever: the broker waits for the rest.
+    let mut s = std::net::TcpStream::connect(broker.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    s.write_all(&(400 * 1024i32).to_be_bytes()).unwrap();
+    s.write_all(&[0u8; 64]).unwrap();
+    assert!(
+        matches!(s.read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut),
+        "a 400 KiB frame before login was refused"
+    );
+}
