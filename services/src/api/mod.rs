@@ -10,6 +10,7 @@
 //! - [`purchase_token`]: short-lived signed tokens that tie a buy to a signed-in user and item.
 //! - [`receipt`]: signed receipts, so any instance can say "queued" for a 202'd buy.
 //! - [`auth`]: the bearer-token extractor (HS256), and the explicit load-test mode.
+//! - [`connections`]: the accept loop: a header read timeout and a cap on open connections.
 //! - [`dashboard`]: the live dashboard's page, its one collector task and the counters the
 //!   request path bumps for it.
 //! - [`error`]: one error type, mapped once to HTTP statuses and a JSON body.
@@ -17,6 +18,7 @@
 
 pub mod admission;
 pub mod auth;
+pub mod connections;
 pub mod dashboard;
 pub mod enqueue;
 pub mod error;

@@ -30,8 +30,6 @@ pub enum ApiStartError {
         #[source]
         source: std::io::Error,
     },
-    #[error("serve HTTP: {0}")]
-    Serve(#[source] std::io::Error),
 }
 
 /// The API with its state built and its port bound, ready to [`Api::run`].
@@ -91,21 +89,22 @@ impl Api {
             shutdown.clone(),
         ));
         tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "order API listening");
-        let served = axum::serve(
+        super::connections::serve(
             listener,
-            super::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+            super::app(state.clone()),
+            state.config.connections,
+            {
+                let (shutdown, stopping) = (shutdown.clone(), state.stopping.clone());
+                async move {
+                    shutdown.cancelled().await;
+                    // Ends the event streams, which would otherwise hold the stop up.
+                    stopping.cancel();
+                }
+            },
         )
-        .with_graceful_shutdown({
-            let (shutdown, stopping) = (shutdown.clone(), state.stopping.clone());
-            async move {
-                shutdown.cancelled().await;
-                // Ends the event streams, which would otherwise hold the stop up.
-                stopping.cancel();
-            }
-        })
         .await;
         tasks.shutdown().await;
-        served.map_err(ApiStartError::Serve)
+        Ok(())
     }
 
     /// Runs the API as a task: what the tests, the demo and the benchmarks use.

@@ -71,6 +71,8 @@ pub struct ApiConfig {
     pub infer_max_deadline: Duration,
     /// Where replies to this instance go (see [`ReplyRouter`]).
     pub replies: ReplyConfig,
+    /// The header read timeout and the cap on open connections (see `api/connections.rs`).
+    pub connections: super::connections::ConnectionLimits,
 }
 
 impl Default for ApiConfig {
@@ -96,6 +98,7 @@ impl Default for ApiConfig {
             infer_deadline: Duration::from_secs(60),
             infer_max_deadline: Duration::from_secs(600),
             replies: ReplyConfig::new("127.0.0.1:9092"),
+            connections: super::connections::ConnectionLimits::default(),
         }
     }
 }
@@ -162,6 +165,14 @@ impl ApiConfig {
         if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&self.purchase_token_ttl)
         {
             return bad("the purchase token lifetime must be within 1..=3600 s");
+        }
+        if !(Duration::from_millis(100)..=Duration::from_secs(300))
+            .contains(&self.connections.header_read_timeout)
+        {
+            return bad("the header read timeout must be within 100..=300000 ms");
+        }
+        if !(1..=1_000_000).contains(&self.connections.max_connections) {
+            return bad("the open connections cap must be within 1..=1000000");
         }
         Ok(())
     }

@@ -69,6 +69,13 @@ struct Args {
     /// How long a purchase token from `GET /items/{id}/token` is good for.
     #[arg(long, env = "API_PURCHASE_TOKEN_TTL_MS", default_value_t = 60_000)]
     purchase_token_ttl_ms: u64,
+    /// How long a connection may take to send a request's headers; also how long an idle
+    /// keep-alive connection stays open.
+    #[arg(long, env = "API_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    header_read_timeout_ms: u64,
+    /// Open connections at most; past it a new connection gets 503 `busy` and is closed.
+    #[arg(long, env = "API_MAX_CONNECTIONS", default_value_t = 10_000)]
+    max_connections: usize,
     /// Serve the live dashboard at /dashboard (it shows the latest orders' user ids: keep it
     /// behind the operators' network).
     #[arg(long, env = "API_DASHBOARD", default_value_t = false)]
@@ -109,6 +116,10 @@ async fn main() -> anyhow::Result<()> {
         trust_forwarded_for: args.trust_forwarded_for,
         dashboard: args.dashboard,
         purchase_token_ttl: Duration::from_millis(args.purchase_token_ttl_ms),
+        connections: services::api::connections::ConnectionLimits {
+            header_read_timeout: Duration::from_millis(args.header_read_timeout_ms),
+            max_connections: args.max_connections,
+        },
         infer_max_wait: Duration::from_millis(args.infer_max_wait_ms),
         infer_deadline: Duration::from_millis(args.infer_deadline_ms),
         replies: ReplyConfig {

@@ -1,0 +1,173 @@
+//! The API's connections against clients that do not finish their requests: partial headers and
+//! idle keep-alive connections are closed after the header read timeout, and past the cap on
+//! open connections a new one is answered 503 `busy` at once (`api/connections.rs`). Before, all
+//! of them stayed open for ever and 21,000 took every file descriptor of the process.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{api, broker, TestDb};
+use services::api::connections::ConnectionLimits;
+use services::api::ApiConfig;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const SECRET: &str = "connections-test-secret-0123456789ab";
+
+async fn api_with(
+    db: &TestDb,
+    bootstrap: &str,
+    limits: ConnectionLimits,
+) -> services::api::RunningApi {
+    api(
+        ApiConfig {
+            bootstrap: bootstrap.into(),
+            jwt_secret: SECRET.into(),
+            connections: limits,
+            ..ApiConfig::default()
+        },
+        db.pool.clone(),
+    )
+    .await
+}
+
+/// Reads until the peer closes (Ok with what came) or `within` passes (Err).
+async fn read_until_closed(s: &mut TcpStream, within: Duration) -> Result<String, String> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Ok(String::from_utf8_lossy(&got).into_owned()),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => return Err(String::from_utf8_lossy(&got).into_owned()),
+        }
+    }
+}
+
+/// One `GET /healthz` on `s`, its whole answer read (by its Content-Length).
+async fn healthz(s: &mut TcpStream) -> String {
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&got).trim_end().ends_with("ok") {
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("an answer to /healthz")
+            .unwrap();
+        assert!(n > 0, "closed before the answer");
+        got.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_headers_and_idle_keep_alives_are_closed_after_the_header_timeout() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path());
+    let api = api_with(
+        &db,
+        &b.addr,
+        ConnectionLimits {
+            header_read_timeout: Duration::from_millis(500),
+            ..ConnectionLimits::default()
+        },
+    )
+    .await;
+
+    // Part of a request's headers, then nothing.
+    let mut partial = TcpStream::connect(api.addr).await.unwrap();
+    partial
+        .write_all(b"POST /buy HTTP/1.1\r\nHost: test\r\nContent-Type: appl")
+        .await
+        .unwrap();
+    // A keep-alive connection that asked once and then idles.
+    let mut idle = TcpStream::connect(api.addr).await.unwrap();
+    assert!(healthz(&mut idle).await.starts_with("HTTP/1.1 200"));
+    // A connection that never says anything.
+    let mut silent = TcpStream::connect(api.addr).await.unwrap();
+
+    let started = Instant::now();
+    for (what, s) in [
+        ("partial headers", &mut partial),
+        ("idle keep-alive", &mut idle),
+        ("silent", &mut silent),
+    ] {
+        let closed = read_until_closed(s, Duration::from_secs(5)).await;
+        assert!(closed.is_ok(), "{what}: still open after 5 s");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // A client that keeps asking within the timeout is served throughout.
+    let mut busy = TcpStream::connect(api.addr).await.unwrap();
+    for _ in 0..4 {
+        assert!(healthz(&mut busy).await.starts_with("HTTP/1.1 200"));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    api.stop().await;
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_connection_cap_a_new_connection_gets_503_busy() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path());
+    let api = api_with(
+        &db,
+        &b.addr,
+        ConnectionLimits {
+            max_connections: 4,
+            ..ConnectionLimits::default()
+        },
+    )
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut s = TcpStream::connect(api.addr).await.unwrap();
+        assert!(healthz(&mut s).await.starts_with("HTTP/1.1 200"));
+        held.push(s);
+    }
+    let mut fifth = TcpStream::connect(api.addr).await.unwrap();
+    fifth
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut fifth, Duration::from_secs(5))
+        .await
+        .expect("the refused connection is closed");
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("retry-after: 1"), "{answer}");
+    assert!(answer.contains("\"error\":\"busy\""), "{answer}");
+
+    // One held connection goes: its slot is free again.
+    drop(held.pop());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut s = TcpStream::connect(api.addr).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        if String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the freed slot was never reused");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    api.stop().await;
+    db.drop_db().await;
+}
