@@ -38,7 +38,6 @@ pub struct ApacheKafka {
     dir: PathBuf,
     /// `HOST:PORT,...` of every node.
     pub bootstrap: String,
-    pub nodes: usize,
 }
 
 impl ApacheKafka {
@@ -56,7 +55,6 @@ impl ApacheKafka {
         Ok(ApacheKafka {
             dir: dir.to_path_buf(),
             bootstrap,
-            nodes,
         })
     }
 
@@ -67,12 +65,6 @@ impl ApacheKafka {
     /// SIGKILL of node `node` (1-based): no shutdown, no controlled leadership hand-over.
     pub fn kill(&self, node: usize) -> anyhow::Result<()> {
         run(&["kill", &node.to_string(), "--dir", &self.dir()])?;
-        Ok(())
-    }
-
-    /// Starts a killed node again and waits until it serves.
-    pub fn restart(&self, node: usize) -> anyhow::Result<()> {
-        run(&["restart", &node.to_string(), "--dir", &self.dir()])?;
         Ok(())
     }
 
@@ -89,11 +81,6 @@ impl ApacheKafka {
         s.trim()
             .parse()
             .with_context(|| format!("leader of {topic}-{partition}: {s:?}"))
-    }
-
-    /// A node's server log (for a failing test's message).
-    pub fn log(&self, node: usize) -> PathBuf {
-        self.dir.join(format!("node-{node}/server.log"))
     }
 }
 

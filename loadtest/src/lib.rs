@@ -11,5 +11,6 @@ pub mod fire;
 pub mod http1;
 pub mod latency;
 pub mod processes;
+pub mod run_topic;
 pub mod throwaway_pg;
 pub mod verify;

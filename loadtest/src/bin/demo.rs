@@ -36,11 +36,11 @@ use loadtest::bot::{self, BotConfig};
 use loadtest::burst::{self, BurstConfig, BurstResult, Live};
 use loadtest::chart::{self, Sample};
 use loadtest::embedded;
+use loadtest::run_topic::RunTopic;
 use loadtest::throwaway_pg::ThrowawayPg;
 use services::api::auth::TokenKeys;
 use services::api::limits::RateLimits;
 use services::api::ApiConfig;
-use services::kafka::TopicSpec;
 use services::worker::WorkerConfig;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -397,12 +397,17 @@ fn burst_config(args: &Args, base: String, secret: &str) -> BurstConfig {
 }
 
 /// Where the demo's buys queue: the embedded broker (the default: one command, nothing to set
-/// up), or an external Kafka cluster with a topic and group of this run's own.
-struct Queue {
-    bootstrap: String,
-    topic: String,
-    group: String,
-    embedded: Option<(broker::EmbeddedBroker, tempfile::TempDir)>,
+/// up), or an external Kafka cluster with a topic and a worker group of this run's own.
+enum Queue {
+    /// The broker, then its data directory, removed when dropped (fields drop in this order).
+    Embedded {
+        broker: broker::EmbeddedBroker,
+        _data: tempfile::TempDir,
+    },
+    External {
+        topic: RunTopic,
+        group: String,
+    },
 }
 
 impl Queue {
@@ -414,63 +419,39 @@ impl Queue {
             let broker = embedded::fsync_broker(dir.path())?;
             let topics = &broker.broker().topics;
             topics.create(shared::topics::SECKILL_ORDERS, 6, topics.defaults().clone())?;
-            return Ok(Queue {
-                bootstrap: broker.addr.clone(),
-                topic: shared::topics::SECKILL_ORDERS.into(),
-                group: WorkerConfig::orders(&broker.addr).group_id,
-                embedded: Some((broker, dir)),
-            });
-        };
-        anyhow::ensure!(
-            !bootstrap.trim().is_empty(),
-            "--bootstrap must name at least one HOST:PORT"
-        );
-        let run = Uuid::new_v4().simple().to_string();
-        let queue = Queue {
-            bootstrap: bootstrap.trim().to_string(),
-            topic: format!("{}.demo-{}", shared::topics::SECKILL_ORDERS, &run[..8]),
-            group: format!("order-workers.demo-{}", &run[..8]),
-            embedded: None,
+            return Ok(Queue::Embedded { broker, _data: dir });
         };
         // Created before the API and the workers start, with the cluster's replication factor.
-        services::kafka::ensure_topics_patiently(
-            &queue.bootstrap,
-            &[TopicSpec::new(&queue.topic, 6)],
-            Duration::from_secs(30),
-        )
-        .await
-        .with_context(|| format!("create the topic {} on {}", queue.topic, queue.bootstrap))?;
-        Ok(queue)
+        let topic = RunTopic::create(bootstrap, "demo", Vec::new()).await?;
+        let group = format!("order-workers.{}", topic.name);
+        Ok(Queue::External { topic, group })
     }
 
     fn worker_config(&self) -> WorkerConfig {
-        WorkerConfig {
-            topic: self.topic.clone(),
-            group_id: self.group.clone(),
-            ..WorkerConfig::orders(&self.bootstrap)
+        match self {
+            Queue::Embedded { broker, .. } => WorkerConfig::orders(&broker.addr),
+            Queue::External { topic, group } => WorkerConfig {
+                topic: topic.name.clone(),
+                group_id: group.clone(),
+                ..WorkerConfig::orders(&topic.bootstrap)
+            },
         }
     }
 
     fn describe(&self) -> String {
-        match &self.embedded {
-            Some(_) => format!("broker {}", self.bootstrap),
-            None => format!(
-                "Kafka cluster {} (topic {}, group {})",
-                self.bootstrap, self.topic, self.group
+        match self {
+            Queue::Embedded { broker, .. } => format!("broker {}", broker.addr),
+            Queue::External { topic, group } => format!(
+                "Kafka cluster {} (topic {}, group {group})",
+                topic.bootstrap, topic.name
             ),
         }
     }
 
-    /// Stops the embedded broker, or deletes this run's topic from the external cluster.
+    /// Stops the embedded broker (and removes its data), or deletes this run's topic.
     async fn finish(self) {
-        if self.embedded.is_some() {
-            return;
-        }
-        if let Err(e) = services::kafka::delete_topics(&self.bootstrap, &[&self.topic]).await {
-            eprintln!(
-                "could not delete this run's topic {} on {}: {e}",
-                self.topic, self.bootstrap
-            );
+        if let Queue::External { topic, .. } = self {
+            topic.delete().await;
         }
     }
 }
@@ -502,6 +483,7 @@ async fn demo(args: Args, interrupt: Interrupt) -> anyhow::Result<bool> {
     let opens_at = Instant::now() + Duration::from_secs_f64(args.opens_in);
 
     let queue = Queue::start(args.bootstrap.as_deref()).await?;
+    let workers_config = queue.worker_config();
     let secret = format!(
         "demo-{}-{}",
         Uuid::new_v4().simple(),
@@ -510,9 +492,9 @@ async fn demo(args: Args, interrupt: Interrupt) -> anyhow::Result<bool> {
     let api = services::api::Api::bind(
         ApiConfig {
             listen: args.listen,
-            bootstrap: queue.bootstrap.clone(),
-            topic: queue.topic.clone(),
-            worker_group: queue.group.clone(),
+            bootstrap: workers_config.bootstrap.clone(),
+            topic: workers_config.topic.clone(),
+            worker_group: workers_config.group_id.clone(),
             jwt_secret: secret.clone(),
             items_refresh: Duration::from_millis(200),
             // Every buyer here is 127.0.0.1: the per-address limit would be the load
@@ -533,7 +515,7 @@ async fn demo(args: Args, interrupt: Interrupt) -> anyhow::Result<bool> {
     let drain_rate = (args.drain_rate > 0).then_some(args.drain_rate);
     let workers = embedded::order_workers(
         args.workers,
-        &queue.worker_config(),
+        &workers_config,
         &pool,
         drain_rate,
         &stop_workers,

@@ -25,17 +25,16 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
-use broker::log::{FlushPolicy, LogConfig};
-use broker::{EmbeddedBroker, NodeConfig};
+use broker::EmbeddedBroker;
 use clap::{Parser, Subcommand};
 use loadtest::bench_db::BenchDb;
 use loadtest::http1::Target;
 use loadtest::latency::Latencies;
+use loadtest::run_topic::RunTopic;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use services::api::auth::TokenKeys;
 use services::api::ApiConfig;
-use services::kafka::TopicSpec;
 use services::worker::WorkerConfig;
 use shared::messages::OrderEvent;
 use tokio_util::sync::CancellationToken;
@@ -434,7 +433,7 @@ async fn refusals(
 /// own on an external cluster.
 enum IngestQueue {
     Embedded(EmbeddedBroker, std::path::PathBuf),
-    External { bootstrap: String, topic: String },
+    External(RunTopic),
 }
 
 impl IngestQueue {
@@ -446,64 +445,42 @@ impl IngestQueue {
         let Some(bootstrap) = external else {
             let broker_dir = args.dir.join("ingest");
             let _ = std::fs::remove_dir_all(&broker_dir);
-            let broker = EmbeddedBroker::start(NodeConfig {
-                log: LogConfig {
-                    flush: FlushPolicy::Fsync,
-                    ..LogConfig::default()
-                },
-                ..NodeConfig::local(&broker_dir)
-            })?;
+            let broker = loadtest::embedded::fsync_broker(&broker_dir)?;
             let topics = &broker.broker().topics;
             topics.create(shared::topics::SECKILL_ORDERS, 6, topics.defaults().clone())?;
             return Ok(IngestQueue::Embedded(broker, broker_dir));
         };
-        let mut spec = TopicSpec::new(
-            &format!(
-                "{}.bench-{}",
-                shared::topics::SECKILL_ORDERS,
-                &Uuid::new_v4().simple().to_string()[..8]
-            ),
-            6,
-        );
-        for kv in topic_config {
-            let (k, v) = kv
-                .split_once('=')
-                .ok_or_else(|| anyhow::anyhow!("--topic-config wants KEY=VALUE, not {kv:?}"))?;
-            spec.config
-                .push((k.trim().to_string(), v.trim().to_string()));
-        }
-        services::kafka::ensure_topics(
-            bootstrap,
-            std::slice::from_ref(&spec),
-            Duration::from_secs(30),
-        )
-        .await?;
-        Ok(IngestQueue::External {
-            bootstrap: bootstrap.to_string(),
-            topic: spec.name,
-        })
+        let config = topic_config
+            .iter()
+            .map(|kv| {
+                kv.split_once('=')
+                    .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                    .ok_or_else(|| anyhow::anyhow!("--topic-config wants KEY=VALUE, not {kv:?}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(IngestQueue::External(
+            RunTopic::create(bootstrap, "bench", config).await?,
+        ))
     }
 
     fn bootstrap(&self) -> String {
         match self {
             IngestQueue::Embedded(b, _) => b.addr.clone(),
-            IngestQueue::External { bootstrap, .. } => bootstrap.clone(),
+            IngestQueue::External(t) => t.bootstrap.clone(),
         }
     }
 
     fn topic(&self) -> String {
         match self {
             IngestQueue::Embedded(..) => shared::topics::SECKILL_ORDERS.into(),
-            IngestQueue::External { topic, .. } => topic.clone(),
+            IngestQueue::External(t) => t.name.clone(),
         }
     }
 
     fn describe(&self) -> String {
         match self {
             IngestQueue::Embedded(..) => "in-process broker, flush fsync".into(),
-            IngestQueue::External { bootstrap, topic } => {
-                format!("Kafka cluster {bootstrap}, topic {topic}")
-            }
+            IngestQueue::External(t) => format!("Kafka cluster {}, topic {}", t.bootstrap, t.name),
         }
     }
 
@@ -516,22 +493,7 @@ impl IngestQueue {
                 .get(shared::topics::SECKILL_ORDERS)
                 .map(|t| t.partitions().iter().map(|p| p.high_watermark()).sum())
                 .unwrap_or(0)),
-            IngestQueue::External { bootstrap, topic } => {
-                let consumer: rdkafka::consumer::BaseConsumer =
-                    services::kafka::client_config(bootstrap).create()?;
-                let topic = topic.clone();
-                tokio::task::spawn_blocking(move || -> anyhow::Result<i64> {
-                    use rdkafka::consumer::Consumer;
-                    let mut total = 0;
-                    for p in 0..6 {
-                        let (_, high) =
-                            consumer.fetch_watermarks(&topic, p, Duration::from_secs(10))?;
-                        total += high;
-                    }
-                    Ok(total)
-                })
-                .await?
-            }
+            IngestQueue::External(t) => t.queued().await,
         }
     }
 
@@ -542,11 +504,7 @@ impl IngestQueue {
                 drop(broker);
                 let _ = std::fs::remove_dir_all(dir);
             }
-            IngestQueue::External { bootstrap, topic } => {
-                if let Err(e) = services::kafka::delete_topics(&bootstrap, &[&topic]).await {
-                    eprintln!("could not delete the run's topic {topic}: {e}");
-                }
-            }
+            IngestQueue::External(t) => t.delete().await,
         }
     }
 }
