@@ -279,11 +279,17 @@ pub async fn run(config: BurstConfig, live: Arc<Live>) -> BurstResult {
     all
 }
 
+/// How a buy is sent: over the load generator's own connection (to a `/buy` path), or reqwest
+/// (to a `/buy` URL).
+enum Via<'a> {
+    Own(&'a mut Connection, &'a str),
+    Reqwest(&'a reqwest::Client, &'a str),
+}
+
 /// The `i`-th buy of the run, sent; its record with the latency counted from `due`.
 async fn send(
     config: &BurstConfig,
-    client: &reqwest::Client,
-    url: &str,
+    via: Via<'_>,
     tokens: &[String],
     i: usize,
     live: &Live,
@@ -294,7 +300,10 @@ async fn send(
         Some(t) => Buyer::Token(t),
         None => Buyer::Claimed(config.first_user + user),
     };
-    let mut record = buy_once(client, url, buyer, item, None, live).await;
+    let mut record = match via {
+        Via::Own(conn, path) => buy_once_on(conn, path, buyer, item, live).await,
+        Via::Reqwest(client, url) => buy_once(client, url, buyer, item, None, live).await,
+    };
     let latency = due.elapsed();
     record.latency_ms = latency.as_secs_f64() * 1000.0;
     (record, latency)
@@ -336,21 +345,11 @@ async fn closed_loop(
                     if i >= config.buys {
                         return out;
                     }
-                    let due = Instant::now();
-                    let (r, latency) = match &mut conn {
-                        Some((conn, path)) => {
-                            let (user, item) = pick(config.seed, i, config.users, config.items);
-                            let buyer = match tokens.get(user as usize) {
-                                Some(t) => Buyer::Token(t),
-                                None => Buyer::Claimed(config.first_user + user),
-                            };
-                            let mut r = buy_once_on(conn, path, buyer, item, &live).await;
-                            let latency = due.elapsed();
-                            r.latency_ms = latency.as_secs_f64() * 1000.0;
-                            (r, latency)
-                        }
-                        None => send(&config, &client, &url, &tokens, i, &live, due).await,
+                    let via = match &mut conn {
+                        Some((conn, path)) => Via::Own(conn, path),
+                        None => Via::Reqwest(&client, &url),
                     };
+                    let (r, latency) = send(&config, via, &tokens, i, &live, Instant::now()).await;
                     out.add(r, latency);
                 }
             })
@@ -395,7 +394,7 @@ async fn open_loop(
             tx.clone(),
         );
         tokio::spawn(async move {
-            let answer = send(&config, &client, &url, &tokens, i, &live, due).await;
+            let answer = send(&config, Via::Reqwest(&client, &url), &tokens, i, &live, due).await;
             drop(slot);
             let _ = tx.send(answer);
         });

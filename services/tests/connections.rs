@@ -15,21 +15,41 @@ use tokio::net::TcpStream;
 
 const SECRET: &str = "connections-test-secret-0123456789ab";
 
-async fn api_with(
-    db: &TestDb,
-    bootstrap: &str,
-    limits: ConnectionLimits,
-) -> services::api::RunningApi {
-    api(
+/// A database, a broker and an API with `limits`.
+struct Stack {
+    db: TestDb,
+    api: services::api::RunningApi,
+    _broker: broker::EmbeddedBroker,
+    _dir: tempfile::TempDir,
+}
+
+async fn stack(limits: ConnectionLimits) -> Stack {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path());
+    let api = api(
         ApiConfig {
-            bootstrap: bootstrap.into(),
+            bootstrap: b.addr.clone(),
             jwt_secret: SECRET.into(),
             connections: limits,
             ..ApiConfig::default()
         },
         db.pool.clone(),
     )
-    .await
+    .await;
+    Stack {
+        db,
+        api,
+        _broker: b,
+        _dir: dir,
+    }
+}
+
+impl Stack {
+    async fn stop(self) {
+        self.api.stop().await;
+        self.db.drop_db().await;
+    }
 }
 
 /// Reads until the peer closes (Ok with what came) or `within` passes (Err).
@@ -67,30 +87,24 @@ async fn healthz(s: &mut TcpStream) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partial_headers_and_idle_keep_alives_are_closed_after_the_header_timeout() {
-    let db = TestDb::new().await;
-    let dir = tempfile::tempdir().unwrap();
-    let b = broker(dir.path());
-    let api = api_with(
-        &db,
-        &b.addr,
-        ConnectionLimits {
-            header_read_timeout: Duration::from_millis(500),
-            ..ConnectionLimits::default()
-        },
-    )
+    let running = stack(ConnectionLimits {
+        header_read_timeout: Duration::from_millis(500),
+        ..ConnectionLimits::default()
+    })
     .await;
+    let addr = running.api.addr;
 
     // Part of a request's headers, then nothing.
-    let mut partial = TcpStream::connect(api.addr).await.unwrap();
+    let mut partial = TcpStream::connect(addr).await.unwrap();
     partial
         .write_all(b"POST /buy HTTP/1.1\r\nHost: test\r\nContent-Type: appl")
         .await
         .unwrap();
     // A keep-alive connection that asked once and then idles.
-    let mut idle = TcpStream::connect(api.addr).await.unwrap();
+    let mut idle = TcpStream::connect(addr).await.unwrap();
     assert!(healthz(&mut idle).await.starts_with("HTTP/1.1 200"));
     // A connection that never says anything.
-    let mut silent = TcpStream::connect(api.addr).await.unwrap();
+    let mut silent = TcpStream::connect(addr).await.unwrap();
 
     let started = Instant::now();
     for (what, s) in [
@@ -108,36 +122,29 @@ async fn partial_headers_and_idle_keep_alives_are_closed_after_the_header_timeou
     );
 
     // A client that keeps asking within the timeout is served throughout.
-    let mut busy = TcpStream::connect(api.addr).await.unwrap();
+    let mut busy = TcpStream::connect(addr).await.unwrap();
     for _ in 0..4 {
         assert!(healthz(&mut busy).await.starts_with("HTTP/1.1 200"));
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    api.stop().await;
-    db.drop_db().await;
+    running.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_connection_cap_a_new_connection_gets_503_busy() {
-    let db = TestDb::new().await;
-    let dir = tempfile::tempdir().unwrap();
-    let b = broker(dir.path());
-    let api = api_with(
-        &db,
-        &b.addr,
-        ConnectionLimits {
-            max_connections: 4,
-            ..ConnectionLimits::default()
-        },
-    )
+    let running = stack(ConnectionLimits {
+        max_connections: 4,
+        ..ConnectionLimits::default()
+    })
     .await;
+    let addr = running.api.addr;
     let mut held = Vec::new();
     for _ in 0..4 {
-        let mut s = TcpStream::connect(api.addr).await.unwrap();
+        let mut s = TcpStream::connect(addr).await.unwrap();
         assert!(healthz(&mut s).await.starts_with("HTTP/1.1 200"));
         held.push(s);
     }
-    let mut fifth = TcpStream::connect(api.addr).await.unwrap();
+    let mut fifth = TcpStream::connect(addr).await.unwrap();
     fifth
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
         .await
@@ -153,7 +160,7 @@ async fn past_the_connection_cap_a_new_connection_gets_503_busy() {
     drop(held.pop());
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let mut s = TcpStream::connect(api.addr).await.unwrap();
+        let mut s = TcpStream::connect(addr).await.unwrap();
         s.write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
             .await
             .unwrap();
@@ -168,6 +175,5 @@ async fn past_the_connection_cap_a_new_connection_gets_503_busy() {
         assert!(Instant::now() < deadline, "the freed slot was never reused");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    api.stop().await;
-    db.drop_db().await;
+    running.stop().await;
 }

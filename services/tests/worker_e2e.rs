@@ -23,6 +23,17 @@ use uuid::Uuid;
 const BUYERS_PER_ITEM: i64 = 2500;
 const STOCK: i32 = 500;
 
+/// A buy of one unit of `item` by `user`, with a fresh request id.
+fn buy_event(user: i64, item: i64) -> OrderEvent {
+    OrderEvent {
+        request_id: Uuid::new_v4(),
+        user_id: user,
+        item_id: item,
+        qty: 1,
+        accepted_at_ms: 1_700_000_000_000,
+    }
+}
+
 async fn produce_buys(bootstrap: &str) -> usize {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -33,13 +44,7 @@ async fn produce_buys(bootstrap: &str) -> usize {
     let mut sends = Vec::new();
     for item in [2000i64, 2001] {
         for user in 1..=BUYERS_PER_ITEM {
-            let event = OrderEvent {
-                request_id: Uuid::new_v4(),
-                user_id: user,
-                item_id: item,
-                qty: 1,
-                accepted_at_ms: 1_700_000_000_000,
-            };
+            let event = buy_event(user, item);
             let producer = producer.clone();
             sends.push(async move {
                 let key = item.to_string();
@@ -364,13 +369,7 @@ async fn produce_item_buys(bootstrap: &str, item: i64, users: std::ops::RangeInc
         .create()
         .unwrap();
     for user in users {
-        let event = OrderEvent {
-            request_id: Uuid::new_v4(),
-            user_id: user,
-            item_id: item,
-            qty: 1,
-            accepted_at_ms: 1_700_000_000_000,
-        };
+        let event = buy_event(user, item);
         producer
             .send(
                 FutureRecord::to("seckill")
