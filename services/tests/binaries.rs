@@ -101,6 +101,18 @@ fn bad_settings_are_refused_at_start_with_the_reason() {
     );
     assert!(err.contains("inference producer linger"), "{err}");
     let err = refuses(
+        api,
+        &["--header-read-timeout-ms", "0"],
+        &[url, ("JWT_SECRET", SECRET)],
+    );
+    assert!(err.contains("header read timeout"), "{err}");
+    let err = refuses(
+        api,
+        &["--max-connections", "0"],
+        &[url, ("JWT_SECRET", SECRET)],
+    );
+    assert!(err.contains("open connections cap"), "{err}");
+    let err = refuses(
         env!("CARGO_BIN_EXE_order-worker"),
         &["--max-batch", "0"],
         &[url],
