@@ -11,7 +11,9 @@ use thiserror::Error;
 
 use crate::auth::SaslConfig;
 use crate::group::CoordinatorConfig;
+use crate::listeners::{ListenerConfig, SecurityProtocol};
 use crate::log::LogConfig;
+use crate::tls::TlsFiles;
 use crate::topics::{TopicLimits, MAX_PARTITIONS};
 
 /// Node id this single-node broker announces (Metadata, FindCoordinator).
@@ -29,12 +31,11 @@ pub const MAX_FETCH_BYTES: usize = 1 << 30;
 pub struct NodeConfig {
     /// Directory of topics, committed offsets and producer ids.
     pub data_dir: PathBuf,
-    /// Address for Kafka clients (port 0: any free port).
-    pub listen: SocketAddr,
+    /// Where Kafka clients connect, each listener with its own advertised address and security
+    /// protocol (`listeners`). The first one is the node's [`Node::addr`](crate::Node::addr).
+    pub listeners: Vec<ListenerConfig>,
     /// Address of the admin HTTP port: `/healthz`, `/metrics`, `/groups`.
     pub admin_listen: SocketAddr,
-    /// `host:port` clients are told to use in Metadata; `None`: the bound listen address.
-    pub advertised: Option<String>,
     /// Log settings topics start from (a CreateTopics request may override them per topic).
     pub log: LogConfig,
     /// Create unknown topics asked for in Metadata (Kafka's `auto.create.topics.enable`).
@@ -64,9 +65,14 @@ pub struct NodeConfig {
     pub groups: CoordinatorConfig,
     /// How often retention runs over every partition.
     pub retention_check: Duration,
-    /// SASL authentication (users, mechanisms); `None` (the default): off, every client is
-    /// served unauthenticated and may use the admin APIs.
+    /// SASL authentication (users, mechanisms), used on the `SASL_PLAINTEXT` and `SASL_SSL`
+    /// listeners; there must be one if such a listener is configured, and such a listener if it
+    /// is set. Clients of the other listeners are served unauthenticated and may use the admin
+    /// APIs: those listeners belong on a trusted network.
     pub sasl: Option<Arc<SaslConfig>>,
+    /// Certificate, key and client CA of the `SSL` and `SASL_SSL` listeners; as with `sasl`,
+    /// set exactly when such a listener is configured.
+    pub tls: Option<TlsFiles>,
 }
 
 #[derive(Debug, Error)]
@@ -78,9 +84,13 @@ impl NodeConfig {
     pub fn local(data_dir: impl Into<PathBuf>) -> Self {
         NodeConfig {
             data_dir: data_dir.into(),
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            listeners: vec![ListenerConfig {
+                name: SecurityProtocol::Plaintext.name().into(),
+                bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+                advertised: None,
+                protocol: SecurityProtocol::Plaintext,
+            }],
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            advertised: None,
             log: LogConfig::default(),
             auto_create_topics: true,
             default_partitions: 1,
@@ -94,6 +104,7 @@ impl NodeConfig {
             groups: CoordinatorConfig::default(),
             retention_check: Duration::from_secs(60),
             sasl: None,
+            tls: None,
         }
     }
 
@@ -144,8 +155,39 @@ impl NodeConfig {
         if self.retention_check.is_zero() {
             return bad("the retention check interval must be >= 1 ms".into());
         }
-        if let Some(a) = &self.advertised {
-            parse_host_port(a)?;
+        if self.listeners.is_empty() {
+            return bad("no listener configured".into());
+        }
+        let sasl_listener = self.listeners.iter().find(|l| l.protocol.sasl());
+        match (sasl_listener, &self.sasl) {
+            (Some(l), None) => {
+                return bad(format!(
+                    "listener {} uses {} but no SASL users are configured",
+                    l.name, l.protocol
+                ))
+            }
+            (None, Some(_)) => {
+                return bad(
+                    "SASL users are configured but no listener uses SASL_PLAINTEXT or SASL_SSL"
+                        .into(),
+                )
+            }
+            _ => {}
+        }
+        let tls_listener = self.listeners.iter().find(|l| l.protocol.tls());
+        match (tls_listener, &self.tls) {
+            (Some(l), None) => {
+                return bad(format!(
+                    "listener {} uses {} but no certificate and key are configured",
+                    l.name, l.protocol
+                ))
+            }
+            (None, Some(_)) => {
+                return bad(
+                    "a TLS certificate is configured but no listener uses SSL or SASL_SSL".into(),
+                )
+            }
+            _ => {}
         }
         if let Some(sasl) = &self.sasl {
             if sasl.users.is_empty() {
@@ -157,22 +199,6 @@ impl NodeConfig {
         }
         Ok(())
     }
-}
-
-/// `host:port` (the host may be a name, an IPv4 address or a bracketed IPv6 address).
-pub fn parse_host_port(s: &str) -> Result<(String, u16), InvalidNodeConfig> {
-    let (host, port) = s
-        .rsplit_once(':')
-        .ok_or_else(|| InvalidNodeConfig(format!("advertised address {s:?} is not host:port")))?;
-    let port = port
-        .parse()
-        .map_err(|_| InvalidNodeConfig(format!("advertised port in {s:?} is not a port")))?;
-    if host.is_empty() {
-        return Err(InvalidNodeConfig(format!(
-            "advertised address {s:?} has no host"
-        )));
-    }
-    Ok((host.to_string(), port))
 }
 
 #[cfg(test)]
@@ -215,15 +241,25 @@ mod tests {
             },
             "exceed the partition limit",
         );
-        let mut c = ok.clone();
-        c.advertised = Some("nohostport".into());
-        assert!(c.validate().unwrap_err().0.contains("host:port"));
-        let mut c = ok;
-        c.advertised = Some("kafka.example:9093".into());
-        assert!(c.validate().is_ok());
-        assert_eq!(
-            parse_host_port("kafka.example:9093").unwrap(),
-            ("kafka.example".to_string(), 9093)
+        refused(&|c| c.listeners.clear(), "no listener");
+        refused(
+            &|c| c.listeners[0].protocol = SecurityProtocol::SaslSsl,
+            "no SASL users",
+        );
+        refused(
+            &|c| c.listeners[0].protocol = SecurityProtocol::Ssl,
+            "no certificate and key",
+        );
+        refused(
+            &|c| {
+                c.tls = Some(TlsFiles {
+                    certificate: "c.pem".into(),
+                    key: "k.pem".into(),
+                    client_ca: None,
+                    client_auth: crate::tls::ClientAuth::None,
+                })
+            },
+            "no listener uses SSL",
         );
     }
 }

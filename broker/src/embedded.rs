@@ -15,7 +15,10 @@ use crate::state::Broker;
 /// A broker serving on its own runtime thread until dropped.
 #[derive(Debug)]
 pub struct EmbeddedBroker {
+    /// The first listener's address.
     pub addr: String,
+    /// Every listener's name and bound address, in the configured order.
+    pub listeners: Vec<(String, SocketAddr)>,
     pub admin_addr: SocketAddr,
     broker: Arc<Broker>,
     shutdown: CancellationToken,
@@ -56,7 +59,11 @@ impl EmbeddedBroker {
                 rt.block_on(async move {
                     match Node::bind(config, token).await {
                         Ok(node) => {
-                            let info = (node.addr(), node.admin_addr(), node.broker().clone());
+                            let info = (
+                                node.listener_addrs(),
+                                node.admin_addr(),
+                                node.broker().clone(),
+                            );
                             let _ = ready_tx.send(Ok(info));
                             node.run().await;
                         }
@@ -67,14 +74,27 @@ impl EmbeddedBroker {
                 });
             })
             .map_err(EmbeddedError::Runtime)?;
-        let (addr, admin_addr, broker) = ready_rx.recv().map_err(|_| EmbeddedError::Gone)??;
+        let (listeners, admin_addr, broker) =
+            ready_rx.recv().map_err(|_| EmbeddedError::Gone)??;
         Ok(EmbeddedBroker {
-            addr: addr.to_string(),
+            addr: listeners
+                .first()
+                .map(|(_, a)| a.to_string())
+                .unwrap_or_default(),
+            listeners,
             admin_addr,
             broker,
             shutdown,
             thread: Some(thread),
         })
+    }
+
+    /// `host:port` of the listener named `name` (upper-case, as configured).
+    pub fn listener(&self, name: &str) -> Option<String> {
+        self.listeners
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| a.to_string())
     }
 
     /// The running broker's state (topics, groups, metrics).

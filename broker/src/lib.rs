@@ -2,7 +2,8 @@
 //!
 //! Map of the crate, from the process down to the bytes on disk:
 //! - [`node`]: the composition root: opens the data dir, binds the ports, runs every task until
-//!   the shutdown token fires. [`config`] is what it is opened with.
+//!   the shutdown token fires. [`config`] is what it is opened with; [`listeners`] the named
+//!   listeners (Kafka's `listeners` settings) and [`tls`] the TLS of the SSL/SASL_SSL ones.
 //! - [`state`]: [`state::Broker`], the state every handler shares.
 //! - `server`: the TCP server: accept loop and connections.
 //! - [`protocol`]: Kafka request decoding, the table of APIs, one handler per API, response
@@ -17,8 +18,8 @@
 //! - [`admin`], [`metrics`]: the HTTP admin port (`/healthz`, Prometheus `/metrics`, `/groups`).
 //! - [`alloc`]: the global allocator that keeps a hostile array count from aborting the process.
 //! - [`clock`]: wall-clock time behind a trait, so tests can move time.
-//! - `embedded`, `perf` (feature `harness`): the broker inside another process, and storage
-//!   workload helpers, for tests, perf tools and the demo.
+//! - `embedded`, `perf`, `test_pki` (feature `harness`): the broker inside another process,
+//!   storage workload helpers and test certificates, for tests, perf tools and the demo.
 
 // Library code never unwraps: anything from outside gets a typed error instead.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
@@ -32,6 +33,7 @@ pub mod durable;
 #[cfg(feature = "harness")]
 pub mod embedded;
 pub mod group;
+pub mod listeners;
 pub mod log;
 pub mod metrics;
 pub mod node;
@@ -41,6 +43,9 @@ pub mod producer_ids;
 pub mod protocol;
 mod server;
 pub mod state;
+#[cfg(feature = "harness")]
+pub mod test_pki;
+pub mod tls;
 pub mod topics;
 
 pub use config::NodeConfig;

@@ -50,6 +50,9 @@ pub enum ClosedBecause {
     PerAddressLimit,
     /// No request within `idle_timeout`.
     Idle,
+    /// The TLS handshake failed (wrong CA, expired certificate, a plaintext client on a TLS
+    /// listener, ...) or did not finish in time.
+    TlsHandshake,
 }
 
 impl ClosedBecause {
@@ -57,6 +60,7 @@ impl ClosedBecause {
         match self {
             ClosedBecause::PerAddressLimit => "per_address_limit",
             ClosedBecause::Idle => "idle",
+            ClosedBecause::TlsHandshake => "tls_handshake",
         }
     }
 }
@@ -175,7 +179,11 @@ impl Metrics {
             "Client connections accepted",
             m.connections_accepted.clone(),
         );
-        for because in [ClosedBecause::PerAddressLimit, ClosedBecause::Idle] {
+        for because in [
+            ClosedBecause::PerAddressLimit,
+            ClosedBecause::Idle,
+            ClosedBecause::TlsHandshake,
+        ] {
             // Present at 0 from the start, so a dashboard or alert sees the series.
             let _ = m.connections_closed.get_or_create(&ReasonLabel {
                 reason: because.label(),

@@ -16,9 +16,10 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{parse_host_port, InvalidNodeConfig, NodeConfig};
-use crate::server;
+use crate::config::{InvalidNodeConfig, NodeConfig};
+use crate::server::{self, Bound};
 use crate::state::{Broker, OpenError};
+use crate::tls::{self, TlsError};
 
 /// How often members whose session ran out are removed.
 const EXPIRY_EVERY: Duration = Duration::from_millis(250);
@@ -27,9 +28,11 @@ const EXPIRY_EVERY: Duration = Duration::from_millis(250);
 pub enum NodeError {
     #[error(transparent)]
     Config(#[from] InvalidNodeConfig),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     #[error("bind {what} {addr}: {source}")]
     Bind {
-        what: &'static str,
+        what: String,
         addr: SocketAddr,
         #[source]
         source: std::io::Error,
@@ -43,53 +46,83 @@ pub enum NodeError {
 }
 
 /// A broker whose data directory is open and whose ports are bound, ready to [`Node::run`].
-#[derive(Debug)]
 pub struct Node {
     broker: Arc<Broker>,
-    listener: TcpListener,
+    /// In the order of `config.listeners`.
+    listeners: Vec<Bound>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     admin: TcpListener,
     config: NodeConfig,
     tasks: Tasks,
 }
 
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("listeners", &self.listener_addrs())
+            .field("admin", &self.admin)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Node {
-    /// Validates `config`, binds both ports and opens the data directory. The node runs until
-    /// `shutdown` is cancelled.
+    /// Validates `config`, loads the TLS certificate, binds every port and opens the data
+    /// directory. The node runs until `shutdown` is cancelled.
     pub async fn bind(config: NodeConfig, shutdown: CancellationToken) -> Result<Node, NodeError> {
         config.validate()?;
+        let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
         // Room for every client of a restarted broker reconnecting at once (`shared::listener`).
-        let bind = |what, addr| {
-            shared::listener::bind(addr).map_err(|source| NodeError::Bind { what, addr, source })
-        };
-        let listener = bind("listener", config.listen)?;
-        let admin = bind("admin port", config.admin_listen)?;
-        let local = listener.local_addr().map_err(|source| NodeError::Bind {
-            what: "listener",
-            addr: config.listen,
-            source,
-        })?;
-        let advertised = match &config.advertised {
-            Some(a) => parse_host_port(a)?,
-            None => (local.ip().to_string(), local.port()),
-        };
-        let tasks = Tasks::new(shutdown);
-        let broker =
-            Broker::open(&config, advertised, &tasks).map_err(|source| NodeError::Open {
-                dir: config.data_dir.display().to_string(),
+        let bind = |what: String, addr| {
+            let socket = shared::listener::bind(addr).map_err(|source| NodeError::Bind {
+                what: what.clone(),
+                addr,
                 source,
             })?;
+            let local =
+                socket
+                    .local_addr()
+                    .map_err(|source| NodeError::Bind { what, addr, source })?;
+            Ok::<_, NodeError>((socket, local))
+        };
+        let mut listeners = Vec::with_capacity(config.listeners.len());
+        for l in &config.listeners {
+            let (socket, local) = bind(format!("listener {}", l.name), l.bind)?;
+            listeners.push(Bound {
+                socket,
+                endpoint: Arc::new(l.endpoint(local)),
+            });
+        }
+        let (admin, _) = bind("admin port".into(), config.admin_listen)?;
+        let tasks = Tasks::new(shutdown);
+        let broker = Broker::open(&config, &tasks).map_err(|source| NodeError::Open {
+            dir: config.data_dir.display().to_string(),
+            source,
+        })?;
         Ok(Node {
             broker,
-            listener,
+            listeners,
+            tls,
             admin,
             config,
             tasks,
         })
     }
 
-    /// The Kafka listener's address.
+    /// The first listener's address (the only one, unless several are configured).
     pub fn addr(&self) -> SocketAddr {
-        self.listener.local_addr().unwrap_or(self.config.listen)
+        self.listener_addrs()
+            .first()
+            .map(|(_, a)| *a)
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Every listener's name and bound address, in the configured order.
+    pub fn listener_addrs(&self) -> Vec<(String, SocketAddr)> {
+        self.listeners
+            .iter()
+            .filter_map(|l| Some((l.endpoint.name.clone(), l.socket.local_addr().ok()?)))
+            .collect()
     }
 
     pub fn admin_addr(&self) -> SocketAddr {
@@ -110,16 +143,24 @@ impl Node {
     pub async fn run(self) {
         let Node {
             broker,
-            listener,
+            listeners,
+            tls,
             admin,
             config,
             tasks,
         } = self;
         let token = tasks.token().clone();
+        for l in &listeners {
+            tracing::info!(
+                listener = %l.endpoint.name,
+                protocol = %l.endpoint.protocol,
+                listen = %l.socket.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+                advertised = %format!("{}:{}", l.endpoint.host, l.endpoint.port),
+                "listening"
+            );
+        }
         tracing::info!(
-            listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
             admin = %admin.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-            advertised = %format!("{}:{}", broker.config.advertised_host, broker.config.advertised_port),
             data_dir = %config.data_dir.display(),
             flush = %config.log.flush,
             "broker listening"
@@ -142,7 +183,7 @@ impl Node {
         ));
         tasks.spawn_until_cancelled(broker.groups.clone().run_expiry(EXPIRY_EVERY));
 
-        server::serve(listener, broker.clone(), &tasks).await;
+        server::serve(listeners, tls, broker.clone(), &tasks).await;
         tracing::info!("shutting down: finishing in-flight requests");
         // Parked JoinGroup/SyncGroup requests would otherwise wait for timers that no longer run.
         broker.groups.close();

@@ -24,9 +24,6 @@ use crate::topics::{TopicError, TopicRegistry};
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     pub node_id: i32,
-    /// Host and port clients are told to connect to (Metadata).
-    pub advertised_host: String,
-    pub advertised_port: u16,
     pub cluster_id: String,
     /// Create unknown topics asked for in Metadata (Kafka's `auto.create.topics.enable`).
     pub auto_create_topics: bool,
@@ -92,19 +89,14 @@ pub struct Broker {
     pub producer_ids: ProducerIdAllocator,
     pub metrics: Metrics,
     pub groups: Arc<GroupCoordinator>,
-    /// Users and mechanisms when SASL authentication is on; `None`: every client is trusted.
+    /// Users and mechanisms of the SASL listeners; `None`: no listener uses SASL.
     pub sasl: Option<Arc<SaslConfig>>,
 }
 
 impl Broker {
     /// Opens the data directory of `config` (topics, committed offsets, producer ids) and
-    /// assembles the state. `advertised` is what Metadata announces; `tasks` runs the group
-    /// coordinator's timers, which stop with it.
-    pub fn open(
-        config: &NodeConfig,
-        advertised: (String, u16),
-        tasks: &Tasks,
-    ) -> Result<Arc<Broker>, OpenError> {
+    /// assembles the state. `tasks` runs the group coordinator's timers, which stop with it.
+    pub fn open(config: &NodeConfig, tasks: &Tasks) -> Result<Arc<Broker>, OpenError> {
         let dir: &Path = &config.data_dir;
         let sync = take_clean_shutdown_marker(dir)?;
         if sync == SyncOnOpen::All {
@@ -130,8 +122,6 @@ impl Broker {
         Ok(Arc::new(Broker {
             config: BrokerConfig {
                 node_id: NODE_ID,
-                advertised_host: advertised.0,
-                advertised_port: advertised.1,
                 cluster_id: CLUSTER_ID.into(),
                 auto_create_topics: config.auto_create_topics,
                 default_partitions: config.default_partitions,

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use broker::auth::{Mechanism, SaslConfig, Users};
 use broker::embedded::EmbeddedBroker;
+use broker::listeners::SecurityProtocol;
 use broker::NodeConfig;
 use services::kafka::{ensure_topics, KafkaSecurity, TopicSpec, TopicState};
 
@@ -18,20 +19,20 @@ async fn services_clients_authenticate_with_the_env_settings() {
     users
         .add_entries(["services:admin:svc-secret"], "test")
         .unwrap();
-    let broker = EmbeddedBroker::start(NodeConfig {
-        sasl: Some(Arc::new(SaslConfig {
-            users,
-            mechanisms: Mechanism::ALL.to_vec(),
-        })),
-        ..NodeConfig::local(dir.path())
-    })
-    .unwrap();
+    let mut config = NodeConfig::local(dir.path());
+    config.listeners[0].protocol = SecurityProtocol::SaslPlaintext;
+    config.sasl = Some(Arc::new(SaslConfig {
+        users,
+        mechanisms: Mechanism::ALL.to_vec(),
+    }));
+    let broker = EmbeddedBroker::start(config).unwrap();
 
     KafkaSecurity {
         kafka_security_protocol: "SASL_PLAINTEXT".into(),
         kafka_sasl_mechanism: Some("PLAIN".into()),
         kafka_sasl_username: Some("services".into()),
         kafka_sasl_password: Some("svc-secret".into()),
+        ..KafkaSecurity::default()
     }
     .install()
     .unwrap();

@@ -43,7 +43,7 @@ fn fixture() -> &'static Fixture {
         };
         let tasks = Tasks::new(CancellationToken::new());
         let broker = rt
-            .block_on(async { Broker::open(&config, ("127.0.0.1".into(), 9092), &tasks) })
+            .block_on(async { Broker::open(&config, &tasks) })
             .expect("open broker state");
         // A topic with data, so Fetch/ListOffsets/Produce reach the log.
         let t = broker

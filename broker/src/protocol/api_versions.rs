@@ -10,14 +10,14 @@ use super::{spec, RequestContext, APIS};
 use crate::state::Broker;
 
 pub(crate) fn handle(
-    broker: &Broker,
-    _ctx: &RequestContext,
+    _broker: &Broker,
+    ctx: &RequestContext,
     _version: i16,
     _req: ApiVersionsRequest,
 ) -> ApiVersionsResponse {
     let mut r = ApiVersionsResponse::default();
-    // The SASL APIs only when SASL is on: librdkafka starts a handshake when it sees them.
-    let sasl_on = broker.sasl.is_some();
+    // The SASL APIs only on a SASL listener: librdkafka starts a handshake when it sees them.
+    let sasl_on = ctx.listener.protocol.sasl();
     r.api_keys = APIS
         .iter()
         .filter(|a| sasl_on || !a.sasl)

@@ -11,15 +11,15 @@ use crate::state::Broker;
 
 pub(crate) fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     _version: i16,
     _req: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
     let node = BrokerId(broker.config.node_id);
     let mut b = DescribeClusterBroker::default();
     b.broker_id = node;
-    b.host = StrBytes::from_string(broker.config.advertised_host.clone());
-    b.port = i32::from(broker.config.advertised_port);
+    b.host = StrBytes::from_string(ctx.listener.host.clone());
+    b.port = i32::from(ctx.listener.port);
     b.rack = None;
     let mut resp = DescribeClusterResponse::default();
     resp.error_code = NONE;

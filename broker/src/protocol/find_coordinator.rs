@@ -24,13 +24,13 @@ const NO_TRANSACTIONS: &str = "transactions are not supported by this broker";
 
 pub(crate) fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     version: i16,
     req: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
     let node = BrokerId(broker.config.node_id);
-    let host = StrBytes::from_string(broker.config.advertised_host.clone());
-    let port = broker.config.advertised_port as i32;
+    let host = StrBytes::from_string(ctx.listener.host.clone());
+    let port = i32::from(ctx.listener.port);
     let (error, message) = match req.key_type {
         GROUP_KEY => (0, None),
         TRANSACTION_KEY => (

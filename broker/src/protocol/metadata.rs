@@ -24,8 +24,8 @@ pub(crate) async fn handle(
     let mut resp = MetadataResponse::default();
     let mut b = MetadataResponseBroker::default();
     b.node_id = node;
-    b.host = StrBytes::from_string(broker.config.advertised_host.clone());
-    b.port = broker.config.advertised_port as i32;
+    b.host = StrBytes::from_string(ctx.listener.host.clone());
+    b.port = i32::from(ctx.listener.port);
     resp.brokers = vec![b];
     resp.cluster_id = Some(StrBytes::from_string(broker.config.cluster_id.clone()));
     resp.controller_id = node;

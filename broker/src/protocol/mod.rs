@@ -43,6 +43,7 @@ pub use kafka_protocol::messages::ApiKey;
 
 use std::sync::Arc;
 
+use crate::listeners::Endpoint;
 use crate::state::Broker;
 
 /// Runs a request's blocking file work on tokio's blocking pool instead of the runtime worker
@@ -330,6 +331,8 @@ pub struct RequestContext {
     /// as it always did). `false` by default: a context built without thought is least
     /// privileged.
     pub admin: bool,
+    /// The listener the request came in on: the address to advertise, whether SASL runs there.
+    pub listener: Arc<Endpoint>,
 }
 
 /// Encodes a response frame, length prefix included.

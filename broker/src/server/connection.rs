@@ -12,7 +12,9 @@
 //! shutdown began (a Fetch long poll of up to 30 s) is dropped with its connection, as a broker
 //! going away would: the client retries.
 //!
-//! Authentication: with SASL on, the connection starts unauthenticated and serves only
+//! The socket is a TCP stream or TLS over one ([`Socket`]); the accept loop did the handshake.
+//!
+//! Authentication: on a SASL listener, the connection starts unauthenticated and serves only
 //! ApiVersions, SaslHandshake and SaslAuthenticate until an exchange succeeds ([`AuthState`]);
 //! any other request closes it, as Kafka does. A failed exchange is answered, then closed. The
 //! principal it ends with decides [`RequestContext::admin`] for every later request.
@@ -28,12 +30,12 @@ use std::pin::Pin;
 use bytes::BytesMut;
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use kafka_protocol::messages::ApiKey;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use super::frames::{FrameEnd, Frames};
-use crate::auth::{Exchange, Principal, Role, SaslConfig};
+use crate::auth::{Exchange, Principal, Role};
+use crate::listeners::Endpoint;
 use crate::metrics::ClosedBecause;
 use crate::protocol::sasl_authenticate::{self, Outcome};
 use crate::protocol::{self, sasl_handshake, Handled, Request, RequestContext};
@@ -43,8 +45,9 @@ use kafka_protocol::messages::{RequestKind, ResponseKind};
 /// Where a connection stands with SASL.
 #[derive(Debug)]
 enum AuthState {
-    /// SASL is off: everyone is trusted (and may use admin APIs).
-    Off,
+    /// A listener without SASL: everyone is trusted (and may use admin APIs). The principal is
+    /// the subject of the client's TLS certificate, or `ANONYMOUS`.
+    Trusted(String),
     /// Waiting for SaslHandshake.
     AwaitHandshake,
     /// Handshake done; SaslAuthenticate steps of this exchange.
@@ -53,10 +56,11 @@ enum AuthState {
 }
 
 impl AuthState {
-    fn new(sasl: Option<&SaslConfig>) -> Self {
-        match sasl {
-            None => AuthState::Off,
-            Some(_) => AuthState::AwaitHandshake,
+    fn new(listener: &Endpoint, tls_principal: Option<String>) -> Self {
+        if listener.protocol.sasl() {
+            AuthState::AwaitHandshake
+        } else {
+            AuthState::Trusted(tls_principal.unwrap_or_else(|| ANONYMOUS.to_string()))
         }
     }
 
@@ -67,7 +71,7 @@ impl AuthState {
     /// SCRAM nonce) the 100 MiB an authenticated Produce may send.
     fn max_frame_bytes(&self, authenticated_max: usize) -> usize {
         match self {
-            AuthState::Off | AuthState::Authenticated(_) => authenticated_max,
+            AuthState::Trusted(_) | AuthState::Authenticated(_) => authenticated_max,
             AuthState::AwaitHandshake | AuthState::Exchanging(_) => {
                 authenticated_max.min(MAX_FRAME_BEFORE_AUTHENTICATION)
             }
@@ -77,7 +81,7 @@ impl AuthState {
     /// May the request of `api` be served now?
     fn allows(&self, api: ApiKey) -> bool {
         match self {
-            AuthState::Off | AuthState::Authenticated(_) => true,
+            AuthState::Trusted(_) | AuthState::Authenticated(_) => true,
             AuthState::AwaitHandshake | AuthState::Exchanging(_) => matches!(
                 api,
                 ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate
@@ -87,14 +91,17 @@ impl AuthState {
 
     fn context(&self, ctx: &mut RequestContext) {
         let (principal, admin) = match self {
-            AuthState::Off => ("ANONYMOUS", true),
+            AuthState::Trusted(p) => (p.as_str(), true),
             AuthState::Authenticated(p) => (p.name.as_str(), p.role == Role::Admin),
-            AuthState::AwaitHandshake | AuthState::Exchanging(_) => ("ANONYMOUS", false),
+            AuthState::AwaitHandshake | AuthState::Exchanging(_) => (ANONYMOUS, false),
         };
         ctx.principal = principal.to_string();
         ctx.admin = admin;
     }
 }
+
+/// Kafka's name for a client that did not authenticate.
+const ANONYMOUS: &str = "ANONYMOUS";
 
 /// Kafka's `sasl.server.max.receive.size` default: the largest frame an unauthenticated
 /// connection may send.
@@ -107,13 +114,16 @@ struct SaslAnswer {
 }
 
 /// Runs one SaslHandshake or SaslAuthenticate request against the connection's state. `None`:
-/// SASL is off, so the request is one for an API we do not serve: close.
+/// the listener has no SASL, so the request is one for an API it does not serve: close.
 async fn sasl_request(
     broker: &Broker,
     state: &mut AuthState,
     peer: SocketAddr,
     body: RequestKind,
 ) -> Option<SaslAnswer> {
+    if matches!(state, AuthState::Trusted(_)) {
+        return None;
+    }
     let sasl_arc = broker.sasl.clone()?;
     let sasl = sasl_arc.as_ref();
     let metrics = &broker.metrics;
@@ -217,7 +227,7 @@ const FAILED_AUTH_CLOSE_DELAY: Duration = Duration::from_millis(500);
 /// Sends nothing more, lets the client read the failure answer, and ends the connection once the
 /// client closes or [`FAILED_AUTH_CLOSE_DELAY`] has passed; anything it sends meanwhile is
 /// dropped unread.
-async fn close_after_failed_auth(socket: &mut TcpStream) {
+async fn close_after_failed_auth<S: Socket>(socket: &mut S) {
     let _ = socket.flush().await;
     let mut sink = [0u8; 1024];
     let _ = tokio::time::timeout(FAILED_AUTH_CLOSE_DELAY, async {
@@ -253,11 +263,17 @@ type Pending = FuturesOrdered<Pin<Box<dyn Future<Output = Answer> + Send>>>;
 
 /// Writes one answer and counts it; false if the connection is done (write failed, or the
 /// answer could not be encoded).
-async fn send(socket: &mut TcpStream, broker: &Broker, peer: SocketAddr, answer: Answer) -> bool {
+async fn send<S: Socket>(
+    socket: &mut S,
+    broker: &Broker,
+    peer: SocketAddr,
+    answer: Answer,
+) -> bool {
     let (api, started, bytes) = answer;
     match bytes {
         Ok(bytes) => {
-            if socket.write_all(&bytes).await.is_err() {
+            // The flush is what sends a TLS record on its way (a no-op on a plain socket).
+            if socket.write_all(&bytes).await.is_err() || socket.flush().await.is_err() {
                 return false;
             }
             broker
@@ -274,8 +290,8 @@ async fn send(socket: &mut TcpStream, broker: &Broker, peer: SocketAddr, answer:
 
 /// Sends the pending answers in order, each as soon as it is ready; gives up on those still
 /// waiting [`SHUTDOWN_GRACE`] after shutdown began. False if the connection is done.
-async fn send_pending(
-    socket: &mut TcpStream,
+async fn send_pending<S: Socket>(
+    socket: &mut S,
     broker: &Broker,
     peer: SocketAddr,
     pending: &mut Pending,
@@ -298,16 +314,23 @@ async fn send_pending(
     }
 }
 
-pub(crate) async fn run(
+/// What a connection runs over: a TCP socket, or TLS over one.
+pub(crate) trait Socket: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Socket for S {}
+
+/// Serves one client until it closes, fails, idles out or shutdown. `listener` is the one it
+/// came in on; `tls_principal` the subject of its TLS client certificate, if it showed one.
+pub(crate) async fn run<S: Socket>(
     broker: &Arc<Broker>,
-    mut socket: TcpStream,
+    mut socket: S,
     peer: SocketAddr,
+    listener: Arc<Endpoint>,
+    tls_principal: Option<String>,
     shutdown: CancellationToken,
 ) {
-    let _ = socket.set_nodelay(true);
     let authenticated_max = broker.config.max_frame_bytes;
     let idle = broker.config.idle_timeout;
-    let mut auth = AuthState::new(broker.sasl.as_deref());
+    let mut auth = AuthState::new(&listener, tls_principal);
     let mut frames = Frames::default();
     // Produce answers waiting for their fsync. Produce requests in a row are appended without
     // waiting for the previous one's fsync, so one fsync can cover several of them (or run
@@ -403,6 +426,7 @@ pub(crate) async fn run(
                         .map(|c| c.to_string())
                         .unwrap_or_default(),
                     client_host: format!("/{}", peer.ip()),
+                    listener: listener.clone(),
                     ..RequestContext::default()
                 };
                 auth.context(&mut ctx);

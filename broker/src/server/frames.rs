@@ -5,8 +5,7 @@
 //! `1..=max_frame_bytes` is refused before anything is allocated for it.
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Whole request frames from the socket. Cancel-safe: what was read stays in the buffer, so the
 /// connection can wait for the next request and for a pending answer at the same time.
@@ -29,9 +28,9 @@ impl Frames {
         self.buf.is_empty()
     }
 
-    pub(super) async fn next(
+    pub(super) async fn next<S: AsyncRead + Unpin>(
         &mut self,
-        socket: &mut TcpStream,
+        socket: &mut S,
         max: usize,
     ) -> Result<Bytes, FrameEnd> {
         loop {
@@ -74,7 +73,7 @@ const READ_CHUNK: usize = 16 * 1024;
 mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
-    use tokio::net::TcpListener;
+    use tokio::net::{TcpListener, TcpStream};
 
     /// A connected pair: (the client's end, the server's end).
     async fn pair() -> (TcpStream, TcpStream) {

@@ -1,6 +1,9 @@
 """SASL against the broker, with kafka-python 3.0.12 or confluent-kafka 2.16.1 (librdkafka 2.16.0).
 
-    python3 sasl_compat.py HOST:PORT kafka-python|confluent-kafka MECHANISM
+    python3 sasl_compat.py HOST:PORT kafka-python|confluent-kafka MECHANISM [CA_FILE]
+
+With CA_FILE the listener is SASL_SSL: the same checks run over TLS, the broker's certificate
+checked against CA_FILE (and its name against HOST); without, SASL_PLAINTEXT.
 
 The broker runs with the users of broker/tests/wire/sasl.rs: `admin` (admin role) and `alice`
 (user role). Checks, in order:
@@ -21,17 +24,20 @@ USERS = {'admin': 'admin-secret', 'alice': 'alice-secret'}
 N = 5
 
 
-def kafka_python(addr, mech):
+def kafka_python(addr, mech, ca):
     from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
     from kafka.admin import NewTopic
     from kafka import errors
 
     def conf(user, password=None):
-        return dict(bootstrap_servers=addr, security_protocol='SASL_PLAINTEXT',
-                    sasl_mechanism=mech, sasl_plain_username=user,
-                    sasl_plain_password=password or USERS[user])
+        c = dict(bootstrap_servers=addr, security_protocol='SASL_PLAINTEXT',
+                 sasl_mechanism=mech, sasl_plain_username=user,
+                 sasl_plain_password=password or USERS[user])
+        if ca:
+            c.update(security_protocol='SASL_SSL', ssl_cafile=ca, ssl_check_hostname=True)
+        return c
 
-    topic = 'sasl-kp-' + mech.lower()
+    topic = 'sasl-kp-' + mech.lower() + ('-tls' if ca else '')
     admin = KafkaAdminClient(**conf('admin'))
     admin.create_topics([NewTopic(topic, 1, 1)])
 
@@ -58,7 +64,8 @@ def kafka_python(addr, mech):
     handler = Collect(level=logging.WARNING)
     logging.getLogger('kafka').addHandler(handler)
     try:
-        KafkaAdminClient(**conf('alice', 'wrong-password'), request_timeout_ms=5000)
+        KafkaAdminClient(**conf('alice', 'wrong-password'), request_timeout_ms=5000,
+                         bootstrap_timeout_ms=5000)
         raise AssertionError('a wrong password was accepted')
     except (errors.SaslAuthenticationFailedError, errors.KafkaTimeoutError):
         pass
@@ -80,7 +87,7 @@ def kafka_python(addr, mech):
     print('ADMIN_DELETE ok')
 
 
-def confluent(addr, mech):
+def confluent(addr, mech, ca):
     from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition, OFFSET_BEGINNING
     from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -88,10 +95,12 @@ def confluent(addr, mech):
         c = {'bootstrap.servers': addr, 'security.protocol': 'SASL_PLAINTEXT',
              'sasl.mechanism': mech, 'sasl.username': user,
              'sasl.password': password or USERS[user]}
+        if ca:
+            c.update({'security.protocol': 'SASL_SSL', 'ssl.ca.location': ca})
         c.update(extra)
         return c
 
-    topic = 'sasl-ck-' + mech.lower()
+    topic = 'sasl-ck-' + mech.lower() + ('-tls' if ca else '')
     admin = AdminClient(conf('admin'))
     admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
 
@@ -136,11 +145,12 @@ def confluent(addr, mech):
 
 
 if __name__ == '__main__':
-    if len(sys.argv) != 4:
-        sys.exit(f'usage: {sys.argv[0]} HOST:PORT kafka-python|confluent-kafka MECHANISM')
-    addr, client, mech = sys.argv[1:]
+    if len(sys.argv) not in (4, 5):
+        sys.exit(f'usage: {sys.argv[0]} HOST:PORT kafka-python|confluent-kafka MECHANISM [CA_FILE]')
+    addr, client, mech = sys.argv[1:4]
+    ca = sys.argv[4] if len(sys.argv) == 5 else None
     try:
-        {'kafka-python': kafka_python, 'confluent-kafka': confluent}[client](addr, mech)
+        {'kafka-python': kafka_python, 'confluent-kafka': confluent}[client](addr, mech, ca)
     except Exception as exc:  # any failure: say what, exit non-zero
         traceback.print_exc()
         sys.exit(f'FAILED: {type(exc).__name__}: {exc}')

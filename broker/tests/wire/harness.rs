@@ -12,6 +12,8 @@ pub(crate) struct BrokerProcess {
     pub(crate) admin_port: u16,
     pub(crate) data_dir: PathBuf,
     extra: Vec<String>,
+    /// Named listeners (`--listeners`) and their ports; empty: one `--listen` on `port`.
+    listeners: Vec<(String, u16)>,
 }
 
 fn free_port() -> u16 {
@@ -30,15 +32,61 @@ impl BrokerProcess {
             admin_port: free_port(),
             data_dir: data_dir.to_path_buf(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            listeners: Vec::new(),
         };
         b.spawn();
         b
     }
 
+    /// A broker with named listeners on loopback, each `(NAME, PROTOCOL)` on a free port
+    /// (`--listeners` and `--listener-security-protocol-map`); `port` is the first one's.
+    pub(crate) fn start_listeners(
+        data_dir: &Path,
+        listeners: &[(&str, &str)],
+        extra: &[&str],
+    ) -> Self {
+        let ports: Vec<(String, u16)> = listeners
+            .iter()
+            .map(|(name, _)| (name.to_string(), free_port()))
+            .collect();
+        let map: Vec<String> = listeners.iter().map(|(n, p)| format!("{n}:{p}")).collect();
+        let mut all: Vec<String> = vec!["--listener-security-protocol-map".into(), map.join(",")];
+        all.extend(extra.iter().map(|s| s.to_string()));
+        let mut b = BrokerProcess {
+            child: None,
+            port: ports[0].1,
+            admin_port: free_port(),
+            data_dir: data_dir.to_path_buf(),
+            extra: all,
+            listeners: ports,
+        };
+        b.spawn();
+        b
+    }
+
+    /// `127.0.0.1:PORT` of the listener named `name`.
+    pub(crate) fn listener_addr(&self, name: &str) -> String {
+        let (_, port) = self
+            .listeners
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no listener {name}"));
+        format!("127.0.0.1:{port}")
+    }
+
     fn spawn(&mut self) {
+        let listen = if self.listeners.is_empty() {
+            vec!["--listen".to_string(), format!("127.0.0.1:{}", self.port)]
+        } else {
+            let l: Vec<String> = self
+                .listeners
+                .iter()
+                .map(|(n, p)| format!("{n}://127.0.0.1:{p}"))
+                .collect();
+            vec!["--listeners".to_string(), l.join(",")]
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_broker"))
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{}", self.port))
+            .args(&listen)
             .arg("--admin-listen")
             .arg(format!("127.0.0.1:{}", self.admin_port))
             .arg("--data-dir")
@@ -200,6 +248,16 @@ pub(crate) fn kcat_output(
     args: &[&str],
     stdin: &str,
 ) -> Output {
+    kcat_output_at(&broker.addr(), limit, args, stdin)
+}
+
+/// [`kcat_output`] against the listener at `addr`.
+pub(crate) fn kcat_output_at(
+    addr: &str,
+    limit: Option<Duration>,
+    args: &[&str],
+    stdin: &str,
+) -> Output {
     use std::io::Write;
     let mut command = match limit {
         None => kcat_command(),
@@ -213,7 +271,7 @@ pub(crate) fn kcat_output(
     };
     let mut child = command
         .arg("-b")
-        .arg(broker.addr())
+        .arg(addr)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

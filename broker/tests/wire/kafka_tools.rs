@@ -85,7 +85,11 @@ fn tool_output<S: AsRef<OsStr>>(name: &str, args: &[S], stdin: &str) -> Output {
 
 /// Runs a tool as [`tool_output`]; it must exit 0 (else the test fails showing its stderr).
 /// Returns its stdout.
-fn tool<S: AsRef<OsStr> + std::fmt::Debug>(name: &str, args: &[S], stdin: &str) -> String {
+pub(crate) fn tool<S: AsRef<OsStr> + std::fmt::Debug>(
+    name: &str,
+    args: &[S],
+    stdin: &str,
+) -> String {
     let out = tool_output(name, args, stdin);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
@@ -140,7 +144,7 @@ fn get_offsets(addr: &str, topic: &str, time: &str) -> BTreeMap<i32, i64> {
 
 /// The console consumer reading from the beginning until it has `max` records (or 20 s pass):
 /// the values, in order.
-fn consume(addr: &str, topic: &str, max: usize, extra: &[&str]) -> Vec<String> {
+pub(crate) fn consume(addr: &str, topic: &str, max: usize, extra: &[&str]) -> Vec<String> {
     let max = max.to_string();
     let mut args = vec![
         "--topic",

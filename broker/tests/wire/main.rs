@@ -22,3 +22,4 @@ mod rdkafka_client;
 mod requests;
 mod responsiveness;
 mod sasl;
+mod tls;

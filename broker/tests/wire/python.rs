@@ -70,6 +70,11 @@ pub(crate) fn run_script_with(
     args: &[&str],
     out_dir: &Path,
 ) -> String {
+    run_script_at(&broker.addr(), script, args, out_dir)
+}
+
+/// Runs `tests/compat/<script> <addr> <args...>` against the listener at `addr`.
+pub(crate) fn run_script_at(addr: &str, script: &str, args: &[&str], out_dir: &Path) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/compat")
         .join(script);
@@ -77,7 +82,7 @@ pub(crate) fn run_script_with(
     let stderr_path = out_dir.join(format!("{script}.stderr"));
     let mut child = Command::new(python())
         .arg(&path)
-        .arg(broker.addr())
+        .arg(addr)
         .args(args)
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&stdout_path).unwrap())

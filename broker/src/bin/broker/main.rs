@@ -11,7 +11,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use broker::auth::{Mechanism, SaslConfig, Users};
 use broker::group::CoordinatorConfig;
+use broker::listeners::{self, ListenerConfig, SecurityProtocol};
 use broker::log::{FlushPolicy, LogConfig};
+use broker::tls::{ClientAuth, TlsFiles};
 use broker::topics::TopicLimits;
 use broker::{Node, NodeConfig};
 use clap::{ArgAction, Parser, Subcommand};
@@ -31,12 +33,49 @@ struct Args {
     /// Without a command the broker serves; with one it inspects a running broker.
     #[command(subcommand)]
     command: Option<Command>,
-    /// Address to listen on for Kafka clients.
-    #[arg(long, env = "BROKER_LISTEN", default_value = "127.0.0.1:9092")]
-    listen: SocketAddr,
-    /// host:port announced to clients in Metadata (default: the listen address).
-    #[arg(long, env = "BROKER_ADVERTISED")]
+    /// Address of the one listener for Kafka clients (default 127.0.0.1:9092). Its protocol
+    /// follows from what is configured: SASL with users, TLS with a certificate. For several
+    /// listeners use --listeners instead.
+    #[arg(long, env = "BROKER_LISTEN", conflicts_with = "listeners")]
+    listen: Option<SocketAddr>,
+    /// host:port announced to clients of --listen in Metadata (default: the listen address).
+    #[arg(long, env = "BROKER_ADVERTISED", conflicts_with = "listeners")]
     advertised: Option<String>,
+    /// Kafka's `listeners`: NAME://HOST:PORT,... e.g.
+    /// INTERNAL://0.0.0.0:9092,EXTERNAL://0.0.0.0:9094 (an empty host: every interface).
+    #[arg(long, env = "BROKER_LISTENERS")]
+    listeners: Option<String>,
+    /// Kafka's `advertised.listeners`: NAME://HOST:PORT,... what each listener's clients are
+    /// told to connect to (default: its bound address).
+    #[arg(long, env = "BROKER_ADVERTISED_LISTENERS", requires = "listeners")]
+    advertised_listeners: Option<String>,
+    /// Kafka's `listener.security.protocol.map`: NAME:PROTOCOL,... (PLAINTEXT, SSL,
+    /// SASL_PLAINTEXT, SASL_SSL). Default: each protocol's name stands for itself.
+    #[arg(
+        long,
+        env = "BROKER_LISTENER_SECURITY_PROTOCOL_MAP",
+        requires = "listeners"
+    )]
+    listener_security_protocol_map: Option<String>,
+    /// PEM certificate (chain) of the SSL and SASL_SSL listeners; reloaded when the file
+    /// changes.
+    #[arg(long, env = "BROKER_SSL_CERTIFICATE_FILE", requires = "ssl_key_file")]
+    ssl_certificate_file: Option<PathBuf>,
+    /// PEM private key of that certificate.
+    #[arg(long, env = "BROKER_SSL_KEY_FILE", requires = "ssl_certificate_file")]
+    ssl_key_file: Option<PathBuf>,
+    /// PEM CAs that client certificates must chain to (mutual TLS; the principal is the
+    /// certificate's subject).
+    #[arg(
+        long,
+        env = "BROKER_SSL_CLIENT_CA_FILE",
+        requires = "ssl_certificate_file"
+    )]
+    ssl_client_ca_file: Option<PathBuf>,
+    /// Kafka's `ssl.client.auth`: none, requested or required (default: required with a
+    /// client CA file, none without).
+    #[arg(long, env = "BROKER_SSL_CLIENT_AUTH", requires = "ssl_client_ca_file")]
+    ssl_client_auth: Option<ClientAuth>,
     /// Directory of topics and their logs.
     #[arg(long, env = "BROKER_DATA_DIR", default_value = "data/broker")]
     data_dir: PathBuf,
@@ -187,12 +226,49 @@ impl Args {
         Ok(Some(Arc::new(SaslConfig { users, mechanisms })))
     }
 
+    fn tls(&self) -> Option<TlsFiles> {
+        let (certificate, key) = (
+            self.ssl_certificate_file.clone()?,
+            self.ssl_key_file.clone()?,
+        );
+        let client_ca = self.ssl_client_ca_file.clone();
+        let client_auth = self.ssl_client_auth.unwrap_or(match client_ca {
+            Some(_) => ClientAuth::Required,
+            None => ClientAuth::None,
+        });
+        Some(TlsFiles {
+            certificate,
+            key,
+            client_ca,
+            client_auth,
+        })
+    }
+
+    /// `--listeners` and friends, or the one listener of `--listen`, whose protocol follows
+    /// from whether SASL users and a certificate are configured.
+    fn listeners(&self, sasl: bool, tls: bool) -> anyhow::Result<Vec<ListenerConfig>> {
+        Ok(match &self.listeners {
+            Some(l) => listeners::parse(
+                l,
+                self.advertised_listeners.as_deref(),
+                self.listener_security_protocol_map.as_deref(),
+            )?,
+            None => listeners::single(
+                self.listen
+                    .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 9092))),
+                self.advertised.as_deref(),
+                SecurityProtocol::from_parts(tls, sasl),
+            )?,
+        })
+    }
+
     fn node_config(&self) -> anyhow::Result<NodeConfig> {
+        let sasl = self.sasl()?;
+        let tls = self.tls();
         Ok(NodeConfig {
             data_dir: self.data_dir.clone(),
-            listen: self.listen,
+            listeners: self.listeners(sasl.is_some(), tls.is_some())?,
             admin_listen: self.admin_listen,
-            advertised: self.advertised.clone(),
             log: LogConfig {
                 segment_bytes: self.segment_bytes,
                 segment_ms: self.segment_ms,
@@ -221,7 +297,8 @@ impl Args {
                 ..CoordinatorConfig::default()
             },
             retention_check: Duration::from_millis(self.retention_check_ms),
-            sasl: self.sasl()?,
+            sasl,
+            tls,
         })
     }
 }
