@@ -19,12 +19,16 @@ FROM rust:1-bookworm AS builder
 #     insists on a C++ compiler (`mkl_require cxx`) even though the library is C. ring and libz-sys
 #     compile their C with the same gcc.
 #   - zlib1g-dev (+ pkg-config): optional; without them libz-sys builds its bundled zlib instead.
-#   - NOT cmake (only rdkafka-sys's `cmake-build` feature uses it), NOT libssl-dev (no `ssl`
-#     feature; sqlx has no TLS feature either), NOT python3 (librdkafka only uses it for the shared
-#     library's linker script and disables that when it is missing; we link the static library).
-# On a slim base the list to install would be: gcc g++ make libc6-dev (zlib1g-dev pkg-config).
-# This fails early, with the tool's name, if a future base image drops one of them.
-RUN for tool in cc c++ make bash; do command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }; done
+#   - libssl-dev + pkg-config: rdkafka's `ssl` feature links librdkafka to the system's OpenSSL
+#     (TLS listeners and the SCRAM mechanisms). The broker's own TLS is rustls over aws-lc-rs,
+#     whose C aws-lc-sys compiles with the same gcc (its cc builder; no cmake on x86_64/aarch64).
+#   - NOT python3 (librdkafka only uses it for the shared library's linker script and disables
+#     that when it is missing; we link the static library).
+# On a slim base the list to install would be: gcc g++ make libc6-dev libssl-dev pkg-config
+# (zlib1g-dev). This fails early, with the tool's name, if a future base image drops
+# one of them.
+RUN for tool in cc c++ make bash pkg-config; do command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }; done \
+    && pkg-config --exists openssl || { echo "missing libssl-dev (pkg-config openssl)" >&2; exit 1; }
 
 WORKDIR /src
 # The whole workspace: every member's manifest must be there for cargo to load the workspace, and
@@ -51,12 +55,12 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
 ############################################################################### runtime
 FROM debian:bookworm-slim
 
-# ca-certificates only: the binaries link libc, libm, libgcc_s and (the rdkafka ones) libz.so.1
-# dynamically, all present in bookworm-slim (zlib1g is a required package). Nothing here speaks
-# TLS today; the certificates are for the day a service does. bash (for the compose healthchecks'
-# /dev/tcp) is part of the base image.
+# The binaries link libc, libm, libgcc_s and (the rdkafka ones) libz.so.1 and OpenSSL's libssl3
+# dynamically; bookworm-slim has all but libssl3. ca-certificates: the services trust the
+# system's CAs for a Kafka cluster's TLS listener unless KAFKA_SSL_CA_LOCATION names a file.
+# bash (for the compose healthchecks' /dev/tcp) is part of the base image.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates \
+    && apt-get install -y --no-install-recommends ca-certificates libssl3 \
     && rm -rf /var/lib/apt/lists/*
 
 # A non-root user; /data is where the broker keeps its log (a volume in docker-compose.yml). A
@@ -74,7 +78,8 @@ COPY examples/inference/ /app/examples/inference/
 
 USER seckill
 WORKDIR /app
-# Kafka, broker admin HTTP, order API, order-worker and inference-worker metrics.
-EXPOSE 9092 9644 8080 9101 9102
+# Kafka (internal and host-facing listeners), broker admin HTTP, order API, order-worker and
+# inference-worker metrics.
+EXPOSE 9092 9094 9644 8080 9101 9102
 # No default service: compose names one per container. `docker run IMAGE` prints the broker's flags.
 CMD ["broker", "--help"]

@@ -333,3 +333,126 @@ async fn the_order_binaries_work_from_an_empty_broker_that_creates_no_topics() {
     assert!(worker.sigterm().success());
     db.drop_db().await;
 }
+
+/// The three services over TLS with SCRAM, configured as a deployment would be
+/// (`KAFKA_SECURITY_PROTOCOL=SASL_SSL`, `KAFKA_SASL_MECHANISM=SCRAM-SHA-512`,
+/// `KAFKA_SSL_CA_LOCATION`), against a broker whose only listener is SASL_SSL: buys become
+/// orders and an inference request is answered. Before librdkafka was built with OpenSSL, the
+/// services refused SASL_SSL and SCRAM at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_three_binaries_work_over_sasl_ssl_with_scram() {
+    let db = TestDb::new().await;
+    db.item(6101, 1000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = broker::test_pki::TestPki::generate(dir.path(), "services").unwrap();
+    let mut users = broker::auth::Users::empty();
+    users
+        .add_entries(["services:admin:svc-secret"], "test")
+        .unwrap();
+    let mut config = broker::NodeConfig::local(dir.path());
+    config.listeners[0].protocol = broker::listeners::SecurityProtocol::SaslSsl;
+    config.sasl = Some(std::sync::Arc::new(broker::auth::SaslConfig {
+        users,
+        mechanisms: broker::auth::Mechanism::ALL.to_vec(),
+    }));
+    config.tls = Some(broker::tls::TlsFiles {
+        certificate: pki.broker.cert.clone(),
+        key: pki.broker.key.clone(),
+        client_ca: None,
+        client_auth: broker::tls::ClientAuth::None,
+    });
+    config.groups.initial_rebalance_delay = Duration::from_millis(300);
+    let b = broker::EmbeddedBroker::start(config).unwrap();
+    let ca = pki.ca.to_str().unwrap().to_string();
+    let security = [
+        ("KAFKA_SECURITY_PROTOCOL", "SASL_SSL"),
+        ("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"),
+        ("KAFKA_SASL_USERNAME", "services"),
+        ("KAFKA_SASL_PASSWORD", "svc-secret"),
+        ("KAFKA_SSL_CA_LOCATION", ca.as_str()),
+    ];
+    let spawn = |bin: &str, env: &[(&str, String)]| {
+        Proc(
+            Command::new(bin)
+                .env("DATABASE_URL", &db.url)
+                .env("KAFKA_BOOTSTRAP", &b.addr)
+                .envs(security.iter().copied())
+                .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let (worker_metrics, infer_metrics, port) = (free_port(), free_port(), free_port());
+    let worker = spawn(
+        env!("CARGO_BIN_EXE_order-worker"),
+        &[(
+            "WORKER_METRICS_LISTEN",
+            format!("127.0.0.1:{worker_metrics}"),
+        )],
+    );
+    let inference = spawn(
+        env!("CARGO_BIN_EXE_inference-worker"),
+        &[
+            ("DEMO_LOAD_MS", "0".into()),
+            ("DEMO_LATENCY_MS", "10".into()),
+            ("INFER_METRICS_LISTEN", format!("127.0.0.1:{infer_metrics}")),
+        ],
+    );
+    let api = spawn(
+        env!("CARGO_BIN_EXE_order-api"),
+        &[
+            ("JWT_SECRET", SECRET.into()),
+            ("API_LISTEN", format!("127.0.0.1:{port}")),
+            ("API_RATE_PER_ADDRESS", "off".into()),
+        ],
+    );
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&client, worker_metrics).await;
+    wait_ready(&client, infer_metrics).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while get(&client, format!("{base}/readyz")).await.0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the API never got ready over SASL_SSL"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let keys = TokenKeys::new(SECRET.as_bytes());
+    for user in 1..=20 {
+        let r = client
+            .post(format!("{base}/buy"))
+            .bearer_auth(keys.mint(user, 600))
+            .json(&json!({"item_id": 6101}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    }
+    wait_for_rows(
+        &db.pool,
+        "SELECT count(*) - 19 FROM orders WHERE item_id = 6101",
+        Duration::from_secs(60),
+        "not every buy became an order over SASL_SSL",
+    )
+    .await;
+    assert_eq!(db.stock(6101).await, 980);
+    let r: serde_json::Value = client
+        .post(format!("{base}/infer?wait_ms=20000"))
+        .bearer_auth(keys.mint(1, 600))
+        .json(&json!({"input": {"n": 7}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["status"], "done", "{r}");
+    for p in [api, worker, inference] {
+        assert!(p.sigterm().success());
+    }
+    db.drop_db().await;
+}
