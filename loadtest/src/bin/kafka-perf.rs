@@ -9,6 +9,11 @@
 //! Without `--brokers` it starts the broker in-process on a free loopback port with a temp data
 //! dir and the given flush policy.
 //!
+//! With `--tls` the in-process broker has a second listener, SSL (certificates made in the run),
+//! and the produce phase runs three times in a row: plaintext, TLS, plaintext again, each to a
+//! topic of its own on the same broker and disk; TLS is printed as a share of the two plaintext
+//! runs around it, so the ratio is what encryption costs on this machine.
+//!
 //! Consume is measured twice, with librdkafka's default settings and with the services' tuned
 //! ones (`fetch.queue.backoff.ms` 20 instead of 1000, see `services::kafka`), beside kcat reading
 //! the same log in the same run (when kcat is installed). The order path's own pattern follows:
@@ -58,8 +63,9 @@ struct Args {
     /// Partitions of the topic (created by the tool); messages are spread round-robin.
     #[arg(long, default_value_t = 6)]
     partitions: i32,
-    /// Group sizes for the consumer-group phase (manual commit per poll batch); empty skips it.
-    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    /// Group sizes for the consumer-group phase (manual commit per poll batch); `--groups`
+    /// without a value skips it.
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "1,2,3")]
     groups: Vec<usize>,
     /// Producer acks: all, 1 or 0.
     #[arg(long, default_value = "all")]
@@ -78,6 +84,10 @@ struct Args {
     /// Arrival rate of the order-path phase's open loop (msgs/s), for 5 seconds.
     #[arg(long, default_value_t = 20_000.0)]
     order_rate: f64,
+    /// Also produce over a TLS listener of the in-process broker, beside plaintext in the same
+    /// run.
+    #[arg(long, default_value_t = false, conflicts_with = "brokers")]
+    tls: bool,
     /// Where the in-process broker and the storage ceiling write (must be a real disk).
     #[arg(long, default_value = "target/perf-data")]
     dir: std::path::PathBuf,
@@ -139,12 +149,27 @@ fn storage_ceiling(args: &Args) -> anyhow::Result<Duration> {
 
 /// Creates the topic with `--partitions` partitions (an existing one is reused as it is).
 fn create_topic(args: &Args, brokers: &str) -> anyhow::Result<()> {
+    create_topic_named(args, brokers, &args.topic, &[])
+}
+
+/// A client's security settings (`security.protocol`, `ssl.ca.location`, ...).
+type Security = [(&'static str, String)];
+
+fn create_topic_named(
+    args: &Args,
+    brokers: &str,
+    name: &str,
+    security: &Security,
+) -> anyhow::Result<()> {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     use rdkafka::types::RDKafkaErrorCode;
-    let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()?;
-    let topic = NewTopic::new(&args.topic, args.partitions, TopicReplication::Fixed(1));
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", brokers);
+    for (k, v) in security {
+        config.set(*k, v);
+    }
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = config.create()?;
+    let topic = NewTopic::new(name, args.partitions, TopicReplication::Fixed(1));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -158,13 +183,22 @@ fn create_topic(args: &Args, brokers: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn produce(args: &Args, brokers: &str) -> anyhow::Result<(Duration, Latencies)> {
+fn produce(
+    args: &Args,
+    brokers: &str,
+    topic: &str,
+    security: &Security,
+) -> anyhow::Result<(Duration, Latencies)> {
     let ctx = Acks {
         latencies: Mutex::new(Latencies::with_capacity(args.messages)),
         failed: AtomicU64::new(0),
         first_error: Mutex::new(None),
     };
-    let producer: ThreadedProducer<Acks> = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    for (k, v) in security {
+        config.set(*k, v);
+    }
+    let producer: ThreadedProducer<Acks> = config
         .set("bootstrap.servers", brokers)
         .set("acks", &args.acks)
         .set("enable.idempotence", args.idempotence.to_string())
@@ -176,7 +210,7 @@ fn produce(args: &Args, brokers: &str) -> anyhow::Result<(Duration, Latencies)> 
     let start = Instant::now();
     for i in 0..args.messages {
         let mut record: BaseRecord<'_, (), [u8], Box<Instant>> =
-            BaseRecord::with_opaque_to(&args.topic, Box::new(Instant::now()))
+            BaseRecord::with_opaque_to(topic, Box::new(Instant::now()))
                 .partition((i % args.partitions as usize) as i32)
                 .payload(&payload);
         loop {
@@ -504,6 +538,43 @@ fn order_path(args: &Args, brokers: &str) -> anyhow::Result<()> {
     })
 }
 
+/// Produce over TLS, then plaintext again: TLS as a share of the plaintext runs before
+/// (`plain_before`, msgs/s) and after it.
+fn tls_produce(
+    args: &Args,
+    plain: &str,
+    tls: &str,
+    ca: &std::path::Path,
+    plain_before: f64,
+) -> anyhow::Result<()> {
+    let bytes = (args.messages * args.size) as f64;
+    let security = [
+        ("security.protocol", "SSL".to_string()),
+        ("ssl.ca.location", ca.display().to_string()),
+    ];
+    let topic = format!("{}-tls", args.topic);
+    create_topic_named(args, tls, &topic, &security)?;
+    let (took, mut latencies) = produce(args, tls, &topic, &security)?;
+    let tls_rate = args.messages as f64 / took.as_secs_f64();
+    let (p50, p99, max) = latencies.summary_ms();
+    let again = format!("{}-plain-again", args.topic);
+    create_topic_named(args, plain, &again, &[])?;
+    let (took_again, _) = produce(args, plain, &again, &[])?;
+    let plain_after = args.messages as f64 / took_again.as_secs_f64();
+    println!(
+        "produce over TLS (SSL listener):  {:>10.0} msgs/s {:>8.1} MB/s  ack latency p50 {:.1} ms p99 {:.1} ms max {:.1} ms  = {:.0}% of plaintext (same run: {:.0} msgs/s before, {:.0} after)",
+        tls_rate,
+        mb(bytes, took),
+        p50,
+        p99,
+        max,
+        100.0 * tls_rate / ((plain_before + plain_after) / 2.0),
+        plain_before,
+        plain_after
+    );
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     shared::telemetry::init_tracing_or("warn");
     let args = Args::parse();
@@ -516,15 +587,38 @@ fn main() -> anyhow::Result<()> {
     let ceiling = storage_ceiling(&args)?;
     let broker_dir = args.dir.join("broker");
     let _ = std::fs::remove_dir_all(&broker_dir);
+    let pki = if args.tls {
+        let dir = args.dir.join("tls");
+        std::fs::create_dir_all(&dir)?;
+        Some(broker::test_pki::TestPki::generate(&dir, "kafka-perf")?)
+    } else {
+        None
+    };
     let embedded = match &args.brokers {
         Some(_) => None,
-        None => Some(EmbeddedBroker::start(NodeConfig {
-            log: LogConfig {
-                flush: args.flush,
-                ..LogConfig::default()
-            },
-            ..NodeConfig::local(&broker_dir)
-        })?),
+        None => {
+            let mut config = NodeConfig {
+                log: LogConfig {
+                    flush: args.flush,
+                    ..LogConfig::default()
+                },
+                ..NodeConfig::local(&broker_dir)
+            };
+            if let Some(pki) = &pki {
+                config.listeners = broker::listeners::parse(
+                    "PLAIN://127.0.0.1:0,TLS://127.0.0.1:0",
+                    None,
+                    Some("PLAIN:PLAINTEXT,TLS:SSL"),
+                )?;
+                config.tls = Some(broker::tls::TlsFiles {
+                    certificate: pki.broker.cert.clone(),
+                    key: pki.broker.key.clone(),
+                    client_ca: None,
+                    client_auth: broker::tls::ClientAuth::None,
+                });
+            }
+            Some(EmbeddedBroker::start(config)?)
+        }
     };
     let brokers = match (&args.brokers, &embedded) {
         (Some(b), _) => b.clone(),
@@ -553,7 +647,7 @@ fn main() -> anyhow::Result<()> {
     );
 
     create_topic(&args, &brokers)?;
-    let (took, mut latencies) = produce(&args, &brokers)?;
+    let (took, mut latencies) = produce(&args, &brokers, &args.topic, &[])?;
     let rate = args.messages as f64 / took.as_secs_f64();
     let (p50, p99, max) = latencies.summary_ms();
     println!(
@@ -565,6 +659,12 @@ fn main() -> anyhow::Result<()> {
         max,
         100.0 * rate / ceiling_rate
     );
+    if let (Some(pki), Some(e)) = (&pki, &embedded) {
+        let tls_addr = e
+            .listener("TLS")
+            .context("the in-process broker has no TLS listener")?;
+        tls_produce(&args, &brokers, &tls_addr, &pki.ca, rate)?;
+    }
 
     let kcat = kcat_read(&args, &brokers);
     if let Some(k) = kcat {
