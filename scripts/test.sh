@@ -8,6 +8,14 @@ cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
+# librdkafka (the services' client, built by cargo) links the system's OpenSSL; the TLS tests
+# also run OpenSSL's own client (openssl s_client).
+if ! pkg-config --exists openssl 2>/dev/null || ! command -v openssl >/dev/null 2>&1; then
+  echo "== installing OpenSSL's headers and tools (librdkafka's TLS and SCRAM; openssl s_client)"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libssl-dev pkg-config openssl
+fi
+
 if ! command -v kcat >/dev/null 2>&1; then
   echo "== installing kcat (librdkafka 2.0.2, one of the clients the wire tests use)"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
