@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::acl::Acl;
 use crate::auth::SaslConfig;
 use crate::group::CoordinatorConfig;
 use crate::listeners::{ListenerConfig, SecurityProtocol};
@@ -73,6 +74,21 @@ pub struct NodeConfig {
     /// Certificate, key and client CA of the `SSL` and `SASL_SSL` listeners; as with `sasl`,
     /// set exactly when such a listener is configured.
     pub tls: Option<TlsFiles>,
+    /// Who may do what, once SASL users are configured (`crate::acl`).
+    pub authorization: AuthorizationConfig,
+}
+
+/// The authorizer's settings (Kafka's `super.users` and `allow.everyone.if.no.acl.found`, and
+/// ACLs to have from the start). Used only when SASL users are configured: without them every
+/// client is trusted.
+#[derive(Debug, Clone, Default)]
+pub struct AuthorizationConfig {
+    /// Principals (`User:alice`) that may do everything, besides every user of role admin.
+    pub super_users: Vec<String>,
+    /// A resource without any ACL is open to everyone (Kafka's default: refused).
+    pub allow_everyone_if_no_acl_found: bool,
+    /// Added to the stored ACLs at start when missing (`--acl`).
+    pub acls: Vec<Acl>,
 }
 
 #[derive(Debug, Error)]
@@ -105,6 +121,7 @@ impl NodeConfig {
             retention_check: Duration::from_secs(60),
             sasl: None,
             tls: None,
+            authorization: AuthorizationConfig::default(),
         }
     }
 
@@ -188,6 +205,15 @@ impl NodeConfig {
                 )
             }
             _ => {}
+        }
+        let a = &self.authorization;
+        if self.sasl.is_none() && (!a.super_users.is_empty() || !a.acls.is_empty()) {
+            return bad("super users or ACLs are configured but no SASL users: without users no authorizer runs and every client may do everything".into());
+        }
+        for u in &self.authorization.super_users {
+            if !u.starts_with("User:") || u.len() == "User:".len() {
+                return bad(format!("super user {u:?} is not User:NAME"));
+            }
         }
         if let Some(sasl) = &self.sasl {
             if sasl.users.is_empty() {

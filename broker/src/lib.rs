@@ -9,7 +9,10 @@
 //! - [`protocol`]: Kafka request decoding, the table of APIs, one handler per API, response
 //!   encoding (no I/O).
 //! - [`auth`]: SASL authentication (PLAIN, SCRAM-SHA-256/512), users and admin roles; off unless
-//!   users are configured. The connection keeps who authenticated; `kafka_apis!` marks admin APIs.
+//!   users are configured. The connection keeps who authenticated.
+//! - [`acl`]: Kafka's ACLs, the authorizer every request is checked against once users are
+//!   configured (`kafka_apis!` marks the APIs checked as a whole; Produce, Fetch and Metadata
+//!   check per topic).
 //! - [`group`]: the group coordinator: consumer groups, rebalances, committed offsets.
 //! - [`topics`]: the registry of topics and their partition logs, persisted in the data dir.
 //! - [`log`]: the storage engine (segments, indexes, flush policy, recovery, retention).
@@ -24,6 +27,7 @@
 // Library code never unwraps: anything from outside gets a typed error instead.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod acl;
 pub mod admin;
 pub mod alloc;
 pub mod auth;
@@ -48,7 +52,7 @@ pub mod test_pki;
 pub mod tls;
 pub mod topics;
 
-pub use config::NodeConfig;
+pub use config::{AuthorizationConfig, NodeConfig};
 #[cfg(feature = "harness")]
 pub use embedded::EmbeddedBroker;
 pub use node::Node;

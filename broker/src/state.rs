@@ -9,6 +9,7 @@ use std::sync::Arc;
 use shared::shutdown::Tasks;
 use thiserror::Error;
 
+use crate::acl::{AclStoreError, Authorizer};
 use crate::auth::SaslConfig;
 use crate::clock::SystemClock;
 use crate::config::{NodeConfig, CLUSTER_ID, NODE_ID};
@@ -48,6 +49,8 @@ pub enum OpenError {
     ProducerIds(#[from] ProducerIdError),
     #[error("committed offsets: {0}")]
     Offsets(#[from] LogError),
+    #[error("ACLs: {0}")]
+    Acls(#[from] AclStoreError),
     #[error("clean-shutdown marker {path}: {source}")]
     Marker {
         path: std::path::PathBuf,
@@ -91,6 +94,9 @@ pub struct Broker {
     pub groups: Arc<GroupCoordinator>,
     /// Users and mechanisms of the SASL listeners; `None`: no listener uses SASL.
     pub sasl: Option<Arc<SaslConfig>>,
+    /// The ACLs and super users, when SASL users are configured; `None`: every client may do
+    /// everything.
+    pub authorizer: Option<Arc<Authorizer>>,
 }
 
 impl Broker {
@@ -119,6 +125,24 @@ impl Broker {
             &topic_now,
         )?;
         let groups = GroupCoordinator::new(config.groups.clone(), offsets, tasks.clone());
+        let authorizer = match &config.sasl {
+            None => None,
+            Some(sasl) => {
+                let a = &config.authorization;
+                let super_users = a
+                    .super_users
+                    .iter()
+                    .cloned()
+                    .chain(sasl.users.admins().map(|n| format!("User:{n}")))
+                    .collect();
+                Some(Arc::new(Authorizer::open(
+                    dir,
+                    super_users,
+                    a.allow_everyone_if_no_acl_found,
+                    &a.acls,
+                )?))
+            }
+        };
         Ok(Arc::new(Broker {
             config: BrokerConfig {
                 node_id: NODE_ID,
@@ -138,6 +162,7 @@ impl Broker {
             metrics: Metrics::new(),
             groups,
             sasl: config.sasl.clone(),
+            authorizer,
         }))
     }
 

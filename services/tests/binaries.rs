@@ -334,49 +334,23 @@ async fn the_order_binaries_work_from_an_empty_broker_that_creates_no_topics() {
     db.drop_db().await;
 }
 
-/// The three services over TLS with SCRAM, configured as a deployment would be
-/// (`KAFKA_SECURITY_PROTOCOL=SASL_SSL`, `KAFKA_SASL_MECHANISM=SCRAM-SHA-512`,
-/// `KAFKA_SSL_CA_LOCATION`), against a broker whose only listener is SASL_SSL: buys become
-/// orders and an inference request is answered. Before librdkafka was built with OpenSSL, the
-/// services refused SASL_SSL and SCRAM at start.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_three_binaries_work_over_sasl_ssl_with_scram() {
-    let db = TestDb::new().await;
-    db.item(6101, 1000).await;
-    let dir = tempfile::tempdir().unwrap();
-    let pki = broker::test_pki::TestPki::generate(dir.path(), "services").unwrap();
-    let mut users = broker::auth::Users::empty();
-    users
-        .add_entries(["services:admin:svc-secret"], "test")
-        .unwrap();
-    let mut config = broker::NodeConfig::local(dir.path());
-    config.listeners[0].protocol = broker::listeners::SecurityProtocol::SaslSsl;
-    config.sasl = Some(std::sync::Arc::new(broker::auth::SaslConfig {
-        users,
-        mechanisms: broker::auth::Mechanism::ALL.to_vec(),
-    }));
-    config.tls = Some(broker::tls::TlsFiles {
-        certificate: pki.broker.cert.clone(),
-        key: pki.broker.key.clone(),
-        client_ca: None,
-        client_auth: broker::tls::ClientAuth::None,
-    });
-    config.groups.initial_rebalance_delay = Duration::from_millis(300);
-    let b = broker::EmbeddedBroker::start(config).unwrap();
-    let ca = pki.ca.to_str().unwrap().to_string();
-    let security = [
-        ("KAFKA_SECURITY_PROTOCOL", "SASL_SSL"),
-        ("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"),
-        ("KAFKA_SASL_USERNAME", "services"),
-        ("KAFKA_SASL_PASSWORD", "svc-secret"),
-        ("KAFKA_SSL_CA_LOCATION", ca.as_str()),
-    ];
-    let spawn = |bin: &str, env: &[(&str, String)]| {
+/// The three service binaries against `b`, each with the Kafka settings `common` plus its own
+/// (`api`, `worker`, `inference`): 20 buys of `item` must become 20 orders and an inference
+/// request must be answered. Stops all three with SIGTERM (each must exit 0).
+async fn three_services_serve(
+    db: &TestDb,
+    b: &broker::EmbeddedBroker,
+    common: &[(&str, &str)],
+    [api_env, worker_env, inference_env]: [&[(&str, &str)]; 3],
+    item: i64,
+) {
+    let spawn = |bin: &str, own: &[(&str, &str)], env: &[(&str, String)]| {
         Proc(
             Command::new(bin)
                 .env("DATABASE_URL", &db.url)
                 .env("KAFKA_BOOTSTRAP", &b.addr)
-                .envs(security.iter().copied())
+                .envs(common.iter().copied())
+                .envs(own.iter().copied())
                 .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
                 .env("RUST_LOG", "warn")
                 .stdout(Stdio::null())
@@ -387,6 +361,7 @@ async fn the_three_binaries_work_over_sasl_ssl_with_scram() {
     let (worker_metrics, infer_metrics, port) = (free_port(), free_port(), free_port());
     let worker = spawn(
         env!("CARGO_BIN_EXE_order-worker"),
+        worker_env,
         &[(
             "WORKER_METRICS_LISTEN",
             format!("127.0.0.1:{worker_metrics}"),
@@ -394,6 +369,7 @@ async fn the_three_binaries_work_over_sasl_ssl_with_scram() {
     );
     let inference = spawn(
         env!("CARGO_BIN_EXE_inference-worker"),
+        inference_env,
         &[
             ("DEMO_LOAD_MS", "0".into()),
             ("DEMO_LATENCY_MS", "10".into()),
@@ -402,10 +378,12 @@ async fn the_three_binaries_work_over_sasl_ssl_with_scram() {
     );
     let api = spawn(
         env!("CARGO_BIN_EXE_order-api"),
+        api_env,
         &[
             ("JWT_SECRET", SECRET.into()),
             ("API_LISTEN", format!("127.0.0.1:{port}")),
             ("API_RATE_PER_ADDRESS", "off".into()),
+            ("API_DASHBOARD", "true".into()),
         ],
     );
     let client = reqwest::Client::new();
@@ -414,10 +392,7 @@ async fn the_three_binaries_work_over_sasl_ssl_with_scram() {
     wait_ready(&client, infer_metrics).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     while get(&client, format!("{base}/readyz")).await.0 != 200 {
-        assert!(
-            Instant::now() < deadline,
-            "the API never got ready over SASL_SSL"
-        );
+        assert!(Instant::now() < deadline, "the API never got ready");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
@@ -426,7 +401,7 @@ async fn the_three_binaries_work_over_sasl_ssl_with_scram() {
         let r = client
             .post(format!("{base}/buy"))
             .bearer_auth(keys.mint(user, 600))
-            .json(&json!({"item_id": 6101}))
+            .json(&json!({"item_id": item}))
             .send()
             .await
             .unwrap();
@@ -434,12 +409,12 @@ async fn the_three_binaries_work_over_sasl_ssl_with_scram() {
     }
     wait_for_rows(
         &db.pool,
-        "SELECT count(*) - 19 FROM orders WHERE item_id = 6101",
+        &format!("SELECT count(*) - 19 FROM orders WHERE item_id = {item}"),
         Duration::from_secs(60),
-        "not every buy became an order over SASL_SSL",
+        "not every buy became an order",
     )
     .await;
-    assert_eq!(db.stock(6101).await, 980);
+    assert_eq!(db.stock(item).await, 980);
     let r: serde_json::Value = client
         .post(format!("{base}/infer?wait_ms=20000"))
         .bearer_auth(keys.mint(1, 600))
@@ -451,8 +426,189 @@ async fn the_three_binaries_work_over_sasl_ssl_with_scram() {
         .await
         .unwrap();
     assert_eq!(r["status"], "done", "{r}");
+    // The dashboard's look at the queue (the order workers' committed offsets and members,
+    // read over Kafka as the API's user) shows up in its event stream.
+    let mut events = client
+        .get(format!("{base}/dashboard/events"))
+        .send()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = String::new();
+    'ticks: loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(left, events.chunk()).await;
+        let Ok(Ok(Some(chunk))) = chunk else {
+            panic!("no dashboard tick with the queue's backlog and workers; last: {seen}");
+        };
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+        for line in seen.lines().filter_map(|l| l.strip_prefix("data:")) {
+            let tick: serde_json::Value = serde_json::from_str(line.trim()).unwrap_or_default();
+            if tick["backlog"].is_number() && tick["workers"]["alive"].as_u64() >= Some(1) {
+                break 'ticks;
+            }
+        }
+        if let Some(end) = seen.rfind("\n\n") {
+            seen.drain(..end);
+        }
+    }
+    drop(events);
     for p in [api, worker, inference] {
         assert!(p.sigterm().success());
     }
+}
+
+/// A broker for the services with SASL users `users` (NAME:ROLE:PASSWORD) and `acls`.
+fn sasl_broker(
+    dir: &std::path::Path,
+    users: &[&str],
+    acls: Vec<broker::acl::Acl>,
+) -> broker::NodeConfig {
+    let mut u = broker::auth::Users::empty();
+    u.add_entries(users.iter().copied(), "test").unwrap();
+    let mut config = broker::NodeConfig::local(dir);
+    config.listeners[0].protocol = broker::listeners::SecurityProtocol::SaslPlaintext;
+    config.sasl = Some(std::sync::Arc::new(broker::auth::SaslConfig {
+        users: u,
+        mechanisms: broker::auth::Mechanism::ALL.to_vec(),
+    }));
+    config.authorization.acls = acls;
+    config.groups.initial_rebalance_delay = Duration::from_millis(300);
+    config
+}
+
+/// The three services over TLS with SCRAM, configured as a deployment would be
+/// (`KAFKA_SECURITY_PROTOCOL=SASL_SSL`, `KAFKA_SASL_MECHANISM=SCRAM-SHA-512`,
+/// `KAFKA_SSL_CA_LOCATION`), against a broker whose only listener is SASL_SSL. Before
+/// librdkafka was built with OpenSSL, the services refused SASL_SSL and SCRAM at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_three_binaries_work_over_sasl_ssl_with_scram() {
+    let db = TestDb::new().await;
+    db.item(6101, 1000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = broker::test_pki::TestPki::generate(dir.path(), "services").unwrap();
+    let mut config = sasl_broker(dir.path(), &["services:admin:svc-secret"], Vec::new());
+    config.listeners[0].protocol = broker::listeners::SecurityProtocol::SaslSsl;
+    config.tls = Some(broker::tls::TlsFiles {
+        certificate: pki.broker.cert.clone(),
+        key: pki.broker.key.clone(),
+        client_ca: None,
+        client_auth: broker::tls::ClientAuth::None,
+    });
+    let b = broker::EmbeddedBroker::start(config).unwrap();
+    let ca = pki.ca.to_str().unwrap().to_string();
+    let common = [
+        ("KAFKA_SECURITY_PROTOCOL", "SASL_SSL"),
+        ("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"),
+        ("KAFKA_SASL_USERNAME", "services"),
+        ("KAFKA_SASL_PASSWORD", "svc-secret"),
+        ("KAFKA_SSL_CA_LOCATION", ca.as_str()),
+    ];
+    three_services_serve(&db, &b, &common, [&[], &[], &[]], 6101).await;
+    db.drop_db().await;
+}
+
+/// docker-compose.yml's least privilege, with its own ACLs file (deploy/broker-acls.txt): each
+/// service logs in as its own user, none an admin, and everything works; and each user can do
+/// nothing beyond its part: the order worker and the inference worker cannot write buys to
+/// `seckill` (the forged-orders finding of issue 34), the API cannot join `order-workers` (the
+/// lost-orders finding), the order worker cannot read inference requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compose_acls_give_each_service_what_it_needs_and_nothing_more() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    use rdkafka::types::RDKafkaErrorCode;
+
+    let db = TestDb::new().await;
+    db.item(6102, 1000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/broker-acls.txt");
+    let acls = broker::acl::parse_file(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let config = sasl_broker(
+        dir.path(),
+        &[
+            "orders-api:user:api-pw",
+            "order-worker:user:worker-pw",
+            "inference-worker:user:inference-pw",
+        ],
+        acls,
+    );
+    let b = broker::EmbeddedBroker::start(config).unwrap();
+    let common = [
+        ("KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT"),
+        ("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"),
+    ];
+    let login = |user: &'static str, pw: &'static str| {
+        [("KAFKA_SASL_USERNAME", user), ("KAFKA_SASL_PASSWORD", pw)]
+    };
+    three_services_serve(
+        &db,
+        &b,
+        &common,
+        [
+            &login("orders-api", "api-pw"),
+            &login("order-worker", "worker-pw"),
+            &login("inference-worker", "inference-pw"),
+        ],
+        6102,
+    )
+    .await;
+
+    let client = |user: &str, pw: &str| {
+        let mut c = rdkafka::config::ClientConfig::new();
+        c.set("bootstrap.servers", &b.addr)
+            .set("security.protocol", "SASL_PLAINTEXT")
+            .set("sasl.mechanism", "SCRAM-SHA-512")
+            .set("sasl.username", user)
+            .set("sasl.password", pw)
+            .set("message.timeout.ms", "5000");
+        c
+    };
+    for (user, pw) in [
+        ("order-worker", "worker-pw"),
+        ("inference-worker", "inference-pw"),
+    ] {
+        let p: FutureProducer = client(user, pw).create().unwrap();
+        let e = p
+            .send(
+                FutureRecord::<(), _>::to("seckill").payload(r#"{"forged":1}"#),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .expect_err("a worker's user wrote a buy");
+        assert_eq!(
+            e.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::TopicAuthorizationFailed),
+            "{user}: {e}"
+        );
+    }
+    let joins = |user: &str, pw: &str, group: &str, topic: &str| {
+        let c: BaseConsumer = client(user, pw).set("group.id", group).create().unwrap();
+        c.subscribe(&[topic]).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(Err(e)) = c.poll(Duration::from_millis(200)) {
+                return e.rdkafka_error_code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{user} got no error joining {group}"
+            );
+        }
+    };
+    assert_eq!(
+        joins("orders-api", "api-pw", "order-workers", "seckill"),
+        Some(RDKafkaErrorCode::GroupAuthorizationFailed)
+    );
+    assert_eq!(
+        joins(
+            "order-worker",
+            "worker-pw",
+            "inference-workers",
+            "inference.requests"
+        ),
+        Some(RDKafkaErrorCode::GroupAuthorizationFailed)
+    );
     db.drop_db().await;
 }

@@ -79,7 +79,7 @@ fuzz_target!(|data: &[u8]| {
         // not only their refusals; the broker's topic and partition caps bound what
         // auto-creation and CreatePartitions can make of random input.
         let ctx = protocol::RequestContext {
-            admin: true,
+            authorization: protocol::Authorization::Everything,
             ..Default::default()
         };
         let resp =

@@ -155,6 +155,14 @@ impl Users {
         self.by_name.is_empty()
     }
 
+    /// Names of the users of role admin (the authorizer's super users).
+    pub fn admins(&self) -> impl Iterator<Item = &str> {
+        self.by_name
+            .iter()
+            .filter(|(_, u)| u.role == Role::Admin)
+            .map(|(n, _)| n.as_str())
+    }
+
     pub(crate) fn get(&self, name: &str) -> Option<&User> {
         self.by_name.get(name)
     }

@@ -7,7 +7,9 @@ use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::configs;
+use super::Need;
 use super::{off_runtime, RequestContext};
+use crate::acl::Operation;
 use crate::state::Broker;
 use std::sync::Arc;
 
@@ -25,7 +27,24 @@ pub(crate) async fn handle(
 }
 
 /// A non-admin's request (SASL on): every resource refused, as Kafka's authorizer answers.
-pub(crate) fn denied(_version: i16, req: AlterConfigsRequest) -> AlterConfigsResponse {
+pub(crate) fn needs(_broker: &Broker, req: &AlterConfigsRequest) -> Vec<Need> {
+    req.resources
+        .iter()
+        .map(|r| {
+            configs::need(
+                Operation::AlterConfigs,
+                r.resource_type,
+                r.resource_name.as_str(),
+            )
+        })
+        .collect()
+}
+
+pub(crate) fn denied(
+    _version: i16,
+    req: AlterConfigsRequest,
+    _lacking: &Need,
+) -> AlterConfigsResponse {
     let mut resp = AlterConfigsResponse::default();
     for res in req.resources {
         let (code, message) = configs::denied(res.resource_type);

@@ -319,18 +319,29 @@ pub(crate) fn answer(outcome: Result<(), ConfigError>) -> (i16, Option<StrBytes>
     }
 }
 
-/// What a non-admin gets for altering a resource (SASL on): Kafka's authorizer codes.
+/// What a caller the ACLs refuse gets for a config resource: Kafka's authorizer codes.
 pub(crate) fn denied(resource_type: i8) -> (i16, &'static str) {
     if resource_type == BROKER {
         (
             kafka_protocol::ResponseError::ClusterAuthorizationFailed.code(),
-            "Authorization failed: altering broker configs needs an admin user",
+            "Authorization failed: no ACL allows this on the cluster",
         )
     } else {
         (
             kafka_protocol::ResponseError::TopicAuthorizationFailed.code(),
-            "Authorization failed: altering topic configs needs an admin user",
+            "Authorization failed: no ACL allows this on the topic",
         )
+    }
+}
+
+/// What reading or altering the configs of a resource needs: `op` on the cluster for a broker
+/// resource, on the topic for a topic.
+pub(crate) fn need(op: crate::acl::Operation, resource_type: i8, name: &str) -> super::Need {
+    use crate::acl::{ResourceType, CLUSTER};
+    if resource_type == BROKER {
+        vec![(op, ResourceType::Cluster, CLUSTER.to_string())]
+    } else {
+        vec![(op, ResourceType::Topic, name.to_string())]
     }
 }
 

@@ -9,6 +9,8 @@ use kafka_protocol::ResponseError;
 
 use super::error::{topic_error_code, NONE};
 use super::{off_runtime, RequestContext};
+use super::{on_each, Need};
+use crate::acl::{Operation, ResourceType};
 use crate::state::Broker;
 use crate::topics::{TopicError, MAX_PARTITIONS};
 use std::sync::Arc;
@@ -27,14 +29,26 @@ pub(crate) async fn handle(
 }
 
 /// A non-admin's request (SASL on): every topic refused with TOPIC_AUTHORIZATION_FAILED.
-pub(crate) fn denied(_version: i16, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
+pub(crate) fn needs(_broker: &Broker, req: &CreatePartitionsRequest) -> Vec<Need> {
+    on_each(
+        Operation::Alter,
+        ResourceType::Topic,
+        req.topics.iter().map(|t| t.name.0.as_str()),
+    )
+}
+
+pub(crate) fn denied(
+    _version: i16,
+    req: CreatePartitionsRequest,
+    _lacking: &Need,
+) -> CreatePartitionsResponse {
     let mut resp = CreatePartitionsResponse::default();
     for t in req.topics {
         let mut r = CreatePartitionsTopicResult::default();
         r.name = t.name;
         r.error_code = ResponseError::TopicAuthorizationFailed.code();
         r.error_message = Some(StrBytes::from_static_str(
-            "Authorization failed: adding partitions needs an admin user",
+            "Authorization failed: adding partitions is not allowed by the ACLs",
         ));
         resp.results.push(r);
     }

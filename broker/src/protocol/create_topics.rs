@@ -9,7 +9,9 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::error::{topic_error_code, NONE};
+use super::Need;
 use super::{off_runtime, RequestContext};
+use crate::acl::{Operation, ResourceType, CLUSTER};
 use crate::state::Broker;
 use crate::topics::validate_topic_name;
 use std::sync::Arc;
@@ -30,7 +32,28 @@ pub(crate) async fn handle(
 
 /// The answer for a caller that may not create topics: TOPIC_AUTHORIZATION_FAILED (29) for each
 /// topic, as Kafka answers without the CREATE permission.
-pub(crate) fn denied(version: i16, req: CreateTopicsRequest) -> CreateTopicsResponse {
+/// CREATE on the cluster, or on each topic (Kafka's rule).
+pub(crate) fn needs(_broker: &Broker, req: &CreateTopicsRequest) -> Vec<Need> {
+    req.topics
+        .iter()
+        .map(|t| {
+            vec![
+                (
+                    Operation::Create,
+                    ResourceType::Cluster,
+                    CLUSTER.to_string(),
+                ),
+                (Operation::Create, ResourceType::Topic, t.name.0.to_string()),
+            ]
+        })
+        .collect()
+}
+
+pub(crate) fn denied(
+    version: i16,
+    req: CreateTopicsRequest,
+    _lacking: &Need,
+) -> CreateTopicsResponse {
     let mut resp = CreateTopicsResponse::default();
     for t in req.topics {
         let mut r = CreatableTopicResult::default();
@@ -40,7 +63,7 @@ pub(crate) fn denied(version: i16, req: CreateTopicsRequest) -> CreateTopicsResp
         r.error_code = ResponseError::TopicAuthorizationFailed.code();
         if version >= 1 {
             r.error_message = Some(StrBytes::from_static_str(
-                "Authorization failed: creating topics needs an admin user",
+                "Authorization failed: creating topics is not allowed by the ACLs",
             ));
         }
         resp.topics.push(r);

@@ -6,6 +6,8 @@ use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 
 use super::error::group_result_code;
 use super::RequestContext;
+use super::{on_each, Need};
+use crate::acl::{Operation, ResourceType};
 use crate::state::Broker;
 use std::sync::Arc;
 
@@ -27,7 +29,19 @@ pub(crate) async fn handle(
 }
 
 /// A non-admin's request (SASL on): every group refused with GROUP_AUTHORIZATION_FAILED.
-pub(crate) fn denied(_version: i16, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
+pub(crate) fn needs(_broker: &Broker, req: &DeleteGroupsRequest) -> Vec<Need> {
+    on_each(
+        Operation::Delete,
+        ResourceType::Group,
+        req.groups_names.iter().map(|g| g.0.as_str()),
+    )
+}
+
+pub(crate) fn denied(
+    _version: i16,
+    req: DeleteGroupsRequest,
+    _lacking: &Need,
+) -> DeleteGroupsResponse {
     let mut resp = DeleteGroupsResponse::default();
     for id in req.groups_names {
         let mut r = DeletableGroupResult::default();

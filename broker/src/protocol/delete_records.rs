@@ -10,6 +10,8 @@ use kafka_protocol::ResponseError;
 
 use super::error::{log_error_code, unknown_topic, NONE};
 use super::{off_runtime, RequestContext};
+use super::{on_each, Need};
+use crate::acl::{Operation, ResourceType};
 use crate::state::Broker;
 use std::sync::Arc;
 
@@ -29,7 +31,19 @@ pub(crate) async fn handle(
 }
 
 /// A non-admin's request (SASL on): every partition refused with TOPIC_AUTHORIZATION_FAILED.
-pub(crate) fn denied(_version: i16, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+pub(crate) fn needs(_broker: &Broker, req: &DeleteRecordsRequest) -> Vec<Need> {
+    on_each(
+        Operation::Delete,
+        ResourceType::Topic,
+        req.topics.iter().map(|t| t.name.0.as_str()),
+    )
+}
+
+pub(crate) fn denied(
+    _version: i16,
+    req: DeleteRecordsRequest,
+    _lacking: &Need,
+) -> DeleteRecordsResponse {
     every_partition(req, ResponseError::TopicAuthorizationFailed.code())
 }
 

@@ -6,7 +6,9 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::error::{topic_error_code, NONE};
+use super::Need;
 use super::{off_runtime, RequestContext};
+use crate::acl::{Operation, ResourceType};
 use crate::state::Broker;
 use std::sync::Arc;
 
@@ -40,7 +42,37 @@ fn asked(version: i16, req: DeleteTopicsRequest) -> Vec<(Option<TopicName>, uuid
 
 /// The answer for a caller that may not delete topics: TOPIC_AUTHORIZATION_FAILED (29) for each
 /// topic, named as it was asked for, as Kafka answers without the DELETE permission.
-pub(crate) fn denied(version: i16, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
+/// DELETE on each topic; one named by id only is looked up (an unknown id needs DELETE on
+/// every topic, so nothing is revealed about it).
+pub(crate) fn needs(broker: &Broker, req: &DeleteTopicsRequest) -> Vec<Need> {
+    let names: Vec<String> = if req.topics.is_empty() {
+        req.topic_names.iter().map(|n| n.0.to_string()).collect()
+    } else {
+        req.topics
+            .iter()
+            .map(|t| match &t.name {
+                Some(n) => n.0.to_string(),
+                None => broker
+                    .topics
+                    .list()
+                    .into_iter()
+                    .find(|x| x.id == t.topic_id)
+                    .map(|x| x.name.clone())
+                    .unwrap_or_else(|| "*".to_string()),
+            })
+            .collect()
+    };
+    names
+        .into_iter()
+        .map(|n| vec![(Operation::Delete, ResourceType::Topic, n)])
+        .collect()
+}
+
+pub(crate) fn denied(
+    version: i16,
+    req: DeleteTopicsRequest,
+    _lacking: &Need,
+) -> DeleteTopicsResponse {
     let mut resp = DeleteTopicsResponse::default();
     for (name, id) in asked(version, req) {
         let mut r = DeletableTopicResult::default();
@@ -49,7 +81,7 @@ pub(crate) fn denied(version: i16, req: DeleteTopicsRequest) -> DeleteTopicsResp
         r.error_code = ResponseError::TopicAuthorizationFailed.code();
         if version >= 5 {
             r.error_message = Some(StrBytes::from_static_str(
-                "Authorization failed: deleting topics needs an admin user",
+                "Authorization failed: deleting topics is not allowed by the ACLs",
             ));
         }
         resp.responses.push(r);

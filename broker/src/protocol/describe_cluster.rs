@@ -7,7 +7,24 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::error::NONE;
 use super::RequestContext;
+use super::{on_cluster, Need};
+use crate::acl::Operation;
 use crate::state::Broker;
+/// DESCRIBE on the cluster.
+pub(crate) fn needs(_broker: &Broker, _req: &DescribeClusterRequest) -> Vec<Need> {
+    on_cluster(Operation::Describe)
+}
+
+pub(crate) fn denied(
+    _version: i16,
+    _req: DescribeClusterRequest,
+    _lacking: &Need,
+) -> DescribeClusterResponse {
+    let mut resp = DescribeClusterResponse::default();
+    resp.error_code = kafka_protocol::ResponseError::ClusterAuthorizationFailed.code();
+    resp.controller_id = BrokerId(-1);
+    resp
+}
 
 pub(crate) fn handle(
     broker: &Broker,

@@ -8,9 +8,43 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::configs::{self, ConfigError, Resource};
 use super::error::{config_error_code, NONE};
+use super::Need;
 use super::RequestContext;
+use crate::acl::Operation;
 use crate::state::Broker;
 use crate::topics::TopicError;
+/// DESCRIBE_CONFIGS on each resource (the cluster for the broker's).
+pub(crate) fn needs(_broker: &Broker, req: &DescribeConfigsRequest) -> Vec<Need> {
+    req.resources
+        .iter()
+        .map(|r| {
+            configs::need(
+                Operation::DescribeConfigs,
+                r.resource_type,
+                r.resource_name.as_str(),
+            )
+        })
+        .collect()
+}
+
+pub(crate) fn denied(
+    _version: i16,
+    req: DescribeConfigsRequest,
+    _lacking: &Need,
+) -> DescribeConfigsResponse {
+    use kafka_protocol::messages::describe_configs_response::DescribeConfigsResult;
+    let mut resp = DescribeConfigsResponse::default();
+    for r in req.resources {
+        let (code, message) = configs::denied(r.resource_type);
+        let mut d = DescribeConfigsResult::default();
+        d.resource_type = r.resource_type;
+        d.resource_name = r.resource_name;
+        d.error_code = code;
+        d.error_message = Some(kafka_protocol::protocol::StrBytes::from_static_str(message));
+        resp.results.push(d);
+    }
+    resp
+}
 
 pub(crate) fn handle(
     broker: &Broker,

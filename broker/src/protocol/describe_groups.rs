@@ -4,8 +4,35 @@
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 
+use super::{on_each, Need};
 use super::{str_bytes as s, RequestContext};
+use crate::acl::{Operation, ResourceType};
 use crate::state::Broker;
+/// DESCRIBE on each group.
+pub(crate) fn needs(_broker: &Broker, req: &DescribeGroupsRequest) -> Vec<Need> {
+    on_each(
+        Operation::Describe,
+        ResourceType::Group,
+        req.groups.iter().map(|g| g.0.as_str()),
+    )
+}
+
+pub(crate) fn denied(
+    _version: i16,
+    req: DescribeGroupsRequest,
+    _lacking: &Need,
+) -> DescribeGroupsResponse {
+    use kafka_protocol::messages::describe_groups_response::DescribedGroup;
+    let mut resp = DescribeGroupsResponse::default();
+    for g in req.groups {
+        let mut d = DescribedGroup::default();
+        d.group_id = g;
+        d.error_code = kafka_protocol::ResponseError::GroupAuthorizationFailed.code();
+        d.authorized_operations = i32::MIN;
+        resp.groups.push(d);
+    }
+    resp
+}
 
 pub(crate) fn handle(
     broker: &Broker,

@@ -9,8 +9,25 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::error::NONE;
 use super::RequestContext;
+use super::{on_cluster, Need};
+use crate::acl::Operation;
 use crate::state::Broker;
 use crate::topics::Topic;
+/// DESCRIBE on the cluster.
+pub(crate) fn needs(_broker: &Broker, _req: &DescribeLogDirsRequest) -> Vec<Need> {
+    on_cluster(Operation::Describe)
+}
+
+/// CLUSTER_AUTHORIZATION_FAILED (v3+; before, an empty answer, as Kafka gives).
+pub(crate) fn denied(
+    _version: i16,
+    _req: DescribeLogDirsRequest,
+    _lacking: &Need,
+) -> DescribeLogDirsResponse {
+    let mut resp = DescribeLogDirsResponse::default();
+    resp.error_code = kafka_protocol::ResponseError::ClusterAuthorizationFailed.code();
+    resp
+}
 
 pub(crate) fn handle(
     broker: &Broker,

@@ -23,6 +23,7 @@ use tokio::time::Instant;
 
 use super::error::{log_error_code, unknown_topic, NONE};
 use super::{off_runtime, RequestContext};
+use crate::acl::Operation;
 use crate::state::Broker;
 
 /// Longest wait honoured, whatever the client asks (Kafka clients use 500 ms by default).
@@ -30,7 +31,7 @@ const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     version: i16,
     req: FetchRequest,
 ) -> FetchResponse {
@@ -41,12 +42,24 @@ pub(crate) async fn handle(
     }
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
     let deadline = Instant::now() + wait;
-    let repeated: Arc<Vec<(String, i32)>> = Arc::new(
-        listed_more_than_once(&req)
-            .into_iter()
-            .map(|(t, p)| (t.to_string(), p))
-            .collect(),
-    );
+    // Partitions answered with an error and never read: those listed twice, and those of
+    // topics the caller may not READ.
+    let mut refused: Vec<(String, i32, i16)> = listed_more_than_once(&req)
+        .into_iter()
+        .map(|(t, p)| (t.to_string(), p, ResponseError::InvalidRequest.code()))
+        .collect();
+    for t in &req.topics {
+        if !ctx.on_topic(Operation::Read, t.topic.0.as_str()) {
+            refused.extend(t.partitions.iter().map(|p| {
+                (
+                    t.topic.0.to_string(),
+                    p.partition,
+                    ResponseError::TopicAuthorizationFailed.code(),
+                )
+            }));
+        }
+    }
+    let repeated = Arc::new(refused);
     let req = Arc::new(req);
     loop {
         // Subscribe before reading, so an append between the read and the wait is not missed.
@@ -86,8 +99,16 @@ pub(crate) async fn handle(
     }
 }
 
-fn is_repeated(repeated: &[(String, i32)], topic: &str, partition: i32) -> bool {
-    repeated.iter().any(|(t, p)| t == topic && *p == partition)
+/// The error a refused partition is answered with, if it is one.
+fn refused_code(refused: &[(String, i32, i16)], topic: &str, partition: i32) -> Option<i16> {
+    refused
+        .iter()
+        .find(|(t, p, _)| t == topic && *p == partition)
+        .map(|(_, _, code)| *code)
+}
+
+fn is_repeated(refused: &[(String, i32, i16)], topic: &str, partition: i32) -> bool {
+    refused_code(refused, topic, partition).is_some()
 }
 
 /// One [`build`] pass: in place when everything it reads is in the page cache (the usual case:
@@ -96,7 +117,7 @@ fn is_repeated(repeated: &[(String, i32)], topic: &str, partition: i32) -> bool 
 async fn read_pass(
     broker: &Arc<Broker>,
     req: &Arc<FetchRequest>,
-    repeated: &Arc<Vec<(String, i32)>>,
+    repeated: &Arc<Vec<(String, i32, i16)>>,
 ) -> (FetchResponse, usize, bool) {
     if let Some(done) = build(broker, req, repeated, true) {
         return done;
@@ -142,7 +163,7 @@ fn listed_more_than_once(req: &FetchRequest) -> Vec<(&str, i32)> {
 fn build(
     broker: &Broker,
     req: &FetchRequest,
-    repeated: &[(String, i32)],
+    repeated: &[(String, i32, i16)],
     cached_only: bool,
 ) -> Option<(FetchResponse, usize, bool)> {
     let mut resp = FetchResponse::default();
@@ -166,8 +187,8 @@ fn build(
             pd.preferred_read_replica = kafka_protocol::messages::BrokerId(-1);
             pd.aborted_transactions = Some(Vec::new());
             pd.records = Some(Bytes::new());
-            if is_repeated(repeated, t.topic.0.as_str(), p.partition) {
-                pd.error_code = ResponseError::InvalidRequest.code();
+            if let Some(code) = refused_code(repeated, t.topic.0.as_str(), p.partition) {
+                pd.error_code = code;
                 errors = true;
                 tr.partitions.push(pd);
                 continue;

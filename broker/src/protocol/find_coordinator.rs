@@ -13,7 +13,9 @@ use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinator
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use super::Need;
 use super::RequestContext;
+use crate::acl::{Operation, ResourceType};
 use crate::state::Broker;
 
 const GROUP_KEY: i8 = 0;
@@ -21,6 +23,42 @@ const TRANSACTION_KEY: i8 = 1;
 /// The error message (v1+) beside TRANSACTIONAL_ID_AUTHORIZATION_FAILED: the code alone would
 /// suggest missing ACLs.
 const NO_TRANSACTIONS: &str = "transactions are not supported by this broker";
+/// DESCRIBE on each group asked for (transactional ids are refused in `handle` anyway).
+pub(crate) fn needs(_broker: &Broker, req: &FindCoordinatorRequest) -> Vec<Need> {
+    if req.key_type != 0 {
+        return Vec::new();
+    }
+    let keys: Vec<&str> = if req.coordinator_keys.is_empty() {
+        vec![req.key.as_str()]
+    } else {
+        req.coordinator_keys.iter().map(|k| k.as_str()).collect()
+    };
+    keys.into_iter()
+        .map(|k| vec![(Operation::Describe, ResourceType::Group, k.to_string())])
+        .collect()
+}
+
+/// GROUP_AUTHORIZATION_FAILED, at the top (v0-3) and for each key (v4+).
+pub(crate) fn denied(
+    _version: i16,
+    req: FindCoordinatorRequest,
+    _lacking: &Need,
+) -> FindCoordinatorResponse {
+    use kafka_protocol::messages::find_coordinator_response::Coordinator;
+    let mut resp = FindCoordinatorResponse::default();
+    resp.error_code = kafka_protocol::ResponseError::GroupAuthorizationFailed.code();
+    resp.node_id = kafka_protocol::messages::BrokerId(-1);
+    resp.port = -1;
+    for key in req.coordinator_keys {
+        let mut c = Coordinator::default();
+        c.key = key;
+        c.node_id = kafka_protocol::messages::BrokerId(-1);
+        c.port = -1;
+        c.error_code = kafka_protocol::ResponseError::GroupAuthorizationFailed.code();
+        resp.coordinators.push(c);
+    }
+    resp
+}
 
 pub(crate) fn handle(
     broker: &Broker,

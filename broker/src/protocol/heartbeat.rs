@@ -3,8 +3,24 @@
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
 use super::error::group_result_code;
+use super::Need;
 use super::RequestContext;
+use crate::acl::{Operation, ResourceType};
 use crate::state::Broker;
+/// READ on the group (Kafka's rule for every group membership request).
+pub(crate) fn needs(_broker: &Broker, req: &HeartbeatRequest) -> Vec<Need> {
+    vec![vec![(
+        Operation::Read,
+        ResourceType::Group,
+        req.group_id.0.to_string(),
+    )]]
+}
+
+pub(crate) fn denied(_version: i16, _req: HeartbeatRequest, _lacking: &Need) -> HeartbeatResponse {
+    let mut resp = HeartbeatResponse::default();
+    resp.error_code = kafka_protocol::ResponseError::GroupAuthorizationFailed.code();
+    resp
+}
 
 pub(crate) fn handle(
     broker: &Broker,

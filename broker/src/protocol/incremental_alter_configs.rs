@@ -8,7 +8,9 @@ use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterC
 use kafka_protocol::protocol::StrBytes;
 
 use super::configs;
+use super::Need;
 use super::{off_runtime, RequestContext};
+use crate::acl::Operation;
 use crate::state::Broker;
 use std::sync::Arc;
 
@@ -26,9 +28,23 @@ pub(crate) async fn handle(
 }
 
 /// A non-admin's request (SASL on): every resource refused, as Kafka's authorizer answers.
+pub(crate) fn needs(_broker: &Broker, req: &IncrementalAlterConfigsRequest) -> Vec<Need> {
+    req.resources
+        .iter()
+        .map(|r| {
+            configs::need(
+                Operation::AlterConfigs,
+                r.resource_type,
+                r.resource_name.as_str(),
+            )
+        })
+        .collect()
+}
+
 pub(crate) fn denied(
     _version: i16,
     req: IncrementalAlterConfigsRequest,
+    _lacking: &Need,
 ) -> IncrementalAlterConfigsResponse {
     let mut resp = IncrementalAlterConfigsResponse::default();
     for res in req.resources {

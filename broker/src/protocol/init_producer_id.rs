@@ -9,12 +9,13 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 use kafka_protocol::ResponseError;
 
 use super::{off_runtime, RequestContext};
+use crate::acl::{Operation, ResourceType, CLUSTER};
 use crate::state::Broker;
 use std::sync::Arc;
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     version: i16,
     req: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
@@ -23,6 +24,14 @@ pub(crate) async fn handle(
     resp.producer_epoch = -1;
     if req.transactional_id.is_some() {
         resp.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
+        return resp;
+    }
+    // An idempotent producer needs IDEMPOTENT_WRITE on the cluster, or WRITE on some topic
+    // (KIP-679, Kafka 3.0+).
+    if !ctx.allows(Operation::IdempotentWrite, ResourceType::Cluster, CLUSTER)
+        && !ctx.allows_some(Operation::Write, ResourceType::Topic)
+    {
+        resp.error_code = ResponseError::ClusterAuthorizationFailed.code();
         return resp;
     }
     if version >= 3

@@ -5,12 +5,28 @@ use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::error::{group_error_code, NONE};
+use super::Need;
 use super::RequestContext;
+use crate::acl::{Operation, ResourceType};
 use crate::group::JoinRequest;
 use crate::state::Broker;
 
 fn s(v: String) -> StrBytes {
     StrBytes::from_string(v)
+}
+/// READ on the group (Kafka's rule for every group membership request).
+pub(crate) fn needs(_broker: &Broker, req: &JoinGroupRequest) -> Vec<Need> {
+    vec![vec![(
+        Operation::Read,
+        ResourceType::Group,
+        req.group_id.0.to_string(),
+    )]]
+}
+
+pub(crate) fn denied(_version: i16, _req: JoinGroupRequest, _lacking: &Need) -> JoinGroupResponse {
+    let mut resp = JoinGroupResponse::default();
+    resp.error_code = kafka_protocol::ResponseError::GroupAuthorizationFailed.code();
+    resp
 }
 
 pub(crate) async fn handle(

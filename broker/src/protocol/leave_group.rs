@@ -5,8 +5,28 @@ use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
 use super::error::{group_result_code, NONE};
+use super::Need;
 use super::RequestContext;
+use crate::acl::{Operation, ResourceType};
 use crate::state::Broker;
+/// READ on the group (Kafka's rule for every group membership request).
+pub(crate) fn needs(_broker: &Broker, req: &LeaveGroupRequest) -> Vec<Need> {
+    vec![vec![(
+        Operation::Read,
+        ResourceType::Group,
+        req.group_id.0.to_string(),
+    )]]
+}
+
+pub(crate) fn denied(
+    _version: i16,
+    _req: LeaveGroupRequest,
+    _lacking: &Need,
+) -> LeaveGroupResponse {
+    let mut resp = LeaveGroupResponse::default();
+    resp.error_code = kafka_protocol::ResponseError::GroupAuthorizationFailed.code();
+    resp
+}
 
 pub(crate) fn handle(
     broker: &Broker,

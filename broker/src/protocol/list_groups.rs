@@ -4,15 +4,18 @@ use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 
 use super::{str_bytes as s, RequestContext};
+use crate::acl::{Operation, ResourceType, CLUSTER};
 use crate::state::Broker;
 
 pub(crate) fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     _version: i16,
     req: ListGroupsRequest,
 ) -> ListGroupsResponse {
     let mut resp = ListGroupsResponse::default();
+    // DESCRIBE on the cluster lists every group; otherwise those the caller may DESCRIBE.
+    let all = ctx.allows(Operation::Describe, ResourceType::Cluster, CLUSTER);
     resp.groups = broker
         .groups
         .describe_all()
@@ -20,6 +23,7 @@ pub(crate) fn handle(
         .filter(|g| {
             req.states_filter.is_empty() || req.states_filter.iter().any(|f| f.as_str() == g.state)
         })
+        .filter(|g| all || ctx.allows(Operation::Describe, ResourceType::Group, &g.id))
         .map(|g| {
             let mut l = ListedGroup::default();
             l.group_id = GroupId(s(&g.id));

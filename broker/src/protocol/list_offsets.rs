@@ -15,6 +15,8 @@ use kafka_protocol::ResponseError;
 
 use super::error::{log_error_code, unknown_topic, NONE};
 use super::{off_runtime, RequestContext};
+use super::{on_each, Need};
+use crate::acl::{Operation, ResourceType};
 use crate::log::batch::LEADER_EPOCH;
 use crate::state::Broker;
 use std::sync::Arc;
@@ -24,6 +26,41 @@ const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
+/// DESCRIBE on each topic.
+pub(crate) fn needs(_broker: &Broker, req: &ListOffsetsRequest) -> Vec<Need> {
+    on_each(
+        Operation::Describe,
+        ResourceType::Topic,
+        req.topics.iter().map(|t| t.name.0.as_str()),
+    )
+}
+
+/// Every partition TOPIC_AUTHORIZATION_FAILED.
+pub(crate) fn denied(
+    _version: i16,
+    req: ListOffsetsRequest,
+    _lacking: &Need,
+) -> ListOffsetsResponse {
+    use kafka_protocol::messages::list_offsets_response::{
+        ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+    };
+    let mut resp = ListOffsetsResponse::default();
+    for t in req.topics {
+        let mut tr = ListOffsetsTopicResponse::default();
+        tr.name = t.name;
+        for p in t.partitions {
+            let mut pr = ListOffsetsPartitionResponse::default();
+            pr.partition_index = p.partition_index;
+            pr.error_code = kafka_protocol::ResponseError::TopicAuthorizationFailed.code();
+            pr.timestamp = -1;
+            pr.offset = -1;
+            pr.leader_epoch = -1;
+            tr.partitions.push(pr);
+        }
+        resp.topics.push(tr);
+    }
+    resp
+}
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,

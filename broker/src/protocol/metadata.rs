@@ -10,6 +10,7 @@ use kafka_protocol::ResponseError;
 
 use super::error::{topic_error_code, NONE};
 use super::{off_runtime, RequestContext};
+use crate::acl::{Operation, ResourceType, CLUSTER};
 use crate::state::Broker;
 use crate::topics::{validate_topic_name, Topic, TopicError};
 use std::sync::Arc;
@@ -37,29 +38,47 @@ pub(crate) async fn handle(
         Some(t) => t.is_empty() && version == 0,
     };
     if all {
+        // Every topic the caller may DESCRIBE; the others are left out, as Kafka does.
         resp.topics = broker
             .topics
             .list()
             .iter()
+            .filter(|t| ctx.on_topic(Operation::Describe, &t.name))
             .map(|t| topic_entry(broker, t))
             .collect();
         return resp;
     }
-    // Clients older than v4 cannot say; Kafka treats them as allowing creation. Creating a
-    // topic is an admin act: with SASL on, a non-admin asking for an unknown topic gets
-    // UNKNOWN_TOPIC_OR_PARTITION, as with auto-creation off (Kafka needs CREATE for it too).
-    let allow_create = broker.config.auto_create_topics
-        && ctx.admin
-        && (version < 4 || req.allow_auto_topic_creation);
+    // Clients older than v4 cannot say; Kafka treats them as allowing creation. Creating needs
+    // CREATE on the cluster or the topic: without it an unknown topic is
+    // UNKNOWN_TOPIC_OR_PARTITION, as with auto-creation off.
+    let may_create =
+        broker.config.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
+    let create_on_cluster = ctx.allows(Operation::Create, ResourceType::Cluster, CLUSTER);
     for requested in req.topics.unwrap_or_default() {
         let entry = match requested.name {
-            Some(name) => by_name(broker, name.0.as_str(), allow_create).await,
+            // A topic the caller may not DESCRIBE is TOPIC_AUTHORIZATION_FAILED whether it
+            // exists or not, so its existence is not revealed.
+            Some(name) if !ctx.on_topic(Operation::Describe, name.0.as_str()) => error_entry(
+                Some(name),
+                Default::default(),
+                ResponseError::TopicAuthorizationFailed.code(),
+            ),
+            Some(name) => {
+                let allow_create = may_create
+                    && (create_on_cluster || ctx.on_topic(Operation::Create, name.0.as_str()));
+                by_name(broker, name.0.as_str(), allow_create).await
+            }
             None => match broker
                 .topics
                 .list()
                 .into_iter()
                 .find(|t| t.id == requested.topic_id)
             {
+                Some(t) if !ctx.on_topic(Operation::Describe, &t.name) => error_entry(
+                    None,
+                    requested.topic_id,
+                    ResponseError::TopicAuthorizationFailed.code(),
+                ),
                 Some(t) => topic_entry(broker, &t),
                 None => error_entry(
                     None,

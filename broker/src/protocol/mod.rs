@@ -5,11 +5,14 @@
 mod alter_configs;
 mod api_versions;
 mod configs;
+mod create_acls;
 mod create_partitions;
 mod create_topics;
+mod delete_acls;
 mod delete_groups;
 mod delete_records;
 mod delete_topics;
+mod describe_acls;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
@@ -43,6 +46,7 @@ pub use kafka_protocol::messages::ApiKey;
 
 use std::sync::Arc;
 
+use crate::acl::{Authorizer, Caller, Operation, ResourceType};
 use crate::listeners::Endpoint;
 use crate::state::Broker;
 
@@ -101,11 +105,13 @@ pub(crate) struct ApiSpec {
 /// return `None` (no answer at all: Produce with acks=0), `connection` that the connection
 /// answers it itself (SASL: it owns the authentication state).
 ///
-/// Authorization is one attribute per row: `admin` after the module makes the API admin-only.
-/// For a caller that is not an admin (see [`RequestContext::admin`]) the dispatch answers with
-/// the module's `denied(version, request)` instead of calling `handle`; that function builds the
-/// API's own answer with TOPIC_AUTHORIZATION_FAILED or CLUSTER_AUTHORIZATION_FAILED where the
-/// API's response puts errors. So a new admin API is the word `admin` plus its `denied`.
+/// Authorization (the ACLs, `crate::acl`) is one attribute per row. `acl` after the module: the
+/// module's `needs(&request)` lists what the request needs (an operation on a resource, or one
+/// of several), and a caller lacking any of it gets the module's `denied(version, request)`
+/// instead of `handle`: the API's own answer with TOPIC_, GROUP_ or CLUSTER_AUTHORIZATION_FAILED
+/// where its response puts errors. Such a request is refused whole. The APIs without the word
+/// check per topic inside `handle` (Produce, Fetch and Metadata serve the topics allowed beside
+/// errors for the others, as Kafka does), or need nothing (ApiVersions, the SASL APIs).
 macro_rules! kafka_apis {
     ($( $api:ident $min:literal ..= $max:literal $(parsed from $parse:literal)? => $how:ident $module:ident $($admin:ident)? ),* $(,)?) => {
         /// Every API this broker serves, in ApiVersions order.
@@ -130,7 +136,7 @@ macro_rules! kafka_apis {
         ) -> Option<ResponseKind> {
             match body {
                 $( RequestKind::$api(r) => {
-                    kafka_apis!(@guard ctx version r $module $($admin)?);
+                    kafka_apis!(@guard broker ctx version r $module $($admin)?);
                     kafka_apis!(@call $how $module (broker, ctx, version, r))
                 } )*
                 other => {
@@ -145,11 +151,12 @@ macro_rules! kafka_apis {
     (@parse $min:literal $parse:literal) => { $parse };
     (@sasl connection) => { true };
     (@sasl $how:ident) => { false };
-    (@guard $ctx:ident $version:ident $r:ident $module:ident) => {};
-    (@guard $ctx:ident $version:ident $r:ident $module:ident admin) => {
-        if !$ctx.admin {
-            tracing::info!(principal = %$ctx.principal, api = stringify!($module), "admin API refused to a non-admin");
-            return Some(ResponseKind::from($module::denied($version, $r)));
+    (@guard $broker:ident $ctx:ident $version:ident $r:ident $module:ident) => {};
+    (@guard $broker:ident $ctx:ident $version:ident $r:ident $module:ident acl) => {
+        if let Some(need) = $ctx.lacks(&$module::needs($broker, &$r)) {
+            tracing::info!(principal = %$ctx.principal, api = stringify!($module), ?need, "refused by the ACLs");
+            let lacking = need.clone();
+            return Some(ResponseKind::from($module::denied($version, $r, &lacking)));
         }
     };
     (@call sync $module:ident $args:tt) => { Some(ResponseKind::from($module::handle $args)) };
@@ -168,35 +175,39 @@ macro_rules! kafka_apis {
 // Produce v0 (KAFKA-18659; see docs/kafka-compat.md). The other lower bounds are the oldest
 // versions the `kafka-protocol` codec parses. SaslHandshake likewise is advertised from v0 but
 // only v1 is served: librdkafka before 2.11 enables SASL handshakes only when the range contains
-// v0 (a point check), then uses v1 (protocol/sasl_handshake.rs). `admin`: only admins may call it when SASL is on.
+// v0 (a point check), then uses v1 (protocol/sasl_handshake.rs). `acl`: the request is checked
+// against the ACLs as a whole before it runs (see `kafka_apis!`).
 kafka_apis! {
     Produce              0..=10 parsed from 3 => optional produce,
     Fetch                4..=12               => async fetch,
-    ListOffsets          1..=10               => async list_offsets,
+    ListOffsets          1..=10               => async list_offsets acl,
     Metadata             0..=12               => async metadata,
     ApiVersions          0..=4                => sync api_versions,
-    CreateTopics         2..=7                => async create_topics admin,
-    DeleteTopics         1..=6                => async delete_topics admin,
+    CreateTopics         2..=7                => async create_topics acl,
+    DeleteTopics         1..=6                => async delete_topics acl,
     InitProducerId       0..=4                => async init_producer_id,
-    OffsetForLeaderEpoch 2..=4                => sync offset_for_leader_epoch,
-    OffsetCommit         2..=9                => async offset_commit,
-    OffsetFetch          1..=9                => sync offset_fetch,
-    FindCoordinator      0..=4                => sync find_coordinator,
-    JoinGroup            0..=9                => async join_group,
-    Heartbeat            0..=4                => sync heartbeat,
-    LeaveGroup           0..=5                => sync leave_group,
-    SyncGroup            0..=5                => async sync_group,
-    DescribeGroups       0..=5                => sync describe_groups,
+    OffsetForLeaderEpoch 2..=4                => sync offset_for_leader_epoch acl,
+    OffsetCommit         2..=9                => async offset_commit acl,
+    OffsetFetch          1..=9                => sync offset_fetch acl,
+    FindCoordinator      0..=4                => sync find_coordinator acl,
+    JoinGroup            0..=9                => async join_group acl,
+    Heartbeat            0..=4                => sync heartbeat acl,
+    LeaveGroup           0..=5                => sync leave_group acl,
+    SyncGroup            0..=5                => async sync_group acl,
+    DescribeGroups       0..=5                => sync describe_groups acl,
     ListGroups           0..=4                => sync list_groups,
-    DescribeConfigs      1..=4                => sync describe_configs,
-    AlterConfigs         0..=2                => async alter_configs admin,
-    IncrementalAlterConfigs 0..=1             => async incremental_alter_configs admin,
-    CreatePartitions     0..=3                => async create_partitions admin,
-    DeleteRecords        0..=2                => async delete_records admin,
-    DescribeCluster      0..=2                => sync describe_cluster,
-    DescribeLogDirs      1..=4                => sync describe_log_dirs,
-    DeleteGroups         0..=2                => async delete_groups admin,
-    OffsetDelete         0..=0                => async offset_delete admin,
+    DescribeConfigs      1..=4                => sync describe_configs acl,
+    AlterConfigs         0..=2                => async alter_configs acl,
+    IncrementalAlterConfigs 0..=1             => async incremental_alter_configs acl,
+    CreatePartitions     0..=3                => async create_partitions acl,
+    DeleteRecords        0..=2                => async delete_records acl,
+    DescribeCluster      0..=2                => sync describe_cluster acl,
+    DescribeLogDirs      1..=4                => sync describe_log_dirs acl,
+    DeleteGroups         0..=2                => async delete_groups acl,
+    OffsetDelete         0..=0                => async offset_delete acl,
+    DescribeAcls         1..=3                => sync describe_acls acl,
+    CreateAcls           1..=3                => async create_acls acl,
+    DeleteAcls           1..=3                => async delete_acls acl,
     SaslHandshake        0..=1 parsed from 1  => connection sasl_handshake,
     SaslAuthenticate     0..=2                => connection sasl_authenticate,
 }
@@ -223,7 +234,7 @@ pub(crate) async fn handle_pipelined(
 ) -> Handled {
     match body {
         RequestKind::Produce(r) if r.acks != 0 => {
-            let appended = produce::append(broker, r).await;
+            let appended = produce::append(broker, ctx, r).await;
             Handled::WhenDurable(Box::pin(async move {
                 ResponseKind::from(appended.durable().await)
             }))
@@ -324,15 +335,103 @@ pub fn decode_request(mut frame: Bytes) -> Result<Request, ProtocolError> {
 pub struct RequestContext {
     pub client_id: String,
     pub client_host: String,
-    /// The authenticated user; `ANONYMOUS` when SASL is off.
+    /// Kafka's form: `User:alice`, `User:ANONYMOUS` before or without authentication, the
+    /// subject of a TLS client certificate (`User:CN=...`).
     pub principal: String,
-    /// May use the admin APIs (the `admin` rows of `kafka_apis!`) and create topics through
-    /// Metadata: an admin user, or anyone when SASL is off (the broker then trusts its network,
-    /// as it always did). `false` by default: a context built without thought is least
-    /// privileged.
-    pub admin: bool,
+    /// The client's IP address, as ACL hosts name it.
+    pub host: String,
+    /// Whose rules decide what the caller may do.
+    pub authorization: Authorization,
     /// The listener the request came in on: the address to advertise, whether SASL runs there.
     pub listener: Arc<Endpoint>,
+}
+
+/// What decides a request's rights.
+#[derive(Debug, Clone, Default)]
+pub enum Authorization {
+    /// Nothing is allowed: a context built without thought is least privileged.
+    #[default]
+    Nothing,
+    /// No authorizer runs (no SASL users configured): every client may do everything, as on a
+    /// Kafka broker without `authorizer.class.name`.
+    Everything,
+    /// The ACLs decide.
+    Acls(Arc<Authorizer>),
+}
+
+/// One thing a request needs: any one of these (operation, resource type, name) grants it
+/// (CreateTopics: CREATE on the cluster or on the topic).
+pub(crate) type Need = Vec<(Operation, ResourceType, String)>;
+
+/// `op` on each of `names` of type `rt`.
+pub(crate) fn on_each<'a>(
+    op: Operation,
+    rt: ResourceType,
+    names: impl IntoIterator<Item = &'a str>,
+) -> Vec<Need> {
+    names
+        .into_iter()
+        .map(|n| vec![(op, rt, n.to_string())])
+        .collect()
+}
+
+/// `op` on the cluster.
+pub(crate) fn on_cluster(op: Operation) -> Vec<Need> {
+    vec![vec![(
+        op,
+        ResourceType::Cluster,
+        crate::acl::CLUSTER.to_string(),
+    )]]
+}
+
+impl RequestContext {
+    /// May the caller do `op` on the resource `name` of type `rt`?
+    pub fn allows(&self, op: Operation, rt: ResourceType, name: &str) -> bool {
+        match &self.authorization {
+            Authorization::Nothing => false,
+            Authorization::Everything => true,
+            Authorization::Acls(a) => a.allows(
+                Caller {
+                    principal: &self.principal,
+                    host: &self.host,
+                },
+                op,
+                rt,
+                name,
+            ),
+        }
+    }
+
+    /// May the caller do `op` on at least some resource of type `rt` (Kafka's
+    /// authorizeByResourceType: InitProducerId with WRITE on any topic)?
+    pub fn allows_some(&self, op: Operation, rt: ResourceType) -> bool {
+        match &self.authorization {
+            Authorization::Nothing => false,
+            Authorization::Everything => true,
+            Authorization::Acls(a) => a.allows_some(
+                Caller {
+                    principal: &self.principal,
+                    host: &self.host,
+                },
+                op,
+                rt,
+            ),
+        }
+    }
+
+    /// The first of `needs` the caller lacks, if any.
+    pub(crate) fn lacks<'a>(&self, needs: &'a [Need]) -> Option<&'a Need> {
+        needs.iter().find(|any_of| {
+            !any_of
+                .iter()
+                .any(|(op, rt, name)| self.allows(*op, *rt, name))
+        })
+    }
+
+    /// May the caller do `op` on the topic `name`?
+    pub fn on_topic(&self, op: Operation, name: &str) -> bool {
+        self.allows(op, ResourceType::Topic, name)
+    }
 }
 
 /// Encodes a response frame, length prefix included.

@@ -7,8 +7,55 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
 use super::error::group_result_code;
 use super::RequestContext;
+use super::{on_each, Need};
+use crate::acl::{Operation, ResourceType};
 use crate::group::CommitRequest;
 use crate::state::Broker;
+/// READ on the group and on each topic (Kafka's rule).
+pub(crate) fn needs(_broker: &Broker, req: &OffsetCommitRequest) -> Vec<Need> {
+    let mut needs = on_each(
+        Operation::Read,
+        ResourceType::Group,
+        [req.group_id.0.as_str()],
+    );
+    needs.extend(on_each(
+        Operation::Read,
+        ResourceType::Topic,
+        req.topics.iter().map(|t| t.name.0.as_str()),
+    ));
+    needs
+}
+
+/// Every partition GROUP_AUTHORIZATION_FAILED when the group is what is lacking, else
+/// TOPIC_AUTHORIZATION_FAILED; nothing is committed.
+pub(crate) fn denied(
+    _version: i16,
+    req: OffsetCommitRequest,
+    lacking: &Need,
+) -> OffsetCommitResponse {
+    use kafka_protocol::messages::offset_commit_response::{
+        OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+    };
+    let code = if lacking.iter().any(|(_, rt, _)| *rt == ResourceType::Group) {
+        kafka_protocol::ResponseError::GroupAuthorizationFailed.code()
+    } else {
+        kafka_protocol::ResponseError::TopicAuthorizationFailed.code()
+    };
+    let mut resp = OffsetCommitResponse::default();
+    for t in req.topics {
+        let mut tr = OffsetCommitResponseTopic::default();
+        tr.name = t.name;
+        tr.topic_id = t.topic_id;
+        for p in t.partitions {
+            let mut pr = OffsetCommitResponsePartition::default();
+            pr.partition_index = p.partition_index;
+            pr.error_code = code;
+            tr.partitions.push(pr);
+        }
+        resp.topics.push(tr);
+    }
+    resp
+}
 
 pub(crate) async fn handle(
     broker: &Broker,

@@ -9,6 +9,8 @@ use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
 use super::error::{group_error_code, unknown_topic, NONE};
 use super::RequestContext;
+use super::{on_each, Need};
+use crate::acl::{Operation, ResourceType};
 use crate::group::GroupError;
 use crate::state::Broker;
 use std::sync::Arc;
@@ -61,8 +63,46 @@ pub(crate) async fn handle(
 }
 
 /// A non-admin's request (SASL on): refused as a whole with GROUP_AUTHORIZATION_FAILED.
-pub(crate) fn denied(_version: i16, _req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+/// DELETE on the group and READ on each topic (Kafka's rule).
+pub(crate) fn needs(_broker: &Broker, req: &OffsetDeleteRequest) -> Vec<Need> {
+    let mut needs = on_each(
+        Operation::Delete,
+        ResourceType::Group,
+        [req.group_id.0.as_str()],
+    );
+    needs.extend(on_each(
+        Operation::Read,
+        ResourceType::Topic,
+        req.topics.iter().map(|t| t.name.0.as_str()),
+    ));
+    needs
+}
+
+/// GROUP_AUTHORIZATION_FAILED when the group is what is lacking, else every partition of the
+/// request TOPIC_AUTHORIZATION_FAILED.
+pub(crate) fn denied(
+    _version: i16,
+    req: OffsetDeleteRequest,
+    lacking: &Need,
+) -> OffsetDeleteResponse {
+    use kafka_protocol::messages::offset_delete_response::{
+        OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+    };
     let mut resp = OffsetDeleteResponse::default();
-    resp.error_code = kafka_protocol::ResponseError::GroupAuthorizationFailed.code();
+    if lacking.iter().any(|(_, rt, _)| *rt == ResourceType::Group) {
+        resp.error_code = kafka_protocol::ResponseError::GroupAuthorizationFailed.code();
+        return resp;
+    }
+    for t in req.topics {
+        let mut tr = OffsetDeleteResponseTopic::default();
+        tr.name = t.name;
+        for p in t.partitions {
+            let mut pr = OffsetDeleteResponsePartition::default();
+            pr.partition_index = p.partition_index;
+            pr.error_code = kafka_protocol::ResponseError::TopicAuthorizationFailed.code();
+            tr.partitions.push(pr);
+        }
+        resp.topics.push(tr);
+    }
     resp
 }

@@ -8,7 +8,9 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
+use super::Need;
 use super::RequestContext;
+use crate::acl::{Operation, ResourceType};
 use crate::state::Broker;
 
 /// (topic, [(partition, offset, leader epoch, metadata)]) for a group.
@@ -50,6 +52,50 @@ fn lookup(broker: &Broker, group: &str, topics: Option<Vec<(String, Vec<i32>)>>)
 
 fn name(t: String) -> TopicName {
     TopicName(StrBytes::from_string(t))
+}
+/// DESCRIBE on each group and on each topic named (a request for every topic needs only the
+/// group).
+pub(crate) fn needs(_broker: &Broker, req: &OffsetFetchRequest) -> Vec<Need> {
+    let group = |g: &str| vec![(Operation::Describe, ResourceType::Group, g.to_string())];
+    let topic = |t: &str| vec![(Operation::Describe, ResourceType::Topic, t.to_string())];
+    let mut needs = Vec::new();
+    if req.groups.is_empty() {
+        needs.push(group(&req.group_id.0));
+        for t in req.topics.iter().flatten() {
+            needs.push(topic(&t.name.0));
+        }
+    }
+    for g in &req.groups {
+        needs.push(group(&g.group_id.0));
+        for t in g.topics.iter().flatten() {
+            needs.push(topic(&t.name.0));
+        }
+    }
+    needs
+}
+
+/// GROUP_AUTHORIZATION_FAILED, or TOPIC_AUTHORIZATION_FAILED when a topic is what is lacking
+/// (v8+: per group; before: the top-level code, v2+).
+pub(crate) fn denied(
+    _version: i16,
+    req: OffsetFetchRequest,
+    lacking: &Need,
+) -> OffsetFetchResponse {
+    use kafka_protocol::messages::offset_fetch_response::OffsetFetchResponseGroup;
+    let code = if lacking.iter().any(|(_, rt, _)| *rt == ResourceType::Group) {
+        kafka_protocol::ResponseError::GroupAuthorizationFailed.code()
+    } else {
+        kafka_protocol::ResponseError::TopicAuthorizationFailed.code()
+    };
+    let mut resp = OffsetFetchResponse::default();
+    resp.error_code = code;
+    for g in req.groups {
+        let mut gr = OffsetFetchResponseGroup::default();
+        gr.group_id = g.group_id;
+        gr.error_code = code;
+        resp.groups.push(gr);
+    }
+    resp
 }
 
 pub(crate) fn handle(

@@ -10,8 +10,44 @@ use kafka_protocol::ResponseError;
 
 use super::error::{unknown_topic, NONE};
 use super::RequestContext;
+use super::{on_each, Need};
+use crate::acl::{Operation, ResourceType};
 use crate::log::batch::LEADER_EPOCH;
 use crate::state::Broker;
+/// DESCRIBE on each topic.
+pub(crate) fn needs(_broker: &Broker, req: &OffsetForLeaderEpochRequest) -> Vec<Need> {
+    on_each(
+        Operation::Describe,
+        ResourceType::Topic,
+        req.topics.iter().map(|t| t.topic.0.as_str()),
+    )
+}
+
+/// Every partition TOPIC_AUTHORIZATION_FAILED.
+pub(crate) fn denied(
+    _version: i16,
+    req: OffsetForLeaderEpochRequest,
+    _lacking: &Need,
+) -> OffsetForLeaderEpochResponse {
+    use kafka_protocol::messages::offset_for_leader_epoch_response::{
+        EpochEndOffset, OffsetForLeaderTopicResult,
+    };
+    let mut resp = OffsetForLeaderEpochResponse::default();
+    for t in req.topics {
+        let mut tr = OffsetForLeaderTopicResult::default();
+        tr.topic = t.topic;
+        for p in t.partitions {
+            let mut pr = EpochEndOffset::default();
+            pr.partition = p.partition;
+            pr.error_code = kafka_protocol::ResponseError::TopicAuthorizationFailed.code();
+            pr.leader_epoch = -1;
+            pr.end_offset = -1;
+            tr.partitions.push(pr);
+        }
+        resp.topics.push(tr);
+    }
+    resp
+}
 
 pub(crate) fn handle(
     broker: &Broker,

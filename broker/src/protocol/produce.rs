@@ -11,6 +11,7 @@ use kafka_protocol::ResponseError;
 
 use super::error::{log_error_code, unknown_topic, NONE};
 use super::{off_runtime, RequestContext};
+use crate::acl::Operation;
 use crate::log::{batch, PartitionLog};
 use crate::state::Broker;
 use std::sync::Arc;
@@ -18,12 +19,12 @@ use std::sync::Arc;
 /// `None` for acks=0: the client expects no answer.
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     _version: i16,
     req: ProduceRequest,
 ) -> Option<ProduceResponse> {
     let acks = req.acks;
-    let appended = append(broker, req).await;
+    let appended = append(broker, ctx, req).await;
     if acks == 0 {
         return None;
     }
@@ -62,8 +63,13 @@ struct Append {
     bytes: Vec<u8>,
 }
 
-/// Appends each partition's batch, in the request's order.
-pub(crate) async fn append(broker: &Arc<Broker>, req: ProduceRequest) -> Appended {
+/// Appends each partition's batch, in the request's order; a topic the caller may not WRITE
+/// gets TOPIC_AUTHORIZATION_FAILED for each of its partitions and nothing appended.
+pub(crate) async fn append(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    req: ProduceRequest,
+) -> Appended {
     let refuse_all = if req.transactional_id.is_some() {
         Some(ResponseError::TransactionalIdAuthorizationFailed.code())
     } else if !matches!(req.acks, -1..=1) {
@@ -76,6 +82,7 @@ pub(crate) async fn append(broker: &Arc<Broker>, req: ProduceRequest) -> Appende
     for (ti, topic_data) in req.topic_data.into_iter().enumerate() {
         let mut tr = TopicProduceResponse::default();
         tr.name = topic_data.name.clone();
+        let allowed = ctx.on_topic(Operation::Write, topic_data.name.0.as_str());
         let topic = broker.topics.get(topic_data.name.0.as_str());
         for (pi, part) in topic_data.partition_data.into_iter().enumerate() {
             let mut pr = PartitionProduceResponse::default();
@@ -89,6 +96,9 @@ pub(crate) async fn append(broker: &Arc<Broker>, req: ProduceRequest) -> Appende
                 .cloned();
             match (refuse_all, log) {
                 (Some(code), _) => pr.error_code = code,
+                (None, _) if !allowed => {
+                    pr.error_code = ResponseError::TopicAuthorizationFailed.code()
+                }
                 (None, None) => pr.error_code = unknown_topic(),
                 (None, Some(log)) => appends.push(Append {
                     topic: ti,

@@ -4,9 +4,25 @@ use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::error::{group_error_code, NONE};
+use super::Need;
 use super::RequestContext;
+use crate::acl::{Operation, ResourceType};
 use crate::group::SyncRequest;
 use crate::state::Broker;
+/// READ on the group (Kafka's rule for every group membership request).
+pub(crate) fn needs(_broker: &Broker, req: &SyncGroupRequest) -> Vec<Need> {
+    vec![vec![(
+        Operation::Read,
+        ResourceType::Group,
+        req.group_id.0.to_string(),
+    )]]
+}
+
+pub(crate) fn denied(_version: i16, _req: SyncGroupRequest, _lacking: &Need) -> SyncGroupResponse {
+    let mut resp = SyncGroupResponse::default();
+    resp.error_code = kafka_protocol::ResponseError::GroupAuthorizationFailed.code();
+    resp
+}
 
 pub(crate) async fn handle(
     broker: &Broker,

@@ -17,7 +17,7 @@
 //! Authentication: on a SASL listener, the connection starts unauthenticated and serves only
 //! ApiVersions, SaslHandshake and SaslAuthenticate until an exchange succeeds ([`AuthState`]);
 //! any other request closes it, as Kafka does. A failed exchange is answered, then closed. The
-//! principal it ends with decides [`RequestContext::admin`] for every later request.
+//! principal it ends with is the one the ACLs check for every later request ([`RequestContext`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,11 +34,12 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use super::frames::{FrameEnd, Frames};
-use crate::auth::{Exchange, Principal, Role};
+use crate::acl::Authorizer;
+use crate::auth::{Exchange, Principal};
 use crate::listeners::Endpoint;
 use crate::metrics::ClosedBecause;
 use crate::protocol::sasl_authenticate::{self, Outcome};
-use crate::protocol::{self, sasl_handshake, Handled, Request, RequestContext};
+use crate::protocol::{self, sasl_handshake, Authorization, Handled, Request, RequestContext};
 use crate::state::Broker;
 use kafka_protocol::messages::{RequestKind, ResponseKind};
 
@@ -89,14 +90,21 @@ impl AuthState {
         }
     }
 
-    fn context(&self, ctx: &mut RequestContext) {
-        let (principal, admin) = match self {
-            AuthState::Trusted(p) => (p.as_str(), true),
-            AuthState::Authenticated(p) => (p.name.as_str(), p.role == Role::Admin),
-            AuthState::AwaitHandshake | AuthState::Exchanging(_) => (ANONYMOUS, false),
+    /// Who the requests of this connection come from, and whose rules decide them: the ACLs
+    /// once SASL users are configured (on every listener, as Kafka's authorizer applies to
+    /// every listener), else none.
+    fn context(&self, ctx: &mut RequestContext, authorizer: Option<&Arc<Authorizer>>) {
+        let principal = match self {
+            AuthState::Trusted(p) => p.as_str(),
+            AuthState::Authenticated(p) => p.name.as_str(),
+            AuthState::AwaitHandshake | AuthState::Exchanging(_) => ANONYMOUS,
         };
-        ctx.principal = principal.to_string();
-        ctx.admin = admin;
+        ctx.principal = format!("User:{principal}");
+        ctx.authorization = match (self, authorizer) {
+            (AuthState::AwaitHandshake | AuthState::Exchanging(_), _) => Authorization::Nothing,
+            (_, None) => Authorization::Everything,
+            (_, Some(a)) => Authorization::Acls(a.clone()),
+        };
     }
 }
 
@@ -426,10 +434,11 @@ pub(crate) async fn run<S: Socket>(
                         .map(|c| c.to_string())
                         .unwrap_or_default(),
                     client_host: format!("/{}", peer.ip()),
+                    host: peer.ip().to_string(),
                     listener: listener.clone(),
                     ..RequestContext::default()
                 };
-                auth.context(&mut ctx);
+                auth.context(&mut ctx, broker.authorizer.as_ref());
                 let handled = tokio::select! {
                     r = protocol::handle_pipelined(broker, &ctx, api, version, *body) => r,
                     _ = grace_after(&shutdown) => {

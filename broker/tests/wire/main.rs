@@ -6,6 +6,7 @@ mod client;
 mod harness;
 mod loopfs;
 
+mod acls;
 mod admin;
 mod admin_requests;
 mod bad_input;

@@ -39,16 +39,24 @@ use super::harness::{kcat_output, metric, BrokerProcess};
 use super::python::{require_python_package, run_script_with};
 
 pub(crate) const USERS: &str = "# wire tests\nadmin:admin:admin-secret\nalice:user:alice-secret\n";
+
+/// What alice (role user, not a super user) may do: produce, consume, use groups and read
+/// configs on every topic and group, and nothing else (no creating, deleting or altering).
+pub(crate) const ALICE_ACLS: [&str; 4] = [
+    "--acl",
+    "User:alice;ALLOW;READ,WRITE,DESCRIBE,DESCRIBE_CONFIGS;TOPIC;LITERAL;*",
+    "--acl",
+    "User:alice;ALLOW;READ,DESCRIBE;GROUP;LITERAL;*",
+];
 const TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A broker with SASL on (users file in `dir`).
 fn sasl_broker(dir: &std::path::Path) -> BrokerProcess {
     let users = dir.join("users");
     std::fs::write(&users, USERS).unwrap();
-    BrokerProcess::start(
-        &dir.join("data"),
-        &["--sasl-users-file", users.to_str().unwrap()],
-    )
+    let mut args = vec!["--sasl-users-file", users.to_str().unwrap()];
+    args.extend(ALICE_ACLS);
+    BrokerProcess::start(&dir.join("data"), &args)
 }
 
 // ------------------------------------------------------------------------------------- rdkafka
@@ -660,7 +668,10 @@ fn sasl_admin_apis_that_change_things_need_an_admin() {
         let mut req = DescribeConfigsRequest::default();
         req.resources = vec![r];
         let resp: DescribeConfigsResponse = c.call(ApiKey::DescribeConfigs, 4, &req);
-        assert_eq!(resp.results[0].error_code, 0, "describing configs is open");
+        assert_eq!(
+            resp.results[0].error_code, 0,
+            "alice may describe configs (DESCRIBE_CONFIGS)"
+        );
         resp.results[0].configs[0]
             .value
             .as_ref()

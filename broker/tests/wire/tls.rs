@@ -25,7 +25,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::harness::{kcat_output_at, metric, BrokerProcess};
 use super::kafka_tools::{consume, tool};
 use super::python::{require_python_package, run_script_at};
-use super::sasl::{sasl_script_passed, USERS};
+use super::sasl::{sasl_script_passed, ALICE_ACLS, USERS};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -37,8 +37,9 @@ const LISTENERS: [(&str, &str); 3] = [
     ("SECURE", "SASL_SSL"),
 ];
 
-/// A broker with the three listeners, the certificate `cert` and the users of the SASL tests;
-/// `extra` adds flags (client authentication).
+/// A broker with the three listeners, the certificate `cert`, the users and ACLs of the SASL
+/// tests, and clients without a login or client certificate (`User:ANONYMOUS`, on PLAIN and
+/// TLS) trusted as super users; `extra` adds flags (client authentication).
 fn tls_broker(dir: &Path, cert: &CertFiles, extra: &[&str]) -> BrokerProcess {
     let users = dir.join("users");
     std::fs::write(&users, USERS).unwrap();
@@ -49,7 +50,10 @@ fn tls_broker(dir: &Path, cert: &CertFiles, extra: &[&str]) -> BrokerProcess {
         cert.cert.to_str().unwrap(),
         "--ssl-key-file",
         cert.key.to_str().unwrap(),
+        "--super-users",
+        "User:ANONYMOUS",
     ];
+    args.extend(ALICE_ACLS);
     args.extend_from_slice(extra);
     BrokerProcess::start_listeners(&dir.join("data"), &LISTENERS, &args)
 }
@@ -317,10 +321,20 @@ async fn mutual_tls_with_rdkafka() {
     let pki = pki(dir.path(), "main");
     let other = TestPki::generate(dir.path(), "other").unwrap();
     let ca = pki.ca.to_str().unwrap().to_string();
+    // The client certificate's subject is its principal: the ACLs name it.
     let broker = tls_broker(
         dir.path(),
         &pki.broker,
-        &["--ssl-client-ca-file", &ca, "--ssl-client-auth", "required"],
+        &[
+            "--ssl-client-ca-file",
+            &ca,
+            "--ssl-client-auth",
+            "required",
+            "--acl",
+            "User:O=seckill,CN=orders-api;ALLOW;WRITE,READ,CREATE;TOPIC;LITERAL;mtls",
+            "--acl",
+            "User:O=seckill,CN=orders-api;ALLOW;READ;GROUP;LITERAL;mtls",
+        ],
     );
     let tls = broker.listener_addr("TLS");
     let config = |client: Option<&CertFiles>| {
@@ -374,6 +388,24 @@ async fn mutual_tls_with_rdkafka() {
             "a client with {what} got metadata"
         );
     }
+
+    // A certificate of the right CA but another subject: connected, and refused by the ACLs,
+    // which name the orders-api certificate only.
+    let stranger = pki.client_named("stranger", "stranger", "seckill").unwrap();
+    let producer: FutureProducer = config(Some(&stranger))
+        .set("message.timeout.ms", "5000")
+        .create()
+        .unwrap();
+    let refused = producer
+        .send(FutureRecord::<(), _>::to("mtls").payload("x"), TIMEOUT)
+        .await
+        .map_err(|(e, _)| e)
+        .expect_err("a certificate without ACLs produced");
+    assert_eq!(
+        refused.rdkafka_error_code(),
+        Some(rdkafka::types::RDKafkaErrorCode::TopicAuthorizationFailed),
+        "{refused}"
+    );
 }
 
 /// A renewed certificate is served by the next connection, without a restart; a broken

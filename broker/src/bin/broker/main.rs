@@ -9,13 +9,14 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use anyhow::Context;
+use broker::acl::Acl;
 use broker::auth::{Mechanism, SaslConfig, Users};
 use broker::group::CoordinatorConfig;
 use broker::listeners::{self, ListenerConfig, SecurityProtocol};
 use broker::log::{FlushPolicy, LogConfig};
 use broker::tls::{ClientAuth, TlsFiles};
 use broker::topics::TopicLimits;
-use broker::{Node, NodeConfig};
+use broker::{AuthorizationConfig, Node, NodeConfig};
 use clap::{ArgAction, Parser, Subcommand};
 
 mod groups_cli;
@@ -153,6 +154,24 @@ struct Args {
         hide_env_values = true
     )]
     sasl_users: Vec<String>,
+    /// Kafka's `super.users`: principals that may do everything, `;`-separated
+    /// (`User:admin;User:ANONYMOUS`). Users of role admin are super users too. Used once SASL
+    /// users are configured (the ACLs decide then, on every listener).
+    #[arg(long, env = "BROKER_SUPER_USERS", value_delimiter = ';')]
+    super_users: Vec<String>,
+    /// Kafka's `allow.everyone.if.no.acl.found`: a resource without any ACL is open to
+    /// everyone (default: refused).
+    #[arg(long, env = "BROKER_ALLOW_EVERYONE_IF_NO_ACL_FOUND", default_value_t = false, action = ArgAction::Set)]
+    allow_everyone_if_no_acl_found: bool,
+    /// An ACL to have from the start (added when missing, never removed by a restart):
+    /// PRINCIPAL;ALLOW|DENY;OPERATIONS;RESOURCE_TYPE;LITERAL|PREFIXED;NAME[;HOST], e.g.
+    /// `User:orders-api;ALLOW;WRITE,DESCRIBE;TOPIC;LITERAL;seckill`. Repeatable; several
+    /// separated by `|` in the env form.
+    #[arg(long = "acl", env = "BROKER_ACLS", value_delimiter = '|')]
+    acls: Vec<String>,
+    /// A file of such ACLs, one per line (`#` comments), added at start like --acl.
+    #[arg(long, env = "BROKER_ACLS_FILE")]
+    acls_file: Option<PathBuf>,
     /// SASL mechanisms offered when SASL is on.
     #[arg(
         long,
@@ -244,6 +263,23 @@ impl Args {
         })
     }
 
+    /// `--acl` entries and the `--acls-file`.
+    fn acls(&self) -> anyhow::Result<Vec<Acl>> {
+        let mut acls = Vec::new();
+        for e in self.acls.iter().filter(|e| !e.trim().is_empty()) {
+            acls.extend(Acl::parse_entry(e).map_err(|e| anyhow::anyhow!("--acl: {e}"))?);
+        }
+        if let Some(path) = &self.acls_file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("read the ACLs file {}", path.display()))?;
+            acls.extend(
+                broker::acl::parse_file(&text)
+                    .map_err(|e| anyhow::anyhow!("ACLs file {}: {e}", path.display()))?,
+            );
+        }
+        Ok(acls)
+    }
+
     /// `--listeners` and friends, or the one listener of `--listen`, whose protocol follows
     /// from whether SASL users and a certificate are configured.
     fn listeners(&self, sasl: bool, tls: bool) -> anyhow::Result<Vec<ListenerConfig>> {
@@ -299,6 +335,16 @@ impl Args {
             retention_check: Duration::from_millis(self.retention_check_ms),
             sasl,
             tls,
+            authorization: AuthorizationConfig {
+                super_users: self
+                    .super_users
+                    .iter()
+                    .map(|u| u.trim().to_string())
+                    .filter(|u| !u.is_empty())
+                    .collect(),
+                allow_everyone_if_no_acl_found: self.allow_everyone_if_no_acl_found,
+                acls: self.acls()?,
+            },
         })
     }
 }
