@@ -218,14 +218,15 @@ async fn five_thousand_concurrent_buyers_for_a_thousand_units_with_the_worker_ki
     );
     assert_eq!(s.queued(), accepted.len() as i64, "410s enqueued nothing");
 
-    // The outcome can be polled.
-    let confirmed: Uuid =
-        sqlx::query_scalar("SELECT request_id FROM orders WHERE status = 'confirmed' LIMIT 1")
+    // The outcome can be polled, by the buyer.
+    let (confirmed, buyer): (Uuid, i64) =
+        sqlx::query_as("SELECT request_id, user_id FROM orders WHERE status = 'confirmed' LIMIT 1")
             .fetch_one(&s.db.pool)
             .await
             .unwrap();
     let r: serde_json::Value = client
         .get(format!("{}/orders/{confirmed}", s.base))
+        .bearer_auth(s.keys.mint(buyer, 600))
         .send()
         .await
         .unwrap()
@@ -429,7 +430,7 @@ async fn repeat_buyers_idempotency_keys_and_bad_requests() {
         .send()
         .await
         .unwrap();
-    assert_eq!(unknown.status(), 404);
+    assert_eq!(unknown.status(), 401, "no receipt, no token");
     let unknown: serde_json::Value = unknown.json().await.unwrap();
     assert!(
         unknown["detail"].as_str().unwrap().contains("receipt"),
@@ -666,7 +667,8 @@ async fn queued_is_said_by_every_instance_and_freed_units_are_offered_again() {
             "{body}"
         );
     }
-    // A tampered or foreign receipt is refused; no receipt is a 404 that says where it is.
+    // A tampered or foreign receipt is refused; no receipt (and no token) is a 401 that says
+    // where it is.
     let id = accepted[0]["request_id"].as_str().unwrap();
     let forged = format!(
         "{}/orders/{id}?receipt=q.AAAAAAAAAAAAAAAAAAAAAA",
@@ -674,7 +676,7 @@ async fn queued_is_said_by_every_instance_and_freed_units_are_offered_again() {
     );
     assert_eq!(get_json(&c, forged).await.0, 400);
     let (status, body) = get_json(&c, format!("{}/orders/{id}", other.url())).await;
-    assert_eq!(status, 404, "{body}");
+    assert_eq!(status, 401, "{body}");
 
     // The worker decides: user 1's second order is a duplicate and frees its unit, which is
     // offered again within a second.
@@ -802,4 +804,134 @@ async fn a_crowd_connecting_at_the_opening_is_queued_then_served() {
     drop(crowd);
     api.stop().await;
     db.drop_db().await;
+}
+
+/// A decided order's status is the buyer's: readable with the 202's receipt or the buyer's
+/// token, 401 without either (for any id, so ids reveal nothing), and with another user's token
+/// answered as if it did not exist. Before, anyone who knew or guessed the id (a name-based
+/// UUID of user and key) read any order. Status reads have a rate limit of their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decided_orders_status_is_the_buyers_only_and_reads_are_rate_limited() {
+    let s = stack(&[(3030, 10)], false).await;
+    let c = reqwest::Client::new();
+    let r = c
+        .post(format!("{}/buy", s.base))
+        .bearer_auth(s.keys.mint(90, 600))
+        .header("Idempotency-Key", "predictable")
+        .json(&json!({"item_id": 3030}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let accepted: serde_json::Value = r.json().await.unwrap();
+    let id = accepted["request_id"].as_str().unwrap().to_string();
+    s.wait_for_orders(1).await;
+
+    let read = |token: Option<i64>, receipt: bool| {
+        let url = if receipt {
+            format!("{}{}", s.base, accepted["status_url"].as_str().unwrap())
+        } else {
+            format!("{}/orders/{id}", s.base)
+        };
+        let mut req = c.get(url);
+        if let Some(user) = token {
+            req = req.bearer_auth(s.keys.mint(user, 600));
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (status, body) = read(None, false).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("unauthorized")),
+        "{body}"
+    );
+    let (status, body) = read(Some(91), false).await;
+    assert_eq!(status, 404, "another user's token: {body}");
+    assert!(
+        body.get("status").is_none() && body.get("item_id").is_none(),
+        "{body}"
+    );
+    for (token, receipt) in [(Some(90), false), (None, true), (Some(91), true)] {
+        let (status, body) = read(token, receipt).await;
+        assert_eq!(
+            (status, body["status"].as_str()),
+            (200, Some("confirmed")),
+            "token {token:?}, receipt {receipt}: {body}"
+        );
+    }
+
+    // The rate limit of status reads, per address, apart from the buys'.
+    let limited = api(
+        ApiConfig {
+            bootstrap: s.broker.addr.clone(),
+            jwt_secret: SECRET.into(),
+            limits: services::api::limits::RateLimits {
+                status_per_address: Some(services::api::limits::Limit { rate: 1, burst: 2 }),
+                ..services::api::limits::RateLimits::off()
+            },
+            ..ApiConfig::default()
+        },
+        s.db.pool.clone(),
+    )
+    .await;
+    let url = format!(
+        "{}{}",
+        limited.url(),
+        accepted["status_url"].as_str().unwrap()
+    );
+    let mut codes = Vec::new();
+    for _ in 0..3 {
+        let r = c.get(&url).send().await.unwrap();
+        codes.push(r.status().as_u16());
+        if r.status() == 429 {
+            let body: serde_json::Value = r.json().await.unwrap();
+            assert_eq!(body["limit"], "status_address", "{body}");
+        }
+    }
+    assert_eq!(codes, [200, 200, 429]);
+    limited.stop().await;
+    s.finish().await;
+}
+
+/// The same buyer and Idempotency-Key for another item is 409 `key_reused`, naming the first
+/// buy, and nothing is queued; a retry of the first buy with the key is still its 202. Before,
+/// the second buy got a 202 carrying the first buy's request id, and the worker, applying that
+/// id once, never bought the second item.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_key_for_another_item_is_refused_with_409() {
+    let s = stack(&[(3040, 10), (3041, 10)], false).await;
+    let c = reqwest::Client::new();
+    let token = s.keys.mint(70, 600);
+    let buy = |item: i64| {
+        c.post(format!("{}/buy", s.base))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", "order-1")
+            .json(&json!({"item_id": item}))
+            .send()
+    };
+    let first = buy(3040).await.unwrap();
+    assert_eq!(first.status(), 202);
+    let first: serde_json::Value = first.json().await.unwrap();
+    let queued = s.queued();
+
+    let other = buy(3041).await.unwrap();
+    assert_eq!(other.status(), 409);
+    let other: serde_json::Value = other.json().await.unwrap();
+    assert_eq!(other["error"], "key_reused", "{other}");
+    assert_eq!(other["request_id"], first["request_id"], "{other}");
+    assert!(
+        other["detail"].as_str().unwrap().contains("3040"),
+        "{other}"
+    );
+    assert_eq!(s.queued(), queued, "the refused buy queued nothing");
+
+    let retry = buy(3040).await.unwrap();
+    assert_eq!(retry.status(), 202, "a retry of the first buy");
+    let retry: serde_json::Value = retry.json().await.unwrap();
+    assert_eq!(retry["request_id"], first["request_id"]);
+    s.finish().await;
 }

@@ -294,6 +294,7 @@ async fn a_script_over_its_rate_gets_429_and_queues_nothing() {
         per_user: Some(Limit { rate: 1, burst: 3 }),
         per_address: None,
         global: None,
+        status_per_address: None,
     };
     let a = s.api(limits, |_| {}).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -356,6 +357,7 @@ async fn a_script_over_its_rate_gets_429_and_queues_nothing() {
         per_user: None,
         per_address: Some(Limit { rate: 1, burst: 2 }),
         global: None,
+        status_per_address: None,
     };
     let direct = s.api(per_address, |_| {}).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -388,6 +390,7 @@ async fn a_script_over_its_rate_gets_429_and_queues_nothing() {
         per_user: None,
         per_address: None,
         global: Some(Limit { rate: 1, burst: 1 }),
+        status_per_address: None,
     };
     let g = s.api(global, |_| {}).await;
     tokio::time::sleep(Duration::from_millis(300)).await;

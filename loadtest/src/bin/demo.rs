@@ -501,6 +501,7 @@ async fn demo(args: Args, interrupt: Interrupt) -> anyhow::Result<bool> {
             // generator's, not a buyer's. The per-user limit stays as in production.
             limits: RateLimits {
                 per_address: None,
+                status_per_address: None,
                 ..RateLimits::default()
             },
             dashboard: true,

@@ -147,6 +147,10 @@ struct State {
     /// The request of each (user, item) being enqueued right now: a second, concurrent buy by
     /// the same user is a duplicate as much as a later one.
     in_flight: HashMap<(i64, i64), Uuid>,
+    /// The item of each request this instance admitted or is enqueueing: the same
+    /// Idempotency-Key (so the same request id) reused for another item is refused, not
+    /// answered with the first buy's id.
+    item_of: HashMap<Uuid, i64>,
     refreshed: bool,
 }
 
@@ -276,6 +280,9 @@ impl Admission {
         *mine += units;
         let request = *request;
         st.in_flight.insert((user, item), request);
+        if st.item_of.len() < MAX_REMEMBERED_BUYERS {
+            st.item_of.insert(request, item);
+        }
         Ok(Reservation {
             admission: self,
             item,
@@ -283,6 +290,11 @@ impl Admission {
             admit: Some((user, request)),
             done: false,
         })
+    }
+
+    /// The item `request` was admitted for by this instance, if it was.
+    pub fn item_of(&self, request: Uuid) -> Option<i64> {
+        self.lock().item_of.get(&request).copied()
     }
 
     /// Whether the first refresh happened (before it, every item is unknown).
@@ -517,8 +529,9 @@ impl Drop for Reservation<'_> {
                 *m -= self.units;
             }
             // Not queued: the buyer may try again (with this request or another).
-            if let Some((user, _)) = self.admit {
+            if let Some((user, request)) = self.admit {
                 st.in_flight.remove(&(user, self.item));
+                st.item_of.remove(&request);
             }
         }
     }

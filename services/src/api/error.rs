@@ -29,6 +29,9 @@ pub struct Pending {
 pub enum ApiError {
     #[error("missing or invalid bearer token")]
     Unauthorized,
+    /// An order's status was asked for without its receipt or the buyer's token.
+    #[error("an order's status needs its receipt (the status_url of the 202) or the buyer's bearer token")]
+    ProofRequired,
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
@@ -46,6 +49,10 @@ pub enum ApiError {
     /// The buyer already has another buy of this item queued or decided.
     #[error("you already bought item {item} (request {request_id}); one per buyer")]
     Duplicate { item: i64, request_id: Uuid },
+    /// The Idempotency-Key names an earlier buy of another item (its request id): a new buy
+    /// needs a new key. Nothing enqueued.
+    #[error("this Idempotency-Key was used for a buy of item {item} (request {request_id}); a different buy needs a new key")]
+    KeyReused { item: i64, request_id: Uuid },
     /// The sale of the item opens later (ms since the epoch): nothing enqueued.
     #[error("the sale of item {item} has not opened yet")]
     NotOpenYet { item: i64, opens_at_ms: i64 },
@@ -123,13 +130,15 @@ impl From<JsonRejection> for ApiError {
 impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::ProofRequired => StatusCode::UNAUTHORIZED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::SoldOut { .. } | ApiError::Claimed { .. } => StatusCode::GONE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Duplicate { .. } | ApiError::UuidInUse(_) => StatusCode::CONFLICT,
+            ApiError::Duplicate { .. } | ApiError::UuidInUse(_) | ApiError::KeyReused { .. } => {
+                StatusCode::CONFLICT
+            }
             ApiError::NotOpenYet { .. } => StatusCode::TOO_EARLY,
             ApiError::SaleEnded { .. } => StatusCode::GONE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -147,7 +156,7 @@ impl ApiError {
 
     fn code(&self) -> &'static str {
         match self {
-            ApiError::Unauthorized => "unauthorized",
+            ApiError::Unauthorized | ApiError::ProofRequired => "unauthorized",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Unprocessable(_) => "invalid",
             ApiError::TooLarge => "too_large",
@@ -155,6 +164,7 @@ impl ApiError {
             ApiError::Claimed { .. } => "claimed",
             ApiError::NotFound(_) => "not_found",
             ApiError::Duplicate { .. } => "duplicate",
+            ApiError::KeyReused { .. } => "key_reused",
             ApiError::UuidInUse(_) => "uuid_conflict",
             ApiError::NotOpenYet { .. } => "not_open",
             ApiError::SaleEnded { .. } => "sale_ended",
@@ -226,7 +236,9 @@ impl IntoResponse for ApiError {
             error: self.code(),
             detail: &detail,
             request_id: match &self {
-                ApiError::Duplicate { request_id, .. } => Some(*request_id),
+                ApiError::Duplicate { request_id, .. } | ApiError::KeyReused { request_id, .. } => {
+                    Some(*request_id)
+                }
                 ApiError::SoldOut { request_id, .. } | ApiError::Claimed { request_id, .. } => {
                     *request_id
                 }

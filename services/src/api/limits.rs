@@ -66,6 +66,9 @@ pub struct RateLimits {
     pub per_user: Option<Limit>,
     pub per_address: Option<Limit>,
     pub global: Option<Limit>,
+    /// Order status reads (`GET /orders/{id}`) per client address, a bucket of their own so
+    /// polling never eats into buying.
+    pub status_per_address: Option<Limit>,
 }
 
 impl Default for RateLimits {
@@ -79,6 +82,11 @@ impl Default for RateLimits {
                 burst: 2000,
             }),
             global: None,
+            // A buyer's page polls about once a second; an office behind NAT has many buyers.
+            status_per_address: Some(Limit {
+                rate: 1000,
+                burst: 2000,
+            }),
         }
     }
 }
@@ -90,6 +98,7 @@ impl RateLimits {
             per_user: None,
             per_address: None,
             global: None,
+            status_per_address: None,
         }
     }
 }
@@ -100,6 +109,7 @@ pub enum Limited {
     User,
     Address,
     Global,
+    StatusAddress,
 }
 
 impl Limited {
@@ -108,6 +118,7 @@ impl Limited {
             Limited::User => "user",
             Limited::Address => "address",
             Limited::Global => "global",
+            Limited::StatusAddress => "status_address",
         }
     }
 }
@@ -120,6 +131,7 @@ pub struct Limiters {
     per_user: Option<DefaultKeyedRateLimiter<i64>>,
     per_address: Option<DefaultKeyedRateLimiter<IpAddr>>,
     global: Option<DefaultDirectRateLimiter>,
+    status_per_address: Option<DefaultKeyedRateLimiter<IpAddr>>,
 }
 
 impl Limiters {
@@ -138,6 +150,10 @@ impl Limiters {
                 .global
                 .and_then(Limit::quota)
                 .map(DefaultDirectRateLimiter::direct),
+            status_per_address: limits
+                .status_per_address
+                .and_then(Limit::quota)
+                .map(DefaultKeyedRateLimiter::keyed),
         }
     }
 
@@ -157,6 +173,15 @@ impl Limiters {
         Ok(())
     }
 
+    /// Takes one status read from `address`, or says how long until it would pass.
+    pub fn check_status(&self, address: Option<IpAddr>) -> Result<(), (Limited, Duration)> {
+        if let (Some(l), Some(a)) = (&self.status_per_address, address) {
+            l.check_key(&a)
+                .map_err(|n| (Limited::StatusAddress, n.wait_time_from(self.clock.now())))?;
+        }
+        Ok(())
+    }
+
     /// Forgets the keys whose buckets are full again, so memory follows the active users, not
     /// every user ever seen.
     pub fn shrink(&self) {
@@ -164,7 +189,10 @@ impl Limiters {
             l.retain_recent();
             l.shrink_to_fit();
         }
-        if let Some(l) = &self.per_address {
+        for l in [&self.per_address, &self.status_per_address]
+            .into_iter()
+            .flatten()
+        {
             l.retain_recent();
             l.shrink_to_fit();
         }
@@ -239,6 +267,7 @@ mod tests {
             per_user: Some(Limit { rate: 1, burst: 3 }),
             per_address: None,
             global: None,
+            status_per_address: None,
         });
         for _ in 0..3 {
             assert!(l.check(7, None).is_ok());

@@ -191,10 +191,11 @@ pub struct LimitLabel {
 }
 
 /// The reasons of `order_api_admission_refused_total`.
-pub const REFUSALS: [&str; 6] = [
+pub const REFUSALS: [&str; 7] = [
     "sold_out",
     "claimed",
     "duplicate",
+    "key_reused",
     "not_open",
     "ended",
     "token",

@@ -62,6 +62,9 @@ struct Args {
     /// For this whole instance, as RATE/BURST, or `off`.
     #[arg(long, env = "API_RATE_GLOBAL", default_value = "off", value_parser = limit)]
     rate_global: std::option::Option<Limit>,
+    /// Order status reads (GET /orders/{id}) per client address, as RATE/BURST, or `off`.
+    #[arg(long, env = "API_STATUS_RATE_PER_ADDRESS", default_value = "1000/2000", value_parser = limit)]
+    status_rate_per_address: std::option::Option<Limit>,
     /// Take the client address from the last `X-Forwarded-For` entry (only behind a proxy that
     /// appends it; otherwise clients could pick their own address).
     #[arg(long, env = "API_TRUST_FORWARDED_FOR", default_value_t = false)]
@@ -112,6 +115,7 @@ async fn main() -> anyhow::Result<()> {
             per_user: args.rate_per_user,
             per_address: args.rate_per_address,
             global: args.rate_global,
+            status_per_address: args.status_rate_per_address,
         },
         trust_forwarded_for: args.trust_forwarded_for,
         dashboard: args.dashboard,

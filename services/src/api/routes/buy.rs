@@ -107,16 +107,22 @@ pub(super) fn within_limits(
     state
         .limiters
         .check(user, address)
-        .map_err(|(limit, retry_after)| {
-            state
-                .metrics
-                .rate_limited
-                .get_or_create(&crate::api::state::LimitLabel {
-                    limit: limit.as_str(),
-                })
-                .inc();
-            ApiError::RateLimited { limit, retry_after }
+        .map_err(|refused| rate_limited(state, refused))
+}
+
+/// A 429 for the limit that refused a request, counted.
+pub(super) fn rate_limited(
+    state: &AppState,
+    (limit, retry_after): (crate::api::limits::Limited, std::time::Duration),
+) -> ApiError {
+    state
+        .metrics
+        .rate_limited
+        .get_or_create(&crate::api::state::LimitLabel {
+            limit: limit.as_str(),
         })
+        .inc();
+    ApiError::RateLimited { limit, retry_after }
 }
 
 /// Whether `item`'s sale is open at `now_ms` (by this server's clock).
@@ -201,6 +207,19 @@ pub async fn buy(
     });
     // A refusal names the request only if the client named it (see the module doc).
     let named = || client_key.map(|_| identity.1);
+    // The client's key already names a buy of another item here: that buy's id is not this
+    // one's answer (the worker would apply the id once, so this buy would never happen).
+    if client_key.is_some() {
+        if let Some(first) = state.admission.item_of(identity.1) {
+            if first != event.item_id {
+                state.metrics.count_refused("key_reused");
+                return Err(ApiError::KeyReused {
+                    request_id: identity.1,
+                    item: first,
+                });
+            }
+        }
+    }
     let reservation =
         match state
             .admission

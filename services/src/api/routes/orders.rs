@@ -1,8 +1,13 @@
 //! `GET /orders/{request_id}?receipt=...`: the outcome once the worker decided the buy; before
 //! that, what the receipt of the 202 (or of the 503) says: `queued`, or `unknown`. Any instance
 //! answers the same, before or after restarts: the receipt is verified with the shared secret,
-//! nothing is looked up in memory. Without a receipt an undecided id is 404, with a detail
-//! saying where the receipt is.
+//! nothing is looked up in memory.
+//!
+//! Only the buyer may read it: the request must carry the receipt (the 202's `status_url`) or
+//! the buyer's bearer token. Without either the answer is 401 whatever the id, so ids (a
+//! name-based UUID of user and key, predictable when keys are) reveal nothing; with another
+//! user's token a decided order is 404, as one that does not exist. Reads are rate limited per
+//! client address in a bucket of their own (429 `status_address`).
 //!
 //! The database is asked for at most [`LOOKUP_TIMEOUT`]. When it cannot answer (down, or too
 //! slow), a valid receipt still answers what it proves (`queued` or `unknown`: the decision, if
@@ -17,7 +22,9 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::api::auth::MaybeUser;
 use crate::api::error::ApiError;
+use crate::api::limits::ClientAddr;
 use crate::api::receipt::ReceiptKind;
 use crate::api::AppState;
 use crate::orders::Outcome;
@@ -76,26 +83,42 @@ pub struct StatusQuery {
 
 pub async fn order_status(
     State(state): State<Arc<AppState>>,
+    MaybeUser(buyer): MaybeUser,
+    ClientAddr(address): ClientAddr,
     Path(request_id): Path<String>,
     Query(query): Query<StatusQuery>,
 ) -> Result<Json<OrderStatus>, ApiError> {
+    state
+        .limiters
+        .check_status(address)
+        .map_err(|refused| super::buy::rate_limited(&state, refused))?;
     let request_id = Uuid::parse_str(&request_id)
         .map_err(|_| ApiError::BadRequest(format!("{request_id:?} is not a UUID")))?;
     let said = query
         .receipt
         .as_deref()
         .and_then(|r| state.receipts.verify(request_id, r));
+    if query.receipt.is_some() && said.is_none() {
+        return Err(ApiError::BadRequest(
+            "the receipt does not match this request id".into(),
+        ));
+    }
+    if said.is_none() && buyer.is_none() {
+        return Err(ApiError::ProofRequired);
+    }
     let lookup = tokio::time::timeout(
         LOOKUP_TIMEOUT,
-        sqlx::query_as::<_, (Outcome, i64)>(
-            "SELECT status, item_id FROM orders WHERE request_id = $1",
+        sqlx::query_as::<_, (Outcome, i64, i64)>(
+            "SELECT status, item_id, user_id FROM orders WHERE request_id = $1",
         )
         .bind(request_id)
         .fetch_optional(&state.pool),
     )
     .await;
     match lookup {
-        Ok(Ok(Some((outcome, item)))) => {
+        // Someone else's order, asked for with a token and no receipt: as if it did not exist.
+        Ok(Ok(Some((_, _, owner)))) if said.is_none() && buyer != Some(owner) => {}
+        Ok(Ok(Some((outcome, item, _)))) => {
             let (status, reason) = outcome.into();
             return Ok(Json(OrderStatus {
                 request_id,
@@ -106,11 +129,11 @@ pub async fn order_status(
         }
         Ok(Ok(None)) => {}
         // The database cannot say: the receipt, if there is one, can (see the module doc).
-        Ok(Err(e)) if query.receipt.is_none() => {
+        Ok(Err(e)) if said.is_none() => {
             tracing::warn!(error = %e, "order status: the database is unavailable; answering 503");
             return Err(ApiError::StatusUnavailable);
         }
-        Err(_) if query.receipt.is_none() => {
+        Err(_) if said.is_none() => {
             tracing::warn!("order status: the database did not answer in time; answering 503");
             return Err(ApiError::StatusUnavailable);
         }
@@ -119,15 +142,10 @@ pub async fn order_status(
     let status = match said {
         Some(ReceiptKind::Queued) => OrderState::Queued,
         Some(ReceiptKind::Unknown) => OrderState::Unknown,
-        None if query.receipt.is_some() => {
-            return Err(ApiError::BadRequest(
-                "the receipt does not match this request id".into(),
-            ))
-        }
         None => {
             return Err(ApiError::NotFound(
-                "no decided order has this id; for a buy that is still queued, use the \
-                 status_url of its 202 (it carries the receipt)"
+                "no decided order of yours has this id; for a buy that is still queued, use \
+                 the status_url of its 202 (it carries the receipt)"
                     .into(),
             ))
         }
