@@ -50,6 +50,14 @@ pub struct NodeConfig {
     /// Concurrent connections from one IP address; more are closed at once (so one client
     /// opening sockets in a loop cannot take every slot of `max_connections`).
     pub max_connections_per_address: usize,
+    /// Connections from one IP address that have not authenticated yet, on SASL listeners;
+    /// more are closed at once. With `failed_authentication_delay` it bounds how fast one
+    /// address can guess passwords: at most this many guesses per delay.
+    pub max_unauthenticated_connections_per_address: usize,
+    /// How long a failed login waits before its answer (Kafka's
+    /// `connection.failed.authentication.delay.ms`): a guesser's connection is held, and with
+    /// the cap above one address gets few guesses a second.
+    pub failed_authentication_delay: Duration,
     /// A connection with no request for this long is closed (Kafka's
     /// `connections.max.idle.ms`, 10 minutes): clients reconnect when they need to, and a
     /// forgotten or half-open socket does not hold a slot forever.
@@ -113,6 +121,8 @@ impl NodeConfig {
             max_frame_bytes: 100 * 1024 * 1024,
             max_connections: 10_000,
             max_connections_per_address: 1000,
+            max_unauthenticated_connections_per_address: 50,
+            failed_authentication_delay: Duration::from_millis(1000),
             idle_timeout: Duration::from_secs(600),
             topic_limits: TopicLimits::default(),
             fetch_max_bytes: DEFAULT_FETCH_MAX_BYTES,
@@ -144,6 +154,12 @@ impl NodeConfig {
         }
         if self.max_connections_per_address == 0 {
             return bad("max connections per address must be >= 1".into());
+        }
+        if self.max_unauthenticated_connections_per_address == 0 {
+            return bad("max unauthenticated connections per address must be >= 1".into());
+        }
+        if self.failed_authentication_delay >= self.idle_timeout {
+            return bad("the failed authentication delay must be below the idle timeout".into());
         }
         if self.idle_timeout < Duration::from_secs(1) {
             return bad("the idle connection timeout must be >= 1 s".into());

@@ -50,6 +50,9 @@ pub enum ClosedBecause {
     PerAddressLimit,
     /// No request within `idle_timeout`.
     Idle,
+    /// The address already had `max_unauthenticated_connections_per_address` connections that
+    /// had not logged in yet.
+    UnauthenticatedLimit,
     /// The TLS handshake failed (wrong CA, expired certificate, a plaintext client on a TLS
     /// listener, ...) or did not finish in time.
     TlsHandshake,
@@ -61,6 +64,7 @@ impl ClosedBecause {
             ClosedBecause::PerAddressLimit => "per_address_limit",
             ClosedBecause::Idle => "idle",
             ClosedBecause::TlsHandshake => "tls_handshake",
+            ClosedBecause::UnauthenticatedLimit => "unauthenticated_limit",
         }
     }
 }
@@ -183,6 +187,7 @@ impl Metrics {
             ClosedBecause::PerAddressLimit,
             ClosedBecause::Idle,
             ClosedBecause::TlsHandshake,
+            ClosedBecause::UnauthenticatedLimit,
         ] {
             // Present at 0 from the start, so a dashboard or alert sees the series.
             let _ = m.connections_closed.get_or_create(&ReasonLabel {

@@ -33,6 +33,9 @@ pub struct BrokerConfig {
     pub max_frame_bytes: usize,
     pub max_connections: usize,
     pub max_connections_per_address: usize,
+    pub max_unauthenticated_connections_per_address: usize,
+    /// How long a failed login waits before its answer.
+    pub failed_authentication_delay: std::time::Duration,
     /// A connection without a request for this long is closed.
     pub idle_timeout: std::time::Duration,
     /// Caps on a Fetch answer's record bytes, in all and per partition (see `NodeConfig`).
@@ -152,6 +155,9 @@ impl Broker {
                 max_frame_bytes: config.max_frame_bytes,
                 max_connections: config.max_connections,
                 max_connections_per_address: config.max_connections_per_address,
+                max_unauthenticated_connections_per_address: config
+                    .max_unauthenticated_connections_per_address,
+                failed_authentication_delay: config.failed_authentication_delay,
                 idle_timeout: config.idle_timeout,
                 fetch_max_bytes: config.fetch_max_bytes,
                 fetch_partition_max_bytes: config.fetch_partition_max_bytes,

@@ -34,6 +34,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use super::frames::{FrameEnd, Frames};
+use super::listener::AddressSlot;
 use crate::acl::Authorizer;
 use crate::auth::{Exchange, Principal};
 use crate::listeners::Endpoint;
@@ -328,12 +329,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Socket for S {}
 
 /// Serves one client until it closes, fails, idles out or shutdown. `listener` is the one it
 /// came in on; `tls_principal` the subject of its TLS client certificate, if it showed one.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run<S: Socket>(
     broker: &Arc<Broker>,
     mut socket: S,
     peer: SocketAddr,
     listener: Arc<Endpoint>,
     tls_principal: Option<String>,
+    mut unauthenticated: Option<AddressSlot>,
     shutdown: CancellationToken,
 ) {
     let authenticated_max = broker.config.max_frame_bytes;
@@ -412,6 +415,14 @@ pub(crate) async fn run<S: Socket>(
                         tracing::warn!(%peer, ?api, "SASL request but SASL is off; closing connection");
                         return;
                     };
+                    if answer.close && api == ApiKey::SaslAuthenticate {
+                        // A failed login is answered only after the delay: the guesser's
+                        // connection (one of few its address may have unauthenticated) is held.
+                        tokio::select! {
+                            _ = tokio::time::sleep(broker.config.failed_authentication_delay) => {}
+                            _ = shutdown.cancelled() => {}
+                        }
+                    }
                     let bytes = protocol::encode_response(
                         header.correlation_id,
                         api,
@@ -424,6 +435,10 @@ pub(crate) async fn run<S: Socket>(
                     if answer.close {
                         close_after_failed_auth(&mut socket).await;
                         return;
+                    }
+                    if matches!(auth, AuthState::Authenticated(_)) {
+                        // Logged in: no longer among the address's unauthenticated connections.
+                        unauthenticated.take();
                     }
                     continue;
                 }

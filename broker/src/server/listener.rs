@@ -26,7 +26,7 @@ use crate::tls::{certificate_principal, HANDSHAKE_TIMEOUT};
 struct PerAddress(Mutex<HashMap<IpAddr, usize>>);
 
 /// One connection's place in its address's count; given back on drop.
-struct AddressSlot {
+pub(crate) struct AddressSlot {
     counts: Arc<PerAddress>,
     ip: IpAddr,
 }
@@ -64,6 +64,9 @@ struct Admission {
     limit: Arc<Semaphore>,
     per_address: Arc<PerAddress>,
     max_per_address: usize,
+    /// Connections of SASL listeners that have not logged in yet, per address.
+    unauthenticated: Arc<PerAddress>,
+    max_unauthenticated: usize,
     tls: Option<TlsAcceptor>,
 }
 
@@ -84,6 +87,8 @@ pub(crate) async fn serve(
         limit: Arc::new(Semaphore::new(broker.config.max_connections)),
         per_address: Arc::new(PerAddress::default()),
         max_per_address: broker.config.max_connections_per_address,
+        unauthenticated: Arc::new(PerAddress::default()),
+        max_unauthenticated: broker.config.max_unauthenticated_connections_per_address,
         tls,
     });
     futures_util::future::join_all(
@@ -136,6 +141,24 @@ async fn accept_loop(
             drop(socket);
             continue;
         };
+        // On a SASL listener the connection also holds a place among its address's connections
+        // that have not logged in; it gives it back once it has (or closes).
+        let unauthenticated = if endpoint.protocol.sasl() {
+            let max = admission.max_unauthenticated;
+            match admission.unauthenticated.take(peer.ip(), max) {
+                Some(slot) => Some(slot),
+                None => {
+                    tracing::warn!(%peer, max, "too many connections from this address that have not logged in; closing the new one");
+                    broker
+                        .metrics
+                        .closed_by_broker(ClosedBecause::UnauthenticatedLimit);
+                    drop(socket);
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
         let broker = broker.clone();
         let stop = token.clone();
         let endpoint = endpoint.clone();
@@ -148,7 +171,10 @@ async fn accept_loop(
             broker.metrics.connection_opened();
             let _ = socket.set_nodelay(true);
             match tls {
-                None => connection::run(&broker, socket, peer, endpoint, None, stop).await,
+                None => {
+                    connection::run(&broker, socket, peer, endpoint, None, unauthenticated, stop)
+                        .await
+                }
                 Some(tls) => {
                     // The handshake runs in the connection's task, never in the accept loop:
                     // a slow client must not hold up the others.
@@ -164,7 +190,16 @@ async fn accept_loop(
                                 .peer_certificates()
                                 .and_then(|c| c.first())
                                 .and_then(|c| certificate_principal(c));
-                            connection::run(&broker, stream, peer, endpoint, principal, stop).await
+                            connection::run(
+                                &broker,
+                                stream,
+                                peer,
+                                endpoint,
+                                principal,
+                                unauthenticated,
+                                stop,
+                            )
+                            .await
                         }
                         Ok(Err(e)) => {
                             // A Kafka request where a ClientHello should be starts with a zero

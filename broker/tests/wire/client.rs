@@ -30,7 +30,11 @@ impl Client {
     }
 
     pub(crate) fn connect_addr(addr: &str) -> Self {
-        let s = TcpStream::connect(addr).unwrap();
+        Self::over(TcpStream::connect(addr).unwrap())
+    }
+
+    /// A client over an already connected socket.
+    pub(crate) fn over(s: TcpStream) -> Self {
         // A broker that hangs fails the test instead of hanging it.
         s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
         // Latency tests measure the broker, not Nagle's algorithm meeting a delayed ACK.

@@ -762,3 +762,79 @@ fn an_unauthenticated_connection_may_not_send_a_large_frame() {
         "a 400 KiB frame before login was refused"
     );
 }
+
+/// Password guessing from one address is slowed to a few guesses a second: a failed login is
+/// answered only after `--failed-authentication-delay-ms`, and an address may have at most
+/// `--max-unauthenticated-connections-per-address` connections that have not logged in (more
+/// are closed at once). Forty guessers for three seconds got through at most the cap per delay;
+/// before, one client tried 1,000 wrong passwords in 1.4 s. Logged-in connections do not count
+/// against the cap, and the right password still works afterwards.
+#[test]
+fn password_guessing_from_one_address_is_slowed_to_a_few_guesses_a_second() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users");
+    std::fs::write(&users, USERS).unwrap();
+    let broker = BrokerProcess::start(
+        &dir.path().join("data"),
+        &[
+            "--sasl-users-file",
+            users.to_str().unwrap(),
+            "--failed-authentication-delay-ms",
+            "500",
+            "--max-unauthenticated-connections-per-address",
+            "10",
+        ],
+    );
+    let addr = broker.addr();
+    let (stop, guesses) = (AtomicBool::new(false), AtomicUsize::new(0));
+    let run_for = Duration::from_secs(3);
+    std::thread::scope(|s| {
+        for t in 0..40 {
+            let (addr, stop, guesses) = (&addr, &stop, &guesses);
+            s.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok(stream) = std::net::TcpStream::connect(addr) else {
+                        continue;
+                    };
+                    let mut c = Client::over(stream);
+                    let _ = c.s.set_read_timeout(Some(Duration::from_secs(5)));
+                    let token = format!("\0alice\0guess-{t}");
+                    let answered = handshake(&mut c, "PLAIN")
+                        .and_then(|_| authenticate(&mut c, token.as_bytes()));
+                    match answered {
+                        Ok(r) => {
+                            assert_eq!(r.error_code, 58, "a guess got in");
+                            guesses.fetch_add(1, Ordering::Relaxed);
+                        }
+                        // Closed at once: over the address's cap of connections not logged in.
+                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                    }
+                }
+            });
+        }
+        std::thread::sleep(run_for);
+        stop.store(true, Ordering::Relaxed);
+    });
+    let guessed = guesses.load(Ordering::Relaxed);
+    // 10 at a time, each held 0.5 s: about 60 in 3 s, whatever the number of guessers.
+    assert!(
+        guessed <= 10 * 7,
+        "{guessed} wrong passwords answered in {run_for:?} from one address"
+    );
+    assert!(guessed >= 10, "only {guessed} guesses answered");
+    let closed = metric(
+        &broker,
+        "broker_connections_closed_by_broker_total{reason=\"unauthenticated_limit\"}",
+    )
+    .unwrap_or(0.0);
+    assert!(closed > 0.0, "the cap closed nothing");
+
+    // Logged-in connections leave the cap: more than ten of them at once, all served.
+    let mut logged: Vec<Client> = (0..15)
+        .map(|_| logged_in(&broker, "alice", "alice-secret"))
+        .collect();
+    for c in &mut logged {
+        metadata_for(c, "any").expect("a logged-in connection is served");
+    }
+}

@@ -120,6 +120,21 @@ struct Args {
         default_value_t = 1000
     )]
     max_connections_per_address: usize,
+    /// Connections from one IP address not yet logged in (SASL listeners); more are closed.
+    #[arg(
+        long,
+        env = "BROKER_MAX_UNAUTHENTICATED_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 50
+    )]
+    max_unauthenticated_connections_per_address: usize,
+    /// How long a failed login waits before its answer (Kafka's
+    /// connection.failed.authentication.delay.ms).
+    #[arg(
+        long,
+        env = "BROKER_FAILED_AUTHENTICATION_DELAY_MS",
+        default_value_t = 1000
+    )]
+    failed_authentication_delay_ms: u64,
     /// A connection idle this long is closed (Kafka's connections.max.idle.ms).
     #[arg(long, env = "BROKER_IDLE_TIMEOUT_MS", default_value_t = 600_000)]
     idle_timeout_ms: u64,
@@ -319,6 +334,9 @@ impl Args {
             max_frame_bytes: self.max_frame_bytes,
             max_connections: self.max_connections,
             max_connections_per_address: self.max_connections_per_address,
+            max_unauthenticated_connections_per_address: self
+                .max_unauthenticated_connections_per_address,
+            failed_authentication_delay: Duration::from_millis(self.failed_authentication_delay_ms),
             idle_timeout: Duration::from_millis(self.idle_timeout_ms),
             topic_limits: TopicLimits {
                 max_topics: self.max_topics,
