@@ -10,7 +10,7 @@
 //!   never all held by clients that do not finish their requests.
 //!
 //! Shutdown is axum's: stop accepting, let requests in flight finish, close idle connections.
-//! A request body that arrives too slowly is not bounded here (the body limit bounds its size).
+//! A request body that arrives too slowly is bounded by the router (`body_deadline.rs`).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -37,6 +37,9 @@ pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
     /// Open connections at most; past it a new one gets 503 `busy` and is closed.
     pub max_connections: usize,
+    /// How long a request's body may take to arrive once its headers have (`body_deadline.rs`):
+    /// past it, 408 and the connection is closed.
+    pub body_read_timeout: Duration,
 }
 
 impl Default for ConnectionLimits {
@@ -48,6 +51,7 @@ impl Default for ConnectionLimits {
         ConnectionLimits {
             header_read_timeout: Duration::from_secs(10),
             max_connections: 10_000,
+            body_read_timeout: Duration::from_secs(10),
         }
     }
 }

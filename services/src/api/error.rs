@@ -38,6 +38,9 @@ pub enum ApiError {
     Unprocessable(String),
     #[error("request body too large")]
     TooLarge,
+    /// The body did not arrive within the body read timeout; the connection is closed.
+    #[error("the request body did not arrive within {0:?}")]
+    BodyTimeout(std::time::Duration),
     /// Nothing was enqueued for `request_id` by this attempt (an earlier attempt with the same
     /// Idempotency-Key may have been: `GET /orders/{request_id}` shows it once decided). The id
     /// is there only when the client sent its own Idempotency-Key (see `routes/buy.rs`).
@@ -134,6 +137,7 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::SoldOut { .. } | ApiError::Claimed { .. } => StatusCode::GONE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Duplicate { .. } | ApiError::UuidInUse(_) | ApiError::KeyReused { .. } => {
@@ -160,6 +164,7 @@ impl ApiError {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Unprocessable(_) => "invalid",
             ApiError::TooLarge => "too_large",
+            ApiError::BodyTimeout(_) => "timeout",
             ApiError::SoldOut { .. } => "sold_out",
             ApiError::Claimed { .. } => "claimed",
             ApiError::NotFound(_) => "not_found",

@@ -10,7 +10,8 @@
 //! - [`purchase_token`]: short-lived signed tokens that tie a buy to a signed-in user and item.
 //! - [`receipt`]: signed receipts, so any instance can say "queued" for a 202'd buy.
 //! - [`auth`]: the bearer-token extractor (HS256), and the explicit load-test mode.
-//! - [`connections`]: the accept loop: a header read timeout and a cap on open connections.
+//! - [`connections`]: the accept loop: a header read timeout and a cap on open connections;
+//!   `body_deadline`: a request body must arrive within its own timeout.
 //! - [`dashboard`]: the live dashboard's page, its one collector task and the counters the
 //!   request path bumps for it.
 //! - [`error`]: one error type, mapped once to HTTP statuses and a JSON body.
@@ -18,6 +19,7 @@
 
 pub mod admission;
 pub mod auth;
+mod body_deadline;
 pub mod connections;
 pub mod dashboard;
 pub mod enqueue;
@@ -70,6 +72,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/readyz", get(routes::health::readyz))
         .route("/metrics", get(routes::health::metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            body_deadline::read_body_in_time,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_responses,

@@ -171,6 +171,11 @@ impl ApiConfig {
         {
             return bad("the header read timeout must be within 100..=300000 ms");
         }
+        if !(Duration::from_millis(100)..=Duration::from_secs(300))
+            .contains(&self.connections.body_read_timeout)
+        {
+            return bad("the body read timeout must be within 100..=300000 ms");
+        }
         if !(1..=1_000_000).contains(&self.connections.max_connections) {
             return bad("the open connections cap must be within 1..=1000000");
         }
@@ -213,7 +218,8 @@ pub struct ApiMetrics {
     pub responses: Family<ResponseLabel, Counter>,
     /// Time from a valid buy to the queue's acknowledgement.
     pub enqueue_seconds: Histogram,
-    /// Buys refused by a rate limit, by limit (`user`, `address`, `global`).
+    /// Requests refused by a rate limit, by limit (`user`, `address`, `global` for buys,
+    /// `status_address` for status reads).
     pub rate_limited: Family<LimitLabel, Counter>,
     /// Buys admission refused before the queue, by reason (`sold_out`, `claimed`, `duplicate`,
     /// `not_open`, `ended`, `token`).
@@ -230,6 +236,7 @@ impl ApiMetrics {
             ("user", limits.per_user),
             ("address", limits.per_address),
             ("global", limits.global),
+            ("status_address", limits.status_per_address),
         ] {
             if let Some(l) = limit {
                 limit_rate

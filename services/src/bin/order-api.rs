@@ -76,6 +76,9 @@ struct Args {
     /// keep-alive connection stays open.
     #[arg(long, env = "API_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
     header_read_timeout_ms: u64,
+    /// How long a request's body may take to arrive; past it, 408 and the connection closes.
+    #[arg(long, env = "API_BODY_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    body_read_timeout_ms: u64,
     /// Open connections at most; past it a new connection gets 503 `busy` and is closed.
     #[arg(long, env = "API_MAX_CONNECTIONS", default_value_t = 10_000)]
     max_connections: usize,
@@ -123,6 +126,7 @@ async fn main() -> anyhow::Result<()> {
         connections: services::api::connections::ConnectionLimits {
             header_read_timeout: Duration::from_millis(args.header_read_timeout_ms),
             max_connections: args.max_connections,
+            body_read_timeout: Duration::from_millis(args.body_read_timeout_ms),
         },
         infer_max_wait: Duration::from_millis(args.infer_max_wait_ms),
         infer_deadline: Duration::from_millis(args.infer_deadline_ms),
