@@ -16,6 +16,7 @@ fn buy(user: i64, item: i64, offset: i64) -> Buy {
         accepted_at_ms: 1_700_000_000_000,
         partition: 0,
         offset,
+        signed: false,
     }
 }
 

@@ -270,6 +270,21 @@ async fn an_item_that_requires_a_token_takes_only_its_buyers_own_token() {
         .await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(s.queued(), 2);
+
+    // The order worker confirms both: the API signed their events, and a token item's buy is
+    // applied only with that signature (services/src/orders/signature.rs).
+    let w = common::order_worker(&s.broker.addr, s.db.pool.clone(), |_| {}).await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(w.run(stop.clone()));
+    common::wait_for_rows(
+        &s.db.pool,
+        "SELECT count(*) - 1 FROM orders WHERE status = 'confirmed'",
+        Duration::from_secs(30),
+        "the API's signed buys of token items were not confirmed",
+    )
+    .await;
+    stop.cancel();
+    task.await.unwrap().unwrap();
     a.stop().await;
     b.stop().await;
     s.finish().await;

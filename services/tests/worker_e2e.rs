@@ -452,3 +452,126 @@ async fn a_worker_fenced_in_its_group_rejoins_and_keeps_writing() {
     assert_eq!(db.stock(2100).await, 80);
     db.drop_db().await;
 }
+
+/// Issue 34's forged orders, made straight on the topic as a broker account could: buys of an
+/// item that requires a purchase token without the API's signature, with a forged one, and
+/// buys accepted outside the item's sale window are all `rejected_invalid` (counted by reason),
+/// never confirmed, and take no stock; the same buys signed as the API signs them are
+/// confirmed. Before, the worker confirmed whatever the topic held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_buys_are_rejected_as_invalid_and_never_confirmed() {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use services::orders::EventSigner;
+
+    let db = TestDb::new().await;
+    db.item(2200, 100).await;
+    db.item(2201, 100).await;
+    sqlx::query("UPDATE items SET require_token = true WHERE id = 2200")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE items SET sale_start = to_timestamp(1700000000), \
+         sale_end = to_timestamp(1700000100) WHERE id = 2201",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let signer = EventSigner::load(&db.pool).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path());
+    create_topic(&b, "seckill", 1);
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &b.addr)
+        .create()
+        .unwrap();
+    let send = |e: OrderEvent, signature: Option<String>| {
+        let producer = producer.clone();
+        async move {
+            let payload = e.encode();
+            let mut record = FutureRecord::to("seckill").key("k").payload(&payload);
+            let headers = signature.map(|s| {
+                OwnedHeaders::new().insert(Header {
+                    key: "seckill-signature",
+                    value: Some(s.as_bytes()),
+                })
+            });
+            if let Some(h) = headers {
+                record = record.headers(h);
+            }
+            producer
+                .send(record, Duration::from_secs(30))
+                .await
+                .map_err(|(e, _)| e)
+                .unwrap();
+        }
+    };
+    let at = |user: i64, item: i64, accepted_at_ms: i64| OrderEvent {
+        accepted_at_ms,
+        ..buy_event(user, item)
+    };
+    // Token item: unsigned, forged, signed for another event; then two genuinely signed.
+    send(at(1, 2200, 1_700_000_000_000), None).await;
+    send(
+        at(2, 2200, 1_700_000_000_000),
+        Some("AAAAAAAAAAAAAAAAAAAAAA".into()),
+    )
+    .await;
+    let other = at(3, 2200, 1_700_000_000_000);
+    send(at(4, 2200, 1_700_000_000_000), Some(signer.sign(&other))).await;
+    for user in [5, 6] {
+        let e = at(user, 2200, 1_700_000_000_000);
+        let s = signer.sign(&e);
+        send(e, Some(s)).await;
+    }
+    // Windowed item: before, after (the end is exclusive), inside.
+    send(at(7, 2201, 1_699_999_999_999), None).await;
+    send(at(8, 2201, 1_700_000_100_000), None).await;
+    send(at(9, 2201, 1_700_000_050_000), None).await;
+
+    let w = order_worker(&b.addr, db.pool.clone(), |c| {
+        c.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let metrics_addr = w.metrics_addr().expect("a metrics port");
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(w.run(stop.clone()));
+    wait_for_orders(&db, 2200, 5).await;
+    wait_for_orders(&db, 2201, 3).await;
+    let statuses: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT user_id, status::text FROM orders WHERE item_id IN (2200, 2201) ORDER BY user_id",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    let invalid = "rejected_invalid".to_string();
+    let confirmed = "confirmed".to_string();
+    assert_eq!(
+        statuses,
+        [
+            (1, invalid.clone()),
+            (2, invalid.clone()),
+            (4, invalid.clone()),
+            (5, confirmed.clone()),
+            (6, confirmed.clone()),
+            (7, invalid.clone()),
+            (8, invalid.clone()),
+            (9, confirmed.clone()),
+        ]
+    );
+    assert_eq!(db.stock(2200).await, 98);
+    assert_eq!(db.stock(2201).await, 99);
+    let body = reqwest::get(format!("http://{metrics_addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (reason, n) in [("unsigned", 3), ("outside_sale_window", 2)] {
+        let line = format!("order_worker_rejected_invalid_total{{reason=\"{reason}\"}} {n}");
+        assert!(body.contains(&line), "no {line:?} in:\n{body}");
+    }
+    stop.cancel();
+    task.await.unwrap().unwrap();
+    db.drop_db().await;
+}

@@ -122,10 +122,25 @@ impl DurableProducer {
         payload: &[u8],
         deadline: Duration,
     ) -> Enqueued {
+        self.send_with(topic, key, payload, None, deadline).await
+    }
+
+    /// [`DurableProducer::send`] with Kafka headers.
+    pub async fn send_with(
+        &self,
+        topic: &str,
+        key: &[u8],
+        payload: &[u8],
+        headers: Option<rdkafka::message::OwnedHeaders>,
+        deadline: Duration,
+    ) -> Enqueued {
         let (tx, rx) = oneshot::channel();
-        let record = BaseRecord::with_opaque_to(topic, Box::new(tx))
+        let mut record = BaseRecord::with_opaque_to(topic, Box::new(tx))
             .key(key)
             .payload(payload);
+        if let Some(h) = headers {
+            record = record.headers(h);
+        }
         if let Err((e, _)) = self.producer.send(record) {
             // Refused by librdkafka before it took the message (queue full, unknown topic in
             // the local cache, message too large): it is not in any queue.

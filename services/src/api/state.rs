@@ -1,6 +1,7 @@
 //! `AppState`: everything the handlers share: the producer, the database pool, the token and
 //! receipt keys, the admission budgets, the inference reply router and the metrics.
 
+use crate::orders::EventSigner;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -314,6 +315,9 @@ pub struct AppState {
     pub keys: TokenKeys,
     pub receipts: Receipts,
     pub purchase_tokens: PurchaseTokens,
+    /// Signs every buy event for the order workers (`orders::signature`); read from the
+    /// database by the item refresh before admission admits anything.
+    pub event_signer: std::sync::OnceLock<EventSigner>,
     pub limiters: Limiters,
     pub admission: Admission,
     pub replies: Arc<ReplyRouter>,
@@ -368,6 +372,7 @@ impl AppState {
             keys: TokenKeys::new(config.jwt_secret.as_bytes()),
             receipts: Receipts::new(config.jwt_secret.as_bytes()),
             purchase_tokens: PurchaseTokens::new(config.jwt_secret.as_bytes()),
+            event_signer: std::sync::OnceLock::new(),
             limiters: Limiters::new(config.limits),
             metrics: ApiMetrics::new(&config.limits),
             config,
@@ -393,6 +398,19 @@ impl AppState {
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = stop.cancelled() => return,
+            }
+            // The signing key first: admission is ready (buys are admitted) only after its first
+            // refresh, so every admitted buy's event is signed.
+            if self.event_signer.get().is_none() {
+                match EventSigner::load(&self.pool).await {
+                    Ok(s) => {
+                        let _ = self.event_signer.set(s);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the event signing key yet; admitting nothing");
+                        continue;
+                    }
+                }
             }
             if let Err(e) = self.admission.refresh(&self.pool).await {
                 tracing::warn!(error = %e, "admission refresh failed; keeping the last view");

@@ -2,8 +2,11 @@
 //! tested without a database; [`super::store`] feeds it the locked stock and the confirmed
 //! (user, item) pairs.
 //!
-//! Rules, first match wins, buys taken in the order they were queued:
-//! 1. unknown item, or a quantity outside 1..=MAX_QTY: `rejected_invalid`;
+//! Rules, first match wins, buys taken in the order they were queued. The worker trusts nothing
+//! it did not check: a buy is applied only if the API could have admitted it.
+//! 1. `rejected_invalid`, with the reason ([`Invalid`]): an unknown item, a quantity outside
+//!    1..=MAX_QTY, a time of acceptance outside the item's sale window, or an item that
+//!    requires a purchase token without the API's signature ([`super::signature`]);
 //! 2. the user already has a confirmed order for the item (earlier, or earlier in the batch):
 //!    `rejected_duplicate`;
 //! 3. enough stock left: `confirmed`, stock decreases;
@@ -24,6 +27,64 @@ pub struct Buy {
     pub accepted_at_ms: i64,
     pub partition: i32,
     pub offset: i64,
+    /// It carries the API's valid signature.
+    pub signed: bool,
+}
+
+/// What the sale of an item allows, as the `items` row says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Sale {
+    /// Units left.
+    pub stock: i32,
+    /// The window buys may be accepted in, ms since the epoch; `None`: no bound.
+    pub opens_at_ms: Option<i64>,
+    pub closes_at_ms: Option<i64>,
+    /// Only buys the API admitted (checking a purchase token) may buy it.
+    pub require_token: bool,
+}
+
+/// Why a buy is `rejected_invalid`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Invalid {
+    UnknownItem,
+    Quantity,
+    OutsideSaleWindow,
+    /// A token-required item, without the API's signature.
+    Unsigned,
+}
+
+impl Invalid {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Invalid::UnknownItem => "unknown_item",
+            Invalid::Quantity => "quantity",
+            Invalid::OutsideSaleWindow => "outside_sale_window",
+            Invalid::Unsigned => "unsigned",
+        }
+    }
+
+    pub const ALL: [Invalid; 4] = [
+        Invalid::UnknownItem,
+        Invalid::Quantity,
+        Invalid::OutsideSaleWindow,
+        Invalid::Unsigned,
+    ];
+}
+
+/// How one buy was decided, and why it was invalid if it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub outcome: Outcome,
+    pub invalid: Option<Invalid>,
+}
+
+impl Decision {
+    fn of(outcome: Outcome) -> Self {
+        Decision {
+            outcome,
+            invalid: None,
+        }
+    }
 }
 
 /// How the worker decided a buy: the `order_status` enum of the `orders` table.
@@ -48,32 +109,52 @@ impl Outcome {
     }
 }
 
-/// Decides every buy; `stock` (item -> units left) is updated in place.
+/// Why `b`, of a known item on `sale`, could not have been admitted, if it could not.
+fn invalid(b: &Buy, sale: &Sale) -> Option<Invalid> {
+    if b.qty == 0 || b.qty > MAX_QTY {
+        return Some(Invalid::Quantity);
+    }
+    let early = sale.opens_at_ms.is_some_and(|t| b.accepted_at_ms < t);
+    let late = sale.closes_at_ms.is_some_and(|t| b.accepted_at_ms >= t);
+    if early || late {
+        return Some(Invalid::OutsideSaleWindow);
+    }
+    if sale.require_token && !b.signed {
+        return Some(Invalid::Unsigned);
+    }
+    None
+}
+
+/// Decides every buy; `sales` (item -> its sale) has its stock updated in place.
 pub fn allocate(
     buys: &[Buy],
-    stock: &mut HashMap<i64, i32>,
+    sales: &mut HashMap<i64, Sale>,
     confirmed: &HashSet<(i64, i64)>,
-) -> Vec<Outcome> {
+) -> Vec<Decision> {
     let mut confirmed_now: HashSet<(i64, i64)> = HashSet::new();
     buys.iter()
         .map(|b| {
-            let Some(left) = stock.get_mut(&b.item_id) else {
-                return Outcome::RejectedInvalid;
+            let rejected = |why| Decision {
+                outcome: Outcome::RejectedInvalid,
+                invalid: Some(why),
             };
-            if b.qty == 0 || b.qty > MAX_QTY {
-                return Outcome::RejectedInvalid;
+            let Some(sale) = sales.get_mut(&b.item_id) else {
+                return rejected(Invalid::UnknownItem);
+            };
+            if let Some(why) = invalid(b, sale) {
+                return rejected(why);
             }
             let key = (b.user_id, b.item_id);
             if confirmed.contains(&key) || confirmed_now.contains(&key) {
-                return Outcome::RejectedDuplicate;
+                return Decision::of(Outcome::RejectedDuplicate);
             }
             let qty = b.qty as i32;
-            if *left >= qty {
-                *left -= qty;
+            if sale.stock >= qty {
+                sale.stock -= qty;
                 confirmed_now.insert(key);
-                Outcome::Confirmed
+                Decision::of(Outcome::Confirmed)
             } else {
-                Outcome::RejectedSoldOut
+                Decision::of(Outcome::RejectedSoldOut)
             }
         })
         .collect()
@@ -92,45 +173,116 @@ mod tests {
             accepted_at_ms: 0,
             partition: 0,
             offset: 0,
+            signed: false,
         }
+    }
+
+    fn sales(items: &[(i64, i32)]) -> HashMap<i64, Sale> {
+        items
+            .iter()
+            .map(|&(id, stock)| {
+                (
+                    id,
+                    Sale {
+                        stock,
+                        ..Sale::default()
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn outcomes(d: Vec<Decision>) -> Vec<Outcome> {
+        d.into_iter().map(|d| d.outcome).collect()
     }
 
     #[test]
     fn first_come_first_served_without_overselling() {
-        let mut stock = HashMap::from([(1, 3)]);
+        let mut stock = sales(&[(1, 3)]);
         let buys = vec![buy(1, 1, 2), buy(2, 1, 2), buy(3, 1, 1), buy(4, 1, 1)];
-        let out = allocate(&buys, &mut stock, &HashSet::new());
+        let out = outcomes(allocate(&buys, &mut stock, &HashSet::new()));
         use Outcome::*;
         assert_eq!(
             out,
             vec![Confirmed, RejectedSoldOut, Confirmed, RejectedSoldOut]
         );
-        assert_eq!(stock[&1], 0);
+        assert_eq!(stock[&1].stock, 0);
     }
 
     #[test]
     fn one_confirmed_order_per_user_and_item() {
-        let mut stock = HashMap::from([(1, 10), (2, 10)]);
+        let mut stock = sales(&[(1, 10), (2, 10)]);
         let already = HashSet::from([(7, 2)]);
         let buys = vec![buy(7, 1, 1), buy(7, 1, 1), buy(7, 2, 1), buy(8, 1, 1)];
-        let out = allocate(&buys, &mut stock, &already);
+        let out = outcomes(allocate(&buys, &mut stock, &already));
         use Outcome::*;
         assert_eq!(
             out,
             vec![Confirmed, RejectedDuplicate, RejectedDuplicate, Confirmed]
         );
-        assert_eq!((stock[&1], stock[&2]), (8, 10));
+        assert_eq!((stock[&1].stock, stock[&2].stock), (8, 10));
     }
 
     #[test]
     fn unknown_items_and_bad_quantities_are_invalid() {
-        let mut stock = HashMap::from([(1, 10)]);
+        let mut stock = sales(&[(1, 10)]);
         let out = allocate(
             &[buy(1, 99, 1), buy(1, 1, 0), buy(1, 1, MAX_QTY + 1)],
             &mut stock,
             &HashSet::new(),
         );
-        assert!(out.iter().all(|o| *o == Outcome::RejectedInvalid));
-        assert_eq!(stock[&1], 10);
+        let why: Vec<_> = out.iter().map(|d| d.invalid).collect();
+        assert_eq!(
+            why,
+            [
+                Some(Invalid::UnknownItem),
+                Some(Invalid::Quantity),
+                Some(Invalid::Quantity)
+            ]
+        );
+        assert!(out.iter().all(|d| d.outcome == Outcome::RejectedInvalid));
+        assert_eq!(stock[&1].stock, 10);
+    }
+
+    /// Issue 34's forged buys: a time outside the sale's window, and a token-required item
+    /// without the API's signature, are invalid; the same buys as the API makes them go through.
+    #[test]
+    fn outside_the_window_or_unsigned_for_a_token_item_is_invalid() {
+        let mut s = HashMap::from([(
+            1,
+            Sale {
+                stock: 10,
+                opens_at_ms: Some(1_000),
+                closes_at_ms: Some(2_000),
+                require_token: true,
+            },
+        )]);
+        let at = |t: i64, signed: bool| Buy {
+            accepted_at_ms: t,
+            signed,
+            ..buy(t, 1, 1)
+        };
+        let out = allocate(
+            &[
+                at(999, true),
+                at(2_000, true),
+                at(1_500, false),
+                at(1_500, true),
+            ],
+            &mut s,
+            &HashSet::new(),
+        );
+        let why: Vec<_> = out.iter().map(|d| d.invalid).collect();
+        assert_eq!(
+            why,
+            [
+                Some(Invalid::OutsideSaleWindow),
+                Some(Invalid::OutsideSaleWindow),
+                Some(Invalid::Unsigned),
+                None
+            ]
+        );
+        assert_eq!(out[3].outcome, Outcome::Confirmed);
+        assert_eq!(s[&1].stock, 9);
     }
 }

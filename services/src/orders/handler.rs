@@ -1,21 +1,27 @@
 //! The order worker's batch handler: drains buys into PostgreSQL.
 //!
-//! Per batch: the events that cannot be decoded go to the dead-letter topic; the rest are
+//! Per batch: the events that cannot be decoded go to the dead-letter topic; each of the rest
+//! has its signature checked ([`super::signature`]: a buy of a token-required item without the
+//! API's signature is rejected as invalid, never confirmed); they are
 //! applied in one transaction ([`super::apply_batch`]), retried with backoff on a transient
 //! database error, never skipped. An event the database refuses for its data is isolated by
 //! splitting the batch and dead-lettered with the reason. The generic worker ([`crate::worker`]) commits the offsets only after
 //! that. Restarted at any point, the worker re-applies at most the last uncommitted batch, which
 //! the transaction's request-id check turns into no-ops.
 
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use rdkafka::message::{BorrowedMessage, Message};
 use shared::messages::OrderEvent;
 use sqlx::PgPool;
 use std::sync::Arc;
 
-use super::{apply_batch, Buy};
+use super::signature::{EventSigner, HEADER};
+use super::{apply_batch, Buy, Invalid};
 use crate::worker::{BatchHandler, DbFailure, HandlerError, PendingAcks, WorkerContext};
+use rdkafka::message::Headers;
 
 /// What the order worker decided, for `/metrics` and the demo's progress line.
 #[derive(Debug, Default)]
@@ -23,19 +29,36 @@ pub struct OrderStats {
     pub confirmed: Counter,
     pub rejected: Counter,
     pub already_applied: Counter,
+    /// Buys rejected as invalid, by reason (`Invalid::as_str`).
+    pub invalid: Family<ReasonLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    reason: &'static str,
 }
 
 #[derive(Debug)]
 pub struct OrderHandler {
     pool: PgPool,
     stats: Arc<OrderStats>,
+    /// The API's signing key, read from the database with the first batch.
+    signer: Option<EventSigner>,
 }
 
 impl OrderHandler {
     pub fn new(pool: PgPool) -> Self {
+        let stats = OrderStats::default();
+        for why in Invalid::ALL {
+            // Present at 0 from the start, so a dashboard or alert sees the series.
+            let _ = stats.invalid.get_or_create(&ReasonLabel {
+                reason: why.as_str(),
+            });
+        }
         OrderHandler {
             pool,
-            stats: Arc::default(),
+            stats: Arc::new(stats),
+            signer: None,
         }
     }
 
@@ -64,6 +87,11 @@ impl BatchHandler for OrderHandler {
             "Redelivered events whose order already existed",
             s.already_applied.clone(),
         );
+        r.register(
+            "rejected_invalid",
+            "Buys rejected because the API could not have admitted them, by reason",
+            s.invalid.clone(),
+        );
     }
 
     async fn handle(
@@ -71,12 +99,27 @@ impl BatchHandler for OrderHandler {
         batch: &[BorrowedMessage<'_>],
         ctx: &WorkerContext,
     ) -> Result<PendingAcks, HandlerError> {
+        if self.signer.is_none() {
+            let pool = &self.pool;
+            match ctx
+                .retry_db("read the event signing key", || EventSigner::load(pool))
+                .await
+            {
+                Ok(s) => self.signer = Some(s),
+                Err(DbFailure::Permanent(e)) => {
+                    return Err(DbFailure::Permanent(e).into());
+                }
+                Err(stopped @ DbFailure::Stopped) => return Err(stopped.into()),
+            }
+        }
+        let signer = self.signer.as_ref();
         // Each buy with the message it came from, for the dead-letter topic.
         let mut buys: Vec<(Buy, &BorrowedMessage<'_>)> = Vec::with_capacity(batch.len());
         for m in batch {
             match m.payload().map(OrderEvent::decode) {
                 Some(Ok(e)) => buys.push((
                     Buy {
+                        signed: signed(signer, &e, m),
                         request_id: e.request_id,
                         user_id: e.user_id,
                         item_id: e.item_id,
@@ -113,6 +156,14 @@ impl BatchHandler for OrderHandler {
                         .rejected
                         .inc_by(s.sold_out + s.duplicate + s.invalid);
                     self.stats.already_applied.inc_by(s.already_applied);
+                    for (why, n) in &s.invalid_because {
+                        self.stats
+                            .invalid
+                            .get_or_create(&ReasonLabel {
+                                reason: why.as_str(),
+                            })
+                            .inc_by(*n);
+                    }
                     tracing::debug!(events = slice.len(), ?s, "batch applied");
                 }
                 Err(DbFailure::Permanent(e)) if run.len() == 1 => {
@@ -130,4 +181,16 @@ impl BatchHandler for OrderHandler {
         // Every effect is in the database, committed.
         Ok(PendingAcks::none())
     }
+}
+
+/// Whether `m` carries the API's valid signature for `e`.
+fn signed(signer: Option<&EventSigner>, e: &OrderEvent, m: &BorrowedMessage<'_>) -> bool {
+    let (Some(signer), Some(headers)) = (signer, m.headers()) else {
+        return false;
+    };
+    headers
+        .iter()
+        .find(|h| h.key == HEADER)
+        .and_then(|h| h.value)
+        .is_some_and(|sig| signer.verify(e, sig))
 }

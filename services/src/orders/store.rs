@@ -1,6 +1,7 @@
 //! Applies a batch of buys in one PostgreSQL transaction:
 //!
-//! 1. lock the batch's item rows (`FOR UPDATE`, in id order so two workers cannot deadlock);
+//! 1. lock the batch's item rows (`FOR UPDATE`, in id order so two workers cannot deadlock),
+//!    with what their sale allows (stock, window, whether a purchase token is required);
 //! 2. drop buys whose request id already has an order (a redelivered event: applied once);
 //! 3. read the confirmed (user, item) pairs among the batch's users;
 //! 4. allocate in memory ([`super::allocate`]), in queue order;
@@ -20,7 +21,7 @@ use std::collections::{HashMap, HashSet};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::allocate::{allocate, Buy, Outcome};
+use super::allocate::{allocate, Buy, Invalid, Outcome, Sale};
 
 /// What one batch did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,9 +30,16 @@ pub struct BatchSummary {
     pub sold_out: u64,
     pub duplicate: u64,
     pub invalid: u64,
+    /// Why the invalid ones were (`invalid` in all).
+    pub invalid_because: HashMap<Invalid, u64>,
     /// Events whose order already existed (redelivery after a crash or rebalance).
     pub already_applied: u64,
 }
+
+/// An item's row as the batch locks it: id, stock, sale window (ms) and whether a purchase
+/// token is required.
+#[derive(sqlx::FromRow)]
+struct SaleRow(i64, i32, Option<i64>, Option<i64>, bool);
 
 pub async fn apply_batch(pool: &PgPool, buys: &[Buy]) -> Result<BatchSummary, sqlx::Error> {
     let mut summary = BatchSummary::default();
@@ -47,13 +55,31 @@ pub async fn apply_batch(pool: &PgPool, buys: &[Buy]) -> Result<BatchSummary, sq
     let mut item_ids: Vec<i64> = buys.iter().map(|b| b.item_id).collect();
     item_ids.sort_unstable();
     item_ids.dedup();
-    let rows: Vec<(i64, i32)> =
-        sqlx::query_as("SELECT id, stock FROM items WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-            .bind(&item_ids)
-            .fetch_all(&mut *tx)
-            .await?;
-    let mut stock: HashMap<i64, i32> = rows.into_iter().collect();
-    let before = stock.clone();
+    let rows: Vec<SaleRow> = sqlx::query_as(
+        "SELECT id, stock, \
+                (extract(epoch FROM sale_start) * 1000)::bigint, \
+                (extract(epoch FROM sale_end) * 1000)::bigint, \
+                require_token \
+         FROM items WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+    )
+    .bind(&item_ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut sales: HashMap<i64, Sale> = rows
+        .into_iter()
+        .map(|SaleRow(id, stock, opens_at_ms, closes_at_ms, require_token)| {
+            (
+                id,
+                Sale {
+                    stock,
+                    opens_at_ms,
+                    closes_at_ms,
+                    require_token,
+                },
+            )
+        })
+        .collect();
+    let before: HashMap<i64, i32> = sales.iter().map(|(id, s)| (*id, s.stock)).collect();
 
     let ids: Vec<Uuid> = buys.iter().map(|b| b.request_id).collect();
     let done: HashSet<Uuid> = sqlx::query_scalar(
@@ -86,15 +112,20 @@ pub async fn apply_batch(pool: &PgPool, buys: &[Buy]) -> Result<BatchSummary, sq
     .into_iter()
     .collect();
 
-    let outcomes = allocate(&fresh, &mut stock, &confirmed);
-    for o in &outcomes {
-        match o {
+    let decisions = allocate(&fresh, &mut sales, &confirmed);
+    for (d, b) in decisions.iter().zip(&fresh) {
+        match d.outcome {
             Outcome::Confirmed => summary.confirmed += 1,
             Outcome::RejectedSoldOut => summary.sold_out += 1,
             Outcome::RejectedDuplicate => summary.duplicate += 1,
             Outcome::RejectedInvalid => summary.invalid += 1,
         }
+        if let Some(why) = d.invalid {
+            *summary.invalid_because.entry(why).or_default() += 1;
+            tracing::info!(request_id = %b.request_id, user = b.user_id, item = b.item_id, reason = why.as_str(), "buy rejected as invalid");
+        }
     }
+    let outcomes: Vec<Outcome> = decisions.iter().map(|d| d.outcome).collect();
     if !fresh.is_empty() {
         let statuses: Vec<&str> = outcomes.iter().map(Outcome::as_db).collect();
         let qtys: Vec<i32> = fresh
@@ -134,10 +165,10 @@ pub async fn apply_batch(pool: &PgPool, buys: &[Buy]) -> Result<BatchSummary, sq
         .execute(&mut *tx)
         .await?;
     }
-    let changed: Vec<(i64, i32)> = stock
+    let changed: Vec<(i64, i32)> = sales
         .iter()
-        .filter(|(id, s)| before.get(id) != Some(s))
-        .map(|(id, s)| (*id, *s))
+        .filter(|(id, s)| before.get(id) != Some(&s.stock))
+        .map(|(id, s)| (*id, s.stock))
         .collect();
     if !changed.is_empty() {
         let (ids, levels): (Vec<i64>, Vec<i32>) = changed.into_iter().unzip();

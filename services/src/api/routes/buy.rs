@@ -258,13 +258,22 @@ pub async fn buy(
     let (key, id) = std::cell::LazyCell::force(&identity).clone();
     event.request_id = id;
 
+    // The worker applies a buy of a token-required item only with this signature: such an
+    // item is bought only through here, where the token was checked.
+    let signature = state.event_signer.get().map(|s| {
+        rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
+            key: crate::orders::signature::HEADER,
+            value: Some(s.sign(&event).as_bytes()),
+        })
+    });
     let started = Instant::now();
     let outcome = state
         .producer
-        .send(
+        .send_with(
             &state.config.topic,
             event.item_id.to_string().as_bytes(),
             &event.encode(),
+            signature,
             state.config.enqueue_timeout,
         )
         .await;
