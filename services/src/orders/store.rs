@@ -67,17 +67,19 @@ pub async fn apply_batch(pool: &PgPool, buys: &[Buy]) -> Result<BatchSummary, sq
     .await?;
     let mut sales: HashMap<i64, Sale> = rows
         .into_iter()
-        .map(|SaleRow(id, stock, opens_at_ms, closes_at_ms, require_token)| {
-            (
-                id,
-                Sale {
-                    stock,
-                    opens_at_ms,
-                    closes_at_ms,
-                    require_token,
-                },
-            )
-        })
+        .map(
+            |SaleRow(id, stock, opens_at_ms, closes_at_ms, require_token)| {
+                (
+                    id,
+                    Sale {
+                        stock,
+                        opens_at_ms,
+                        closes_at_ms,
+                        require_token,
+                    },
+                )
+            },
+        )
         .collect();
     let before: HashMap<i64, i32> = sales.iter().map(|(id, s)| (*id, s.stock)).collect();
 
