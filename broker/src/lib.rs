@@ -56,3 +56,5 @@ pub use config::{AuthorizationConfig, NodeConfig};
 #[cfg(feature = "harness")]
 pub use embedded::EmbeddedBroker;
 pub use node::Node;
+#[cfg(feature = "harness")]
+pub use server::frames_before_authentication;

@@ -114,7 +114,7 @@ const ANONYMOUS: &str = "ANONYMOUS";
 
 /// Kafka's `sasl.server.max.receive.size` default: the largest frame an unauthenticated
 /// connection may send.
-const MAX_FRAME_BEFORE_AUTHENTICATION: usize = 512 * 1024;
+pub(crate) const MAX_FRAME_BEFORE_AUTHENTICATION: usize = 512 * 1024;
 
 /// The answer to a SASL request, and whether the connection closes once it is sent.
 struct SaslAnswer {

@@ -23,12 +23,18 @@ pub(super) enum FrameEnd {
 }
 
 impl Frames {
+    /// Bytes the buffer holds room for (what reading costs the connection in memory).
+    #[cfg(feature = "harness")]
+    pub(super) fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// Nothing of a next request read yet.
     pub(super) fn is_empty(&self) -> bool {
         self.buf.is_empty()
     }
 
-    pub(super) async fn next<S: AsyncRead + Unpin>(
+    pub(crate) async fn next<S: AsyncRead + Unpin>(
         &mut self,
         socket: &mut S,
         max: usize,
