@@ -158,11 +158,11 @@ impl NodeConfig {
         if self.max_unauthenticated_connections_per_address == 0 {
             return bad("max unauthenticated connections per address must be >= 1".into());
         }
-        if self.failed_authentication_delay >= self.idle_timeout {
-            return bad("the failed authentication delay must be below the idle timeout".into());
-        }
         if self.idle_timeout < Duration::from_secs(1) {
             return bad("the idle connection timeout must be >= 1 s".into());
+        }
+        if self.failed_authentication_delay >= self.idle_timeout {
+            return bad("the failed authentication delay must be below the idle timeout".into());
         }
         if self.topic_limits.max_topics == 0 || self.topic_limits.max_partitions == 0 {
             return bad("the topic and partition limits must be >= 1".into());
@@ -271,6 +271,18 @@ mod tests {
         refused(
             &|c| c.topic_limits.max_topics = 0,
             "topic and partition limits",
+        );
+        refused(
+            &|c| c.max_unauthenticated_connections_per_address = 0,
+            "max unauthenticated connections",
+        );
+        refused(
+            &|c| c.failed_authentication_delay = Duration::from_secs(600),
+            "failed authentication delay",
+        );
+        refused(
+            &|c| c.authorization.super_users = vec!["alice".into()],
+            "no SASL users",
         );
         refused(
             &|c| c.topic_limits.max_partitions = 0,
