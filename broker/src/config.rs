@@ -161,7 +161,8 @@ impl NodeConfig {
         if self.idle_timeout < Duration::from_secs(1) {
             return bad("the idle connection timeout must be >= 1 s".into());
         }
-        if self.failed_authentication_delay >= self.idle_timeout {
+        // Only logins are delayed: without SASL users the delay never applies.
+        if self.sasl.is_some() && self.failed_authentication_delay >= self.idle_timeout {
             return bad("the failed authentication delay must be below the idle timeout".into());
         }
         if self.topic_limits.max_topics == 0 || self.topic_limits.max_partitions == 0 {
@@ -277,9 +278,22 @@ mod tests {
             "max unauthenticated connections",
         );
         refused(
-            &|c| c.failed_authentication_delay = Duration::from_secs(600),
+            &|c| {
+                c.failed_authentication_delay = Duration::from_secs(600);
+                c.listeners[0].protocol = SecurityProtocol::SaslPlaintext;
+                let mut users = crate::auth::Users::empty();
+                users.add_entries(["a:user:pw"], "test").unwrap();
+                c.sasl = Some(Arc::new(SaslConfig {
+                    users,
+                    mechanisms: vec![crate::auth::Mechanism::Plain],
+                }));
+            },
             "failed authentication delay",
         );
+        // Without SASL users the delay never applies: a 1 s idle timeout is fine.
+        let mut c = ok.clone();
+        c.idle_timeout = Duration::from_secs(1);
+        assert!(c.validate().is_ok());
         refused(
             &|c| c.authorization.super_users = vec!["alice".into()],
             "no SASL users",
