@@ -14,6 +14,9 @@
 //! topic of its own on the same broker and disk; TLS is printed as a share of the two plaintext
 //! runs around it, so the ratio is what encryption costs on this machine.
 //!
+//! `--acls` does the same with a SASL listener instead, producing as a user whose requests the
+//! ACLs check (SCRAM login, then an ACL scan per Produce): what authorization costs.
+//!
 //! Consume is measured twice, with librdkafka's default settings and with the services' tuned
 //! ones (`fetch.queue.backoff.ms` 20 instead of 1000, see `services::kafka`), beside kcat reading
 //! the same log in the same run (when kcat is installed). The order path's own pattern follows:
@@ -88,6 +91,10 @@ struct Args {
     /// run.
     #[arg(long, default_value_t = false, conflicts_with = "brokers")]
     tls: bool,
+    /// Also produce as a SASL user whose every request the ACLs check, beside plaintext (whose
+    /// clients are super users) in the same run.
+    #[arg(long, default_value_t = false, conflicts_with_all = ["brokers", "tls"])]
+    acls: bool,
     /// Where the in-process broker and the storage ceiling write (must be a real disk).
     #[arg(long, default_value = "target/perf-data")]
     dir: std::path::PathBuf,
@@ -540,35 +547,38 @@ fn order_path(args: &Args, brokers: &str) -> anyhow::Result<()> {
 
 /// Produce over TLS, then plaintext again: TLS as a share of the plaintext runs before
 /// (`plain_before`, msgs/s) and after it.
-fn tls_produce(
+/// Produce through the `other` listener with `security`, then plaintext again: the first as a
+/// share of the plaintext runs before (`plain_before`, msgs/s) and after it.
+fn beside_plaintext(
     args: &Args,
     plain: &str,
-    tls: &str,
-    ca: &std::path::Path,
+    other: &str,
+    security: &Security,
+    label: &str,
     plain_before: f64,
 ) -> anyhow::Result<()> {
     let bytes = (args.messages * args.size) as f64;
-    let security = [
-        ("security.protocol", "SSL".to_string()),
-        ("ssl.ca.location", ca.display().to_string()),
-    ];
-    let topic = format!("{}-tls", args.topic);
-    create_topic_named(args, tls, &topic, &security)?;
-    let (took, mut latencies) = produce(args, tls, &topic, &security)?;
-    let tls_rate = args.messages as f64 / took.as_secs_f64();
+    let topic = format!(
+        "{}-{}",
+        args.topic,
+        label.split_whitespace().next().unwrap_or("other")
+    );
+    create_topic_named(args, other, &topic, security)?;
+    let (took, mut latencies) = produce(args, other, &topic, security)?;
+    let rate = args.messages as f64 / took.as_secs_f64();
     let (p50, p99, max) = latencies.summary_ms();
     let again = format!("{}-plain-again", args.topic);
     create_topic_named(args, plain, &again, &[])?;
     let (took_again, _) = produce(args, plain, &again, &[])?;
     let plain_after = args.messages as f64 / took_again.as_secs_f64();
     println!(
-        "produce over TLS (SSL listener):  {:>10.0} msgs/s {:>8.1} MB/s  ack latency p50 {:.1} ms p99 {:.1} ms max {:.1} ms  = {:.0}% of plaintext (same run: {:.0} msgs/s before, {:.0} after)",
-        tls_rate,
+        "produce, {label}:  {:>10.0} msgs/s {:>8.1} MB/s  ack latency p50 {:.1} ms p99 {:.1} ms max {:.1} ms  = {:.0}% of plaintext (same run: {:.0} msgs/s before, {:.0} after)",
+        rate,
         mb(bytes, took),
         p50,
         p99,
         max,
-        100.0 * tls_rate / ((plain_before + plain_after) / 2.0),
+        100.0 * rate / ((plain_before + plain_after) / 2.0),
         plain_before,
         plain_after
     );
@@ -617,6 +627,36 @@ fn main() -> anyhow::Result<()> {
                     client_auth: broker::tls::ClientAuth::None,
                 });
             }
+            if args.acls {
+                // A SASL listener whose user may write only by ACL; the plaintext listener's
+                // clients (User:ANONYMOUS) are super users, so the first and last runs skip
+                // the ACL scan that the SASL user's requests go through.
+                config.listeners = broker::listeners::parse(
+                    "PLAIN://127.0.0.1:0,SASL://127.0.0.1:0",
+                    None,
+                    Some("PLAIN:PLAINTEXT,SASL:SASL_PLAINTEXT"),
+                )?;
+                let mut users = broker::auth::Users::empty();
+                users.add_entries(["perf:user:perf-secret"], "kafka-perf")?;
+                config.sasl = Some(std::sync::Arc::new(broker::auth::SaslConfig {
+                    users,
+                    mechanisms: broker::auth::Mechanism::ALL.to_vec(),
+                }));
+                config.authorization.super_users = vec!["User:ANONYMOUS".into()];
+                // Ten ACLs on other topics before the one that applies: a realistic list to
+                // scan, not a single entry.
+                let mut acls = Vec::new();
+                for i in 0..10 {
+                    acls.extend(broker::acl::Acl::parse_entry(&format!(
+                        "User:other-{i};ALLOW;WRITE,READ;TOPIC;LITERAL;other-{i}"
+                    ))?);
+                }
+                acls.extend(broker::acl::Acl::parse_entry(&format!(
+                    "User:perf;ALLOW;WRITE,DESCRIBE,CREATE;TOPIC;PREFIXED;{}",
+                    args.topic
+                ))?);
+                config.authorization.acls = acls;
+            }
             Some(EmbeddedBroker::start(config)?)
         }
     };
@@ -663,7 +703,37 @@ fn main() -> anyhow::Result<()> {
         let tls_addr = e
             .listener("TLS")
             .context("the in-process broker has no TLS listener")?;
-        tls_produce(&args, &brokers, &tls_addr, &pki.ca, rate)?;
+        let security = [
+            ("security.protocol", "SSL".to_string()),
+            ("ssl.ca.location", pki.ca.display().to_string()),
+        ];
+        beside_plaintext(
+            &args,
+            &brokers,
+            &tls_addr,
+            &security,
+            "tls (SSL listener)",
+            rate,
+        )?;
+    }
+    if let (true, Some(e)) = (args.acls, &embedded) {
+        let sasl_addr = e
+            .listener("SASL")
+            .context("the in-process broker has no SASL listener")?;
+        let security = [
+            ("security.protocol", "SASL_PLAINTEXT".to_string()),
+            ("sasl.mechanism", "SCRAM-SHA-256".to_string()),
+            ("sasl.username", "perf".to_string()),
+            ("sasl.password", "perf-secret".to_string()),
+        ];
+        beside_plaintext(
+            &args,
+            &brokers,
+            &sasl_addr,
+            &security,
+            "acls (SCRAM user, ACLs checked per request)",
+            rate,
+        )?;
     }
 
     let kcat = kcat_read(&args, &brokers);
