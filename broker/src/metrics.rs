@@ -59,6 +59,13 @@ pub enum ClosedBecause {
 }
 
 impl ClosedBecause {
+    const ALL: [ClosedBecause; 4] = [
+        ClosedBecause::PerAddressLimit,
+        ClosedBecause::Idle,
+        ClosedBecause::TlsHandshake,
+        ClosedBecause::UnauthenticatedLimit,
+    ];
+
     fn label(self) -> &'static str {
         match self {
             ClosedBecause::PerAddressLimit => "per_address_limit",
@@ -183,12 +190,7 @@ impl Metrics {
             "Client connections accepted",
             m.connections_accepted.clone(),
         );
-        for because in [
-            ClosedBecause::PerAddressLimit,
-            ClosedBecause::Idle,
-            ClosedBecause::TlsHandshake,
-            ClosedBecause::UnauthenticatedLimit,
-        ] {
+        for because in ClosedBecause::ALL {
             // Present at 0 from the start, so a dashboard or alert sees the series.
             let _ = m.connections_closed.get_or_create(&ReasonLabel {
                 reason: because.label(),

@@ -382,25 +382,11 @@ impl Authorizer {
             if on_resource().next().is_none() {
                 return self.allow_if_no_acl;
             }
-            let applies = |a: &&Acl| {
-                (a.principal == caller.principal || a.principal == "User:*")
-                    && (a.host == "*" || a.host == caller.host)
-            };
-            let denied = on_resource().filter(applies).any(|a| {
-                a.permission == Permission::Deny
-                    && (a.operation == op || a.operation == Operation::All)
-            });
-            if denied {
-                return false;
-            }
-            on_resource()
-                .filter(applies)
-                .any(|a| a.permission == Permission::Allow && implies(a.operation, op))
+            let mine = || on_resource().filter(|a| a.applies_to(caller));
+            !mine().any(|a| a.denies(op)) && mine().any(|a| a.allows(op))
         })
     }
-}
 
-impl Authorizer {
     /// May `caller` do `op` on some resource of type `rt`: a super user, an ALLOW ACL for it
     /// (not cancelled by a DENY on the same pattern), or `allow_if_no_acl` with no ACL of that
     /// type at all.
@@ -409,27 +395,36 @@ impl Authorizer {
             return true;
         }
         self.acls.with(|acls| {
-            let of_type: Vec<&Acl> = acls.iter().filter(|a| a.resource_type == rt).collect();
-            if of_type.is_empty() {
+            let of_type = || acls.iter().filter(|a| a.resource_type == rt);
+            if of_type().next().is_none() {
                 return self.allow_if_no_acl;
             }
-            let applies = |a: &&&Acl| {
-                (a.principal == caller.principal || a.principal == "User:*")
-                    && (a.host == "*" || a.host == caller.host)
-            };
-            of_type
-                .iter()
-                .filter(applies)
-                .filter(|a| a.permission == Permission::Allow && implies(a.operation, op))
-                .any(|allow| {
-                    !of_type.iter().filter(applies).any(|d| {
-                        d.permission == Permission::Deny
-                            && (d.operation == op || d.operation == Operation::All)
-                            && d.pattern_type == allow.pattern_type
-                            && d.name == allow.name
-                    })
+            let mine = || of_type().filter(|a| a.applies_to(caller));
+            mine().filter(|a| a.allows(op)).any(|allow| {
+                !mine().any(|d| {
+                    d.denies(op) && d.pattern_type == allow.pattern_type && d.name == allow.name
                 })
+            })
         })
+    }
+}
+
+impl Acl {
+    /// This ACL names `caller`'s principal (or `User:*`) and host (or `*`).
+    fn applies_to(&self, caller: Caller<'_>) -> bool {
+        (self.principal == caller.principal || self.principal == "User:*")
+            && (self.host == "*" || self.host == caller.host)
+    }
+
+    /// A DENY of `op` (or of everything).
+    fn denies(&self, op: Operation) -> bool {
+        self.permission == Permission::Deny
+            && (self.operation == op || self.operation == Operation::All)
+    }
+
+    /// An ALLOW that grants `op`.
+    fn allows(&self, op: Operation) -> bool {
+        self.permission == Permission::Allow && implies(self.operation, op)
     }
 }
 

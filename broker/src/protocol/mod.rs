@@ -375,6 +375,18 @@ pub(crate) fn on_each<'a>(
         .collect()
 }
 
+/// `group_op` on the group and READ on each of `topics`: what a request on a group's committed
+/// offsets needs (OffsetCommit, OffsetDelete).
+pub(crate) fn on_group_and_topics<'a>(
+    group_op: Operation,
+    group: &str,
+    topics: impl IntoIterator<Item = &'a str>,
+) -> Vec<Need> {
+    let mut needs = on_each(group_op, ResourceType::Group, [group]);
+    needs.extend(on_each(Operation::Read, ResourceType::Topic, topics));
+    needs
+}
+
 /// `op` on the cluster.
 pub(crate) fn on_cluster(op: Operation) -> Vec<Need> {
     vec![vec![(
@@ -387,34 +399,26 @@ pub(crate) fn on_cluster(op: Operation) -> Vec<Need> {
 impl RequestContext {
     /// May the caller do `op` on the resource `name` of type `rt`?
     pub fn allows(&self, op: Operation, rt: ResourceType, name: &str) -> bool {
-        match &self.authorization {
-            Authorization::Nothing => false,
-            Authorization::Everything => true,
-            Authorization::Acls(a) => a.allows(
-                Caller {
-                    principal: &self.principal,
-                    host: &self.host,
-                },
-                op,
-                rt,
-                name,
-            ),
-        }
+        self.decide(|a, caller| a.allows(caller, op, rt, name))
     }
 
     /// May the caller do `op` on at least some resource of type `rt` (Kafka's
     /// authorizeByResourceType: InitProducerId with WRITE on any topic)?
     pub fn allows_some(&self, op: Operation, rt: ResourceType) -> bool {
+        self.decide(|a, caller| a.allows_some(caller, op, rt))
+    }
+
+    /// What `Authorization` says, asking the ACLs through `ask` when they decide.
+    fn decide(&self, ask: impl FnOnce(&Authorizer, Caller<'_>) -> bool) -> bool {
         match &self.authorization {
             Authorization::Nothing => false,
             Authorization::Everything => true,
-            Authorization::Acls(a) => a.allows_some(
+            Authorization::Acls(a) => ask(
+                a,
                 Caller {
                     principal: &self.principal,
                     host: &self.host,
                 },
-                op,
-                rt,
             ),
         }
     }

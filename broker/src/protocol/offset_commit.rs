@@ -7,23 +7,17 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
 use super::error::group_result_code;
 use super::RequestContext;
-use super::{on_each, Need};
+use super::{on_group_and_topics, Need};
 use crate::acl::{Operation, ResourceType};
 use crate::group::CommitRequest;
 use crate::state::Broker;
 /// READ on the group and on each topic (Kafka's rule).
 pub(crate) fn needs(_broker: &Broker, req: &OffsetCommitRequest) -> Vec<Need> {
-    let mut needs = on_each(
+    on_group_and_topics(
         Operation::Read,
-        ResourceType::Group,
-        [req.group_id.0.as_str()],
-    );
-    needs.extend(on_each(
-        Operation::Read,
-        ResourceType::Topic,
+        &req.group_id.0,
         req.topics.iter().map(|t| t.name.0.as_str()),
-    ));
-    needs
+    )
 }
 
 /// Every partition GROUP_AUTHORIZATION_FAILED when the group is what is lacking, else

@@ -9,7 +9,7 @@ use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
 use super::error::{group_error_code, unknown_topic, NONE};
 use super::RequestContext;
-use super::{on_each, Need};
+use super::{on_group_and_topics, Need};
 use crate::acl::{Operation, ResourceType};
 use crate::group::GroupError;
 use crate::state::Broker;
@@ -65,17 +65,11 @@ pub(crate) async fn handle(
 /// A non-admin's request (SASL on): refused as a whole with GROUP_AUTHORIZATION_FAILED.
 /// DELETE on the group and READ on each topic (Kafka's rule).
 pub(crate) fn needs(_broker: &Broker, req: &OffsetDeleteRequest) -> Vec<Need> {
-    let mut needs = on_each(
+    on_group_and_topics(
         Operation::Delete,
-        ResourceType::Group,
-        [req.group_id.0.as_str()],
-    );
-    needs.extend(on_each(
-        Operation::Read,
-        ResourceType::Topic,
+        &req.group_id.0,
         req.topics.iter().map(|t| t.name.0.as_str()),
-    ));
-    needs
+    )
 }
 
 /// GROUP_AUTHORIZATION_FAILED when the group is what is lacking, else every partition of the

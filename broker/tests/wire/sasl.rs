@@ -35,7 +35,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::client::{topic, Client};
-use super::harness::{kcat_output, metric, BrokerProcess};
+use super::harness::{kcat_output_at, metric, BrokerProcess};
 use super::python::{require_python_package, run_script_with};
 
 pub(crate) const USERS: &str = "# wire tests\nadmin:admin:admin-secret\nalice:user:alice-secret\n";
@@ -180,23 +180,40 @@ fn kcat_as(
     args: &[&str],
     stdin: &str,
 ) -> Output {
-    let (mechanism, username, password) = (
+    let login = [mech, user, pw];
+    kcat_sasl(
+        &broker.addr(),
+        &["security.protocol=SASL_PLAINTEXT"],
+        login,
+        args,
+        stdin,
+    )
+}
+
+/// kcat at `addr` with the `-X` settings `security` (the protocol, a CA) and the SASL login
+/// `[mechanism, user, password]`, as [`kcat_as`].
+pub(crate) fn kcat_sasl(
+    addr: &str,
+    security: &[&str],
+    [mech, user, pw]: [&str; 3],
+    args: &[&str],
+    stdin: &str,
+) -> Output {
+    let login = [
         format!("sasl.mechanism={mech}"),
         format!("sasl.username={user}"),
         format!("sasl.password={pw}"),
-    );
-    let mut all = vec![
-        "-X",
-        "security.protocol=SASL_PLAINTEXT",
-        "-X",
-        &mechanism,
-        "-X",
-        &username,
-        "-X",
-        &password,
     ];
+    let mut all = Vec::new();
+    for setting in security
+        .iter()
+        .copied()
+        .chain(login.iter().map(String::as_str))
+    {
+        all.extend(["-X", setting]);
+    }
     all.extend_from_slice(args);
-    kcat_output(broker, Some(Duration::from_secs(30)), &all, stdin)
+    kcat_output_at(addr, Some(Duration::from_secs(30)), &all, stdin)
 }
 
 fn ok(out: &Output, what: &str) -> String {

@@ -25,7 +25,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::harness::{kcat_output_at, metric, BrokerProcess};
 use super::kafka_tools::{consume, tool};
 use super::python::{require_python_package, run_script_at};
-use super::sasl::{sasl_script_passed, ALICE_ACLS, USERS};
+use super::sasl::{kcat_sasl, sasl_script_passed, ALICE_ACLS, USERS};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -163,27 +163,10 @@ fn kcat_over_ssl_and_sasl_ssl_with_scram() {
 
     // SASL_SSL: the admin produces with SCRAM-SHA-512, alice reads with SCRAM-SHA-256; a wrong
     // password is refused with the broker's message, through TLS.
+    let ca = format!("ssl.ca.location={}", pki.ca.display());
     let scram = |mech: &str, user: &str, pw: &str, args: &[&str], stdin: &str| {
-        let (m, u, p) = (
-            format!("sasl.mechanism={mech}"),
-            format!("sasl.username={user}"),
-            format!("sasl.password={pw}"),
-        );
-        let ca = format!("ssl.ca.location={}", pki.ca.display());
-        let mut all = vec![
-            "-X",
-            "security.protocol=SASL_SSL",
-            "-X",
-            &ca,
-            "-X",
-            &m,
-            "-X",
-            &u,
-            "-X",
-            &p,
-        ];
-        all.extend_from_slice(args);
-        kcat_output_at(&secure, Some(TIMEOUT), &all, stdin)
+        let security = ["security.protocol=SASL_SSL", ca.as_str()];
+        kcat_sasl(&secure, &security, [mech, user, pw], args, stdin)
     };
     ok(
         &scram(

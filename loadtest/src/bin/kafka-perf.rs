@@ -547,22 +547,19 @@ fn order_path(args: &Args, brokers: &str) -> anyhow::Result<()> {
 
 /// Produce over TLS, then plaintext again: TLS as a share of the plaintext runs before
 /// (`plain_before`, msgs/s) and after it.
-/// Produce through the `other` listener with `security`, then plaintext again: the first as a
-/// share of the plaintext runs before (`plain_before`, msgs/s) and after it.
+/// Produce through the `other` listener with `security` (to the run's topic with `suffix`,
+/// printed as `label`), then plaintext again: the first as a share of the plaintext runs
+/// before (`plain_before`, msgs/s) and after it.
 fn beside_plaintext(
     args: &Args,
     plain: &str,
     other: &str,
     security: &Security,
-    label: &str,
+    (suffix, label): (&str, &str),
     plain_before: f64,
 ) -> anyhow::Result<()> {
     let bytes = (args.messages * args.size) as f64;
-    let topic = format!(
-        "{}-{}",
-        args.topic,
-        label.split_whitespace().next().unwrap_or("other")
-    );
+    let topic = format!("{}-{suffix}", args.topic);
     create_topic_named(args, other, &topic, security)?;
     let (took, mut latencies) = produce(args, other, &topic, security)?;
     let rate = args.messages as f64 / took.as_secs_f64();
@@ -712,7 +709,7 @@ fn main() -> anyhow::Result<()> {
             &brokers,
             &tls_addr,
             &security,
-            "tls (SSL listener)",
+            ("tls", "tls (SSL listener)"),
             rate,
         )?;
     }
@@ -731,7 +728,7 @@ fn main() -> anyhow::Result<()> {
             &brokers,
             &sasl_addr,
             &security,
-            "acls (SCRAM user, ACLs checked per request)",
+            ("acls", "acls (SCRAM user, ACLs checked per request)"),
             rate,
         )?;
     }
