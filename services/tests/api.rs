@@ -935,3 +935,48 @@ async fn the_same_key_for_another_item_is_refused_with_409() {
     assert_eq!(retry["request_id"], first["request_id"]);
     s.finish().await;
 }
+
+/// Issue 28's replay finding: a buyer's key `k1` admitted by one instance, a second buy of the
+/// item with `k2` admitted by another (which never saw `k1`), then `k1` replayed on the second:
+/// the answer names `k1`'s own request (and the other buy apart), never `k2`'s as if it were
+/// `k1`'s. Only one of the two becomes a confirmed order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_replayed_on_another_instance_is_answered_under_its_own_request_id() {
+    let s = stack(&[(3050, 10)], false).await;
+    let other = s.second_api().await;
+    let c = reqwest::Client::new();
+    let token = s.keys.mint(71, 600);
+    let buy = |base: String, key: &'static str| {
+        c.post(format!("{base}/buy"))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", key)
+            .json(&json!({"item_id": 3050}))
+            .send()
+    };
+    let first = buy(s.base.clone(), "k1").await.unwrap();
+    assert_eq!(first.status(), 202);
+    let first: serde_json::Value = first.json().await.unwrap();
+    let second = buy(other.url(), "k2").await.unwrap();
+    assert_eq!(second.status(), 202, "the other instance never saw k1");
+    let second: serde_json::Value = second.json().await.unwrap();
+    assert_ne!(first["request_id"], second["request_id"]);
+
+    let replay = buy(other.url(), "k1").await.unwrap();
+    let status = replay.status().as_u16();
+    let replay: serde_json::Value = replay.json().await.unwrap();
+    assert_eq!(status, 409, "{replay}");
+    assert_eq!(replay["error"], "duplicate", "{replay}");
+    assert_eq!(replay["request_id"], first["request_id"], "{replay}");
+    assert_eq!(replay["duplicate_of"], second["request_id"], "{replay}");
+
+    s.wait_for_orders(2).await;
+    let confirmed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM orders WHERE user_id = 71 AND status = 'confirmed'",
+    )
+    .fetch_one(&s.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(confirmed, 1);
+    other.stop().await;
+    s.finish().await;
+}

@@ -49,9 +49,16 @@ pub enum ApiError {
     /// Units are left, but buys already in the queue claim them all.
     #[error("item {item}: every unit left is claimed by queued orders; some may come back if those fail")]
     Claimed { item: i64, request_id: Option<Uuid> },
-    /// The buyer already has another buy of this item queued or decided.
-    #[error("you already bought item {item} (request {request_id}); one per buyer")]
-    Duplicate { item: i64, request_id: Uuid },
+    /// The buyer already has another buy of this item (`first`) queued or decided here; this
+    /// attempt enqueued nothing. `request_id` is the client's own request when it sent an
+    /// Idempotency-Key (a replay of that key names its own request on every instance: an
+    /// earlier attempt of it, on another instance, may have been queued), else `first`.
+    #[error("you already bought item {item} (request {first}); one per buyer")]
+    Duplicate {
+        item: i64,
+        request_id: Uuid,
+        first: Uuid,
+    },
     /// The Idempotency-Key names an earlier buy of another item (its request id): a new buy
     /// needs a new key. Nothing enqueued.
     #[error("this Idempotency-Key was used for a buy of item {item} (request {request_id}); a different buy needs a new key")]
@@ -197,6 +204,9 @@ struct ErrorBody<'a> {
     detail: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     request_id: Option<Uuid>,
+    /// The buyer's other buy of the item, in a 409 `duplicate`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duplicate_of: Option<Uuid>,
     #[serde(skip_serializing_if = "Option::is_none")]
     idempotency_key: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -248,6 +258,10 @@ impl IntoResponse for ApiError {
                     *request_id
                 }
                 _ => pending.map(|p| p.request_id),
+            },
+            duplicate_of: match &self {
+                ApiError::Duplicate { first, .. } => Some(*first),
+                _ => None,
             },
             idempotency_key: pending.map(|p| p.idempotency_key.as_str()),
             status_url: pending.and_then(|p| p.status_url.as_deref()),

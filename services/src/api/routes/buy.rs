@@ -249,9 +249,13 @@ pub async fn buy(
             }
             Err(Refusal::Duplicate(earlier)) => {
                 state.metrics.count_refused("duplicate");
+                // A keyed buy is answered under its own id, whatever this instance saw first:
+                // the client may be replaying a key whose first attempt went to another
+                // instance, and the same key names the same request everywhere.
                 return Err(ApiError::Duplicate {
                     item: event.item_id,
-                    request_id: earlier,
+                    request_id: named().unwrap_or(earlier),
+                    first: earlier,
                 });
             }
         };
