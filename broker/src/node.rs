@@ -182,6 +182,7 @@ impl Node {
             token.clone(),
         ));
         tasks.spawn_until_cancelled(broker.groups.clone().run_expiry(EXPIRY_EVERY));
+        tasks.spawn_until_cancelled(broker.groups.clone().run_membership_writer());
 
         server::serve(listeners, tls, broker.clone(), &tasks).await;
         tracing::info!("shutting down: finishing in-flight requests");

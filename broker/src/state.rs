@@ -127,7 +127,12 @@ impl Broker {
             sync,
             &topic_now,
         )?;
-        let groups = GroupCoordinator::new(config.groups.clone(), offsets, tasks.clone());
+        let groups = GroupCoordinator::new(
+            config.groups.clone(),
+            offsets,
+            crate::group::Membership::open(dir),
+            tasks.clone(),
+        );
         let authorizer = match &config.sasl {
             None => None,
             Some(sasl) => {

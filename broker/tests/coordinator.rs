@@ -35,6 +35,7 @@ fn coordinator(dir: &std::path::Path) -> Arc<GroupCoordinator> {
             ..CoordinatorConfig::default()
         },
         offsets,
+        (broker::group::Membership::in_memory(), Vec::new()),
         Tasks::new(CancellationToken::new()),
     )
 }

@@ -15,6 +15,7 @@ use shared::shutdown::Tasks;
 use tokio::time::Instant;
 
 use super::error::GroupError;
+use super::membership::{self, Membership, StoredGroup};
 use super::offset_store::OffsetStore;
 use super::state::{Group, GroupState, JoinOutcome};
 
@@ -43,6 +44,10 @@ pub struct GroupCoordinator {
     pub(super) config: CoordinatorConfig,
     groups: Mutex<HashMap<String, Group>>,
     pub(super) offsets: OffsetStore,
+    /// Where each group's last stable generation is kept across restarts (`membership.rs`).
+    membership: Membership,
+    /// What was last stored per group, kept while the group rebalances.
+    stored: Mutex<HashMap<String, StoredGroup>>,
     /// Runs the rebalance timers; they end when the node shuts down.
     tasks: Tasks,
     /// Set by [`GroupCoordinator::close`]: no request parks any more.
@@ -50,14 +55,53 @@ pub struct GroupCoordinator {
 }
 
 impl GroupCoordinator {
-    pub fn new(config: CoordinatorConfig, offsets: OffsetStore, tasks: Tasks) -> Arc<Self> {
+    /// The coordinator, with the groups `membership` had stored (their members' sessions
+    /// start now).
+    pub fn new(
+        config: CoordinatorConfig,
+        offsets: OffsetStore,
+        (membership, restored): (Membership, Vec<StoredGroup>),
+        tasks: Tasks,
+    ) -> Arc<Self> {
+        let now = Instant::now();
+        let groups: HashMap<String, Group> = restored
+            .iter()
+            .map(|s| (s.id.clone(), s.clone().restore(now)))
+            .collect();
+        if !groups.is_empty() {
+            tracing::info!(
+                groups = groups.len(),
+                members = groups.values().map(|g| g.members.len()).sum::<usize>(),
+                "restored group membership"
+            );
+        }
+        let stored = restored.into_iter().map(|s| (s.id.clone(), s)).collect();
         Arc::new(GroupCoordinator {
             config,
-            groups: Mutex::new(HashMap::new()),
+            groups: Mutex::new(groups),
             offsets,
+            membership,
+            stored: Mutex::new(stored),
             tasks,
             closed: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Keeps `groups.json` up to date until the node shuts down (see `membership.rs`).
+    pub async fn run_membership_writer(self: Arc<Self>) {
+        let membership = self.membership.clone();
+        membership
+            .run_writer(|| {
+                let groups = self.lock();
+                let mut stored = self.stored.lock().unwrap_or_else(|e| e.into_inner());
+                membership::snapshot(&groups, &mut stored)
+            })
+            .await
+    }
+
+    /// A group became stable or empty, or was deleted: store it.
+    pub(super) fn membership_changed(&self) {
+        self.membership.changed();
     }
 
     /// Shutdown: answers every parked JoinGroup and SyncGroup with COORDINATOR_NOT_AVAILABLE
@@ -191,6 +235,7 @@ impl GroupCoordinator {
         group.generation += 1;
         if group.members.is_empty() {
             group.become_empty();
+            self.membership_changed();
             return;
         }
         let leader = match &group.leader {
@@ -278,6 +323,7 @@ impl GroupCoordinator {
             if group.state != GroupState::Empty {
                 group.generation += 1;
                 group.become_empty();
+                self.membership_changed();
             }
             return;
         }

@@ -25,7 +25,11 @@ impl GroupCoordinator {
                 }
                 // An empty group's in-memory state goes now; a member that joins after this
                 // starts a new group, which is what Kafka does too.
-                Some(_) => groups.remove(id).is_some(),
+                Some(_) => {
+                    groups.remove(id);
+                    self.membership_changed();
+                    true
+                }
                 None => false,
             }
         };

@@ -108,6 +108,7 @@ impl GroupCoordinator {
                         }
                     }
                     group.state = GroupState::Stable;
+                    self.membership_changed();
                     tracing::info!(group = %group.id, generation = group.generation, "rebalance complete: group stable");
                 }
                 Answer::Wait(rx)

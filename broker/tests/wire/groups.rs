@@ -564,3 +564,60 @@ async fn a_recreated_topic_does_not_resume_at_the_deleted_ones_offsets() {
         }
     }
 }
+
+/// Issue 28: a broker killed and started again must not cost its consumers a rebalance. The
+/// group's last stable generation is kept (`groups.json`), so both members carry on with their
+/// next heartbeat: the same generation and member ids after the restart, and the messages
+/// produced after it consumed well within the initial rebalance delay (3 s here, Kafka's
+/// default) that a group found empty would wait before anyone consumed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_carries_on_after_a_broker_sigkill_without_a_rebalance() {
+    let mut inbox = Inbox::default();
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker =
+        BrokerProcess::start(dir.path(), &["--group-initial-rebalance-delay-ms", "3000"]);
+    create_topic(&broker, "carry", 2).await;
+    produce(&broker, "carry", 2, 10).await;
+    let a = consumer(&broker, "carry-on", "carry");
+    wait_for_assignment(&mut inbox, &[&a], "the first member", |s| s[0].len() == 2).await;
+    let b = consumer(&broker, "carry-on", "carry");
+    wait_for_assignment(&mut inbox, &[&a, &b], "two members", |s| {
+        s[0].len() == 1 && s[1].len() == 1
+    })
+    .await;
+    receive(&mut inbox, &[&a, &b], 20).await;
+    let group = |broker: &BrokerProcess| {
+        let (status, json) = super::harness::admin_get(broker, "/groups/carry-on");
+        assert_eq!(status, 200, "{json}");
+        let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let mut members: Vec<String> = report["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["member_id"].as_str().unwrap().to_string())
+            .collect();
+        members.sort();
+        (report["generation"].as_i64().unwrap(), members, report)
+    };
+    let (generation, members, _) = group(&broker);
+    assert_eq!(members.len(), 2);
+    // The membership writer has stored the stable group by now (it writes within milliseconds).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    broker.crash_and_restart();
+    let restarted = Instant::now();
+    produce(&broker, "carry", 2, 10).await;
+    receive(&mut inbox, &[&a, &b], 20).await;
+    let took = restarted.elapsed();
+    let (after, members_after, report) = group(&broker);
+    assert_eq!(
+        (after, &members_after),
+        (generation, &members),
+        "the members carried on in their generation: {report}"
+    );
+    assert!(
+        took < Duration::from_millis(2500),
+        "consuming resumed {took:?} after the restart"
+    );
+    eprintln!("consumed again {took:?} after the broker restart");
+}
