@@ -23,6 +23,12 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 pub use security::{KafkaSecurity, KafkaSecurityError};
 
+/// The first wait before reconnecting to a broker that went away, ms (librdkafka doubles it,
+/// with jitter, up to [`RECONNECT_BACKOFF_MAX_MS`]).
+pub const RECONNECT_BACKOFF_MS: u64 = 100;
+/// The longest wait between reconnect attempts, ms (librdkafka's default is 10 s).
+pub const RECONNECT_BACKOFF_MAX_MS: u64 = 250;
+
 /// What every client of the services starts from.
 pub fn client_config(bootstrap: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
@@ -34,7 +40,17 @@ pub fn client_config(bootstrap: &str) -> ClientConfig {
         // side for the same reason. `order-bench ingest`, six interleaved pairs at 50
         // connections: 22.4k-28.8k buys/s without Nagle against 21.4k-29.5k with it, ahead in
         // four of the six pairs (means 26.3k and 24.4k).
-        .set("socket.nagle.disable", "true");
+        .set("socket.nagle.disable", "true")
+        // After a broker comes back, the clients must be back within a fraction of a second:
+        // librdkafka doubles its reconnect backoff up to 10 s by default, so after a 6 s outage
+        // an API instance answered 503 for up to 9.4 s more, its buyers retrying into a sale
+        // that could have gone on (issue 28). A refused connect attempt to a local broker
+        // costs microseconds, so trying every 100-250 ms while it is away costs nothing.
+        .set("reconnect.backoff.ms", RECONNECT_BACKOFF_MS.to_string())
+        .set(
+            "reconnect.backoff.max.ms",
+            RECONNECT_BACKOFF_MAX_MS.to_string(),
+        );
     security::apply(&mut c);
     c
 }
