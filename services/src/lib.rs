@@ -21,6 +21,7 @@
 pub mod api;
 pub mod backoff;
 pub mod db;
+pub mod failpoints;
 pub mod inference;
 pub mod kafka;
 pub mod orders;

@@ -103,6 +103,7 @@ fn limit(s: &str) -> Result<Option<Limit>, String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     shared::telemetry::init_tracing();
+    let _failpoints = services::failpoints::from_env();
     let args = Args::parse();
     args.kafka_security.install()?;
     let config = ApiConfig {

@@ -47,6 +47,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     shared::telemetry::init_tracing();
+    let _failpoints = services::failpoints::from_env();
     let args = Args::parse();
     args.kafka_security.install()?;
     anyhow::ensure!(

@@ -271,16 +271,24 @@ pub async fn buy(
         })
     });
     let started = Instant::now();
-    let outcome = state
-        .producer
-        .send_with(
-            &state.config.topic,
-            event.item_id.to_string().as_bytes(),
-            &event.encode(),
-            signature,
-            state.config.enqueue_timeout,
-        )
-        .await;
+    let outcome = if crate::failpoints::fires(crate::failpoints::ACK_WITHOUT_ENQUEUE) {
+        // As if at the start of partition 0: the units it holds are freed at the next refresh.
+        Enqueued::Acked {
+            partition: 0,
+            offset: 0,
+        }
+    } else {
+        state
+            .producer
+            .send_with(
+                &state.config.topic,
+                event.item_id.to_string().as_bytes(),
+                &event.encode(),
+                signature,
+                state.config.enqueue_timeout,
+            )
+            .await
+    };
     match outcome {
         Enqueued::Acked { partition, offset } => {
             reservation.queued(partition, offset);
@@ -297,6 +305,21 @@ pub async fn buy(
                     receipt,
                 }),
             ))
+        }
+        Enqueued::Unknown(why)
+            if crate::failpoints::fires(crate::failpoints::UNKNOWN_AS_NOT_ACCEPTED) =>
+        {
+            tracing::warn!(%why, "failpoint: an unknown outcome answered not_accepted");
+            Err(ApiError::NotAccepted {
+                request: Box::new(Pending {
+                    request_id: id,
+                    idempotency_key: key,
+                    status_url: None,
+                }),
+                source: rdkafka::error::KafkaError::MessageProduction(
+                    rdkafka::types::RDKafkaErrorCode::MessageTimedOut,
+                ),
+            })
         }
         Enqueued::NotQueued(e) => Err(ApiError::NotAccepted {
             request: Box::new(Pending {
