@@ -149,7 +149,7 @@ pub async fn buy_once(
     };
     let status = r.status().as_u16();
     let body = r.bytes().await.unwrap_or_default();
-    classify(status, named_request(&body), live)
+    classify(status, &body, live)
 }
 
 /// The same buy over one of the load generator's own keep-alive connections
@@ -180,7 +180,7 @@ pub async fn buy_once_on(
     )
     .await
     {
-        Ok(Ok(a)) => classify(a.status, named_request(&a.body), live),
+        Ok(Ok(a)) => classify(a.status, &a.body, live),
         Ok(Err(_)) => unanswered(live),
         Err(_) => {
             conn.close();
@@ -189,13 +189,17 @@ pub async fn buy_once_on(
     }
 }
 
-/// The request id an answer's JSON body names, if any.
-fn named_request(body: &[u8]) -> Option<Uuid> {
+/// The request id and the error code an answer's JSON body names, if any.
+fn named_request(body: &[u8]) -> (Option<Uuid>, Option<String>) {
     #[derive(serde::Deserialize)]
     struct Named {
         request_id: Option<Uuid>,
+        error: Option<String>,
     }
-    serde_json::from_slice::<Named>(body).ok()?.request_id
+    match serde_json::from_slice::<Named>(body) {
+        Ok(n) => (n.request_id, n.error),
+        Err(_) => (None, None),
+    }
 }
 
 /// A buy that got no answer (refused or broken connection).
@@ -208,11 +212,14 @@ fn unanswered(live: &Live) -> RequestRecord {
         attempts: 1,
         unavailable: 0,
         latency_ms: 0.0,
+        // No answer: the API may have queued it before the connection broke.
+        could_be_queued: true,
     }
 }
 
 /// A buy's record from its answer, counted in `live`.
-fn classify(status: u16, request_id: Option<Uuid>, live: &Live) -> RequestRecord {
+fn classify(status: u16, body: &[u8], live: &Live) -> RequestRecord {
+    let (request_id, error) = named_request(body);
     let mut record = RequestRecord {
         request_id,
         status,
@@ -220,6 +227,10 @@ fn classify(status: u16, request_id: Option<Uuid>, live: &Live) -> RequestRecord
         attempts: 1,
         unavailable: 0,
         latency_ms: 0.0,
+        // Only an acceptance (202; 201 from the direct API) and a 503 that is not
+        // `not_accepted` leave an order possible.
+        could_be_queued: (200..=299).contains(&status)
+            || (status == 503 && error.as_deref() != Some("not_accepted")),
     };
     let counter = match record.status {
         200..=299 if record.request_id.is_some() => {

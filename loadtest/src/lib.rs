@@ -1,5 +1,6 @@
 //! Shared pieces of the perf tools and the demo.
 
+pub mod answers;
 pub mod apache_kafka;
 pub mod bench_db;
 pub mod bot;

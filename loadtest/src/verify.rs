@@ -6,6 +6,9 @@
 //! - every request that got a 202 is exactly one order;
 //! - no order exists that no client asked for, and a request is at most one order however
 //!   often it was retried;
+//! - an order exists only for a request that may have been queued: answered 202, or 503
+//!   `outcome_unknown`, or cut off, on some attempt. One answered only 410, 409, 429, another 4xx
+//!   or 503 `not_accepted` ("certainly nothing was queued") must never become an order;
 //! - confirmed units = units sold (stock went down by exactly what was confirmed);
 //! - stock is never negative;
 //! - at most one confirmed order per user and item;
@@ -43,6 +46,9 @@ pub struct RequestRecord {
     /// 503s seen on the way (not_accepted or outcome_unknown).
     pub unavailable: u32,
     pub latency_ms: f64,
+    /// Some attempt was answered 202 or 503 `outcome_unknown`, or got no answer: an order may
+    /// exist. Otherwise every answer said nothing was queued, and an order is a broken promise.
+    pub could_be_queued: bool,
 }
 
 /// The verdict, with the figures behind it.
@@ -60,6 +66,8 @@ pub struct Verdict {
     pub accepted_with_an_order: i64,
     /// Orders whose request id no client record names (must be 0).
     pub orders_nobody_asked_for: i64,
+    /// Orders of requests every answer to which said nothing was queued (must be 0).
+    pub orders_told_not_queued: i64,
     pub confirmed: i64,
     pub confirmed_units: i64,
     pub units_sold: i64,
@@ -102,6 +110,20 @@ pub async fn verify(pool: &PgPool, records: &[RequestRecord]) -> anyhow::Result<
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
+    // By id, not by record: a refusal may name another request (a keyless buy's 409 names the
+    // buyer's first buy), which another record shows accepted.
+    let may_be_queued: HashSet<Uuid> = records
+        .iter()
+        .filter(|r| r.could_be_queued)
+        .filter_map(|r| r.request_id)
+        .collect();
+    let told_not_queued: Vec<Uuid> = records
+        .iter()
+        .filter_map(|r| r.request_id)
+        .filter(|id| !may_be_queued.contains(id))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
     let retried: Vec<Uuid> = records
         .iter()
         .filter(|r| r.unavailable > 0)
@@ -127,6 +149,11 @@ pub async fn verify(pool: &PgPool, records: &[RequestRecord]) -> anyhow::Result<
                 .fetch_one(pool)
                 .await?;
     }
+    v.orders_told_not_queued =
+        sqlx::query_scalar("SELECT count(*) FROM orders WHERE request_id = ANY($1)")
+            .bind(&told_not_queued)
+            .fetch_one(pool)
+            .await?;
     let (confirmed, confirmed_units): (i64, i64) = sqlx::query_as(
         "SELECT count(*), COALESCE(sum(qty), 0)::bigint FROM orders WHERE status = 'confirmed'",
     )
@@ -174,6 +201,13 @@ pub async fn verify(pool: &PgPool, records: &[RequestRecord]) -> anyhow::Result<
     fail(
         v.orders_nobody_asked_for == 0,
         format!("{} orders no client asked for", v.orders_nobody_asked_for),
+    );
+    fail(
+        v.orders_told_not_queued == 0,
+        format!(
+            "{} orders of requests whose every answer said nothing was queued (410/409/429/4xx/not_accepted)",
+            v.orders_told_not_queued
+        ),
     );
     fail(
         v.confirmed_units == v.units_sold,
