@@ -16,6 +16,18 @@ if ! pkg-config --exists openssl 2>/dev/null || ! command -v openssl >/dev/null 
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libssl-dev pkg-config openssl
 fi
 
+# The chaos command's network faults: a network namespace (iproute2) and drop rules (nftables).
+if ! command -v ip >/dev/null 2>&1 || ! command -v nft >/dev/null 2>&1; then
+  echo "== installing iproute2 and nftables (the chaos command's network faults)"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 nftables
+fi
+# Where no namespace can be made (not root), the chaos test runs its other scenarios: say so
+# here, where the output shows it (a passing test's own output is not shown).
+if ! { ip netns add "probe-$$" && ip netns del "probe-$$"; } >/dev/null 2>&1; then
+  echo "!!! NETWORK FAULTS WILL NOT RUN: no network namespace can be created here (the chaos test needs root) !!!"
+fi
+
 if ! command -v kcat >/dev/null 2>&1; then
   echo "== installing kcat (librdkafka 2.0.2, one of the clients the wire tests use)"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq

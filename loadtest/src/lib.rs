@@ -11,6 +11,7 @@ pub mod embedded;
 pub mod fire;
 pub mod http1;
 pub mod latency;
+pub mod netns;
 pub mod processes;
 pub mod run_topic;
 pub mod throwaway_pg;

@@ -3,7 +3,7 @@
 //! again. Each process logs to a file in the stack's directory; a process is killed when its
 //! handle is dropped, so a failing run leaves none behind.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -46,6 +46,10 @@ pub struct Proc {
     log: PathBuf,
     /// The port it listens on, to know it is up.
     pub port: u16,
+    /// The address it listens on (loopback, unless it runs in a network namespace).
+    host: IpAddr,
+    /// The network namespace it runs in (`ip netns exec`), if any.
+    netns: Option<String>,
     child: Option<Child>,
     /// How many times it was started.
     pub starts: u32,
@@ -60,9 +64,18 @@ impl Proc {
             env: Vec::new(),
             log: log_dir.join(format!("{name}.log")),
             port,
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            netns: None,
             child: None,
             starts: 0,
         }
+    }
+
+    /// Runs it in network namespace `name`, where it listens on `host` (see `crate::netns`).
+    pub fn in_netns(mut self, name: &str, host: Ipv4Addr) -> Self {
+        self.netns = Some(name.to_string());
+        self.host = IpAddr::V4(host);
+        self
     }
 
     pub fn arg(mut self, a: impl Into<String>) -> Self {
@@ -76,7 +89,7 @@ impl Proc {
     }
 
     pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
+        SocketAddr::new(self.host, self.port)
     }
 
     /// Starts it and waits (up to `wait`) until its port accepts connections.
@@ -85,7 +98,16 @@ impl Proc {
             .create(true)
             .append(true)
             .open(&self.log)?;
-        let child = Command::new(&self.program)
+        // `ip netns exec` enters the namespace and execs the program: the child is the program.
+        let mut command = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(&self.program);
+                c
+            }
+            None => Command::new(&self.program),
+        };
+        let child = command
             .args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("RUST_LOG", "info,librdkafka=warn,rdkafka=warn")

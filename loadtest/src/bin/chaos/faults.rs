@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::bail;
+use loadtest::netns::NetNs;
 use loadtest::throwaway_pg::ThrowawayPg;
 
 use crate::shoppers::Clock;
@@ -20,6 +21,16 @@ pub(crate) enum Fault {
     KillWorker,
     StopPostgres,
     StallBroker,
+    /// Every packet between the broker and the rest dropped for 2 s.
+    CutBrokerLink,
+    /// 30% of the packets between the broker and the rest dropped at random, for 3 s.
+    LossyBrokerLink,
+}
+
+impl Fault {
+    pub(crate) fn is_network(self) -> bool {
+        matches!(self, Fault::CutBrokerLink | Fault::LossyBrokerLink)
+    }
 }
 
 pub(crate) fn scenario(name: &str) -> anyhow::Result<Vec<Fault>> {
@@ -29,6 +40,8 @@ pub(crate) fn scenario(name: &str) -> anyhow::Result<Vec<Fault>> {
         "worker" => vec![Fault::KillWorker],
         "postgres" => vec![Fault::StopPostgres],
         "stall" => vec![Fault::StallBroker],
+        "net-cut" => vec![Fault::CutBrokerLink],
+        "net-loss" => vec![Fault::LossyBrokerLink],
         "all" => vec![
             Fault::KillBroker,
             Fault::KillApi,
@@ -46,7 +59,8 @@ pub(crate) struct Window {
     pub(crate) from: Duration,
     /// When the part was back (restarted and listening, resumed, or started again).
     pub(crate) to: Duration,
-    /// The broker came back at `to`: the APIs' and workers' recovery is measured from it.
+    /// The broker (or the link to it) came back at `to`: the APIs' and workers' recovery is
+    /// measured from it.
     pub(crate) broker_back: bool,
     /// Per worker: time from `to` to its first committed batch (`None`: none within 30 s).
     pub(crate) workers_back: Vec<Option<Duration>>,
@@ -56,6 +70,7 @@ pub(crate) struct Window {
 pub(crate) async fn inject(
     stack: Arc<tokio::sync::Mutex<Stack>>,
     pg: Option<Arc<ThrowawayPg>>,
+    net: Option<Arc<NetNs>>,
     faults: Vec<Fault>,
     clock: Clock,
     at: Duration,
@@ -96,6 +111,21 @@ pub(crate) async fn inject(
                     "the postgres scenario stops the throwaway cluster: run it without --database-url"
                 ),
             },
+            Fault::CutBrokerLink | Fault::LossyBrokerLink => {
+                let Some(net) = &net else {
+                    bail!("a network fault without the broker's network namespace");
+                };
+                let (hold, what) = if f == Fault::CutBrokerLink {
+                    net.cut()?;
+                    (2000, "broker link cut (every packet dropped) for 2 s")
+                } else {
+                    net.lose(30)?;
+                    (3000, "broker link losing 30% of its packets for 3 s")
+                };
+                tokio::time::sleep(Duration::from_millis(hold)).await;
+                net.heal()?;
+                (what.to_string(), f == Fault::CutBrokerLink)
+            }
             Fault::StallBroker => {
                 s.broker.signal("STOP");
                 tokio::time::sleep(Duration::from_millis(3500)).await;

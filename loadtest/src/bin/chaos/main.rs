@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Parser;
 use loadtest::bench_db::BenchDb;
+use loadtest::netns::NetNs;
 use loadtest::processes::bin_dir;
 use loadtest::throwaway_pg::ThrowawayPg;
 use loadtest::verify::{verify, Final, Verdict};
@@ -55,8 +56,13 @@ struct Args {
     /// Concurrent clients.
     #[arg(long, default_value_t = 64)]
     connections: usize,
-    /// Scenarios to run (comma-separated): broker, api, worker, postgres, stall, all.
-    #[arg(long, default_value = "broker,api,worker,postgres,stall,all")]
+    /// Scenarios to run (comma-separated): broker, api, worker, postgres, stall, all, and the
+    /// network faults between the APIs and workers and the broker (root, iproute2 and nftables):
+    /// net-cut, net-loss.
+    #[arg(
+        long,
+        default_value = "broker,api,worker,postgres,stall,all,net-cut,net-loss"
+    )]
     scenarios: String,
     /// The CI size: 600 buyers/s for 10 s, 32 connections.
     #[arg(long)]
@@ -135,7 +141,13 @@ async fn run_scenario(
     .bind(stock)
     .execute(&db.pool)
     .await?;
-    let stack = Stack::start(bins, &logs, db, args.enqueue_timeout_ms)?;
+    // The network scenarios put the broker behind a link they can cut.
+    let net = if faults.iter().any(|f| f.is_network()) {
+        Some(Arc::new(NetNs::create("chaos")?))
+    } else {
+        None
+    };
+    let stack = Stack::start(bins, &logs, db, args.enqueue_timeout_ms, net.as_deref())?;
     let apis: Vec<String> = stack
         .apis
         .iter()
@@ -176,6 +188,7 @@ async fn run_scenario(
     let chaos = tokio::spawn(faults::inject(
         stack.clone(),
         pg.clone(),
+        net.clone(),
         faults,
         clock,
         Duration::from_secs(args.seconds as u64) / 4,
@@ -269,7 +282,7 @@ async fn drained(
     loop {
         let (pool, admin) = {
             let s = stack.lock().await;
-            (s.db.pool.clone(), s.admin_port)
+            (s.db.pool.clone(), s.admin.clone())
         };
         let with_order: i64 =
             sqlx::query_scalar("SELECT count(*) FROM orders WHERE request_id = ANY($1)")
@@ -278,7 +291,7 @@ async fn drained(
                 .await
                 .unwrap_or(0);
         let lag = match client
-            .get(format!("http://127.0.0.1:{admin}/groups/order-workers"))
+            .get(format!("http://{admin}/groups/order-workers"))
             .send()
             .await
         {
@@ -389,7 +402,7 @@ fn print_rows(rows: &[Row], args: &Args) {
                     .map(|(i, d)| format!("worker-{i} {} ms", ms(*d)))
                     .collect();
                 print!(
-                    "; after the broker was back, first 202: {}; first commit: {}",
+                    "; after the broker (or its link) was back, first 202: {}; first commit: {}",
                     apis.join(", "),
                     workers.join(", ")
                 );
