@@ -227,7 +227,13 @@ mod tests {
     fn unknown_items_and_bad_quantities_are_invalid() {
         let mut stock = sales(&[(1, 10)]);
         let out = allocate(
-            &[buy(1, 99, 1), buy(1, 1, 0), buy(1, 1, MAX_QTY + 1)],
+            &[
+                buy(1, 99, 1),
+                buy(1, 1, 0),
+                buy(1, 1, MAX_QTY + 1),
+                // The largest quantity the API admits is valid (mutation testing's boundary).
+                buy(2, 1, MAX_QTY),
+            ],
             &mut stock,
             &HashSet::new(),
         );
@@ -237,11 +243,15 @@ mod tests {
             [
                 Some(Invalid::UnknownItem),
                 Some(Invalid::Quantity),
-                Some(Invalid::Quantity)
+                Some(Invalid::Quantity),
+                None
             ]
         );
-        assert!(out.iter().all(|d| d.outcome == Outcome::RejectedInvalid));
-        assert_eq!(stock[&1].stock, 10);
+        assert!(out[..3]
+            .iter()
+            .all(|d| d.outcome == Outcome::RejectedInvalid));
+        assert_eq!(out[3].outcome, Outcome::Confirmed);
+        assert_eq!(stock[&1].stock, 10 - MAX_QTY as i32);
     }
 
     /// Issue 34's forged buys: a time outside the sale's window, and a token-required item
@@ -268,6 +278,8 @@ mod tests {
                 at(2_000, true),
                 at(1_500, false),
                 at(1_500, true),
+                // The opening millisecond itself is inside the window.
+                at(1_000, true),
             ],
             &mut s,
             &HashSet::new(),
@@ -279,10 +291,28 @@ mod tests {
                 Some(Invalid::OutsideSaleWindow),
                 Some(Invalid::OutsideSaleWindow),
                 Some(Invalid::Unsigned),
+                None,
                 None
             ]
         );
         assert_eq!(out[3].outcome, Outcome::Confirmed);
-        assert_eq!(s[&1].stock, 9);
+        assert_eq!(out[4].outcome, Outcome::Confirmed);
+        assert_eq!(s[&1].stock, 8);
+    }
+
+    /// The reasons are the `reason` label of `order_worker_rejected_invalid_total`, as the
+    /// README and the dashboards name them.
+    #[test]
+    fn invalid_reasons_have_their_documented_labels() {
+        let labels: Vec<&str> = Invalid::ALL.iter().map(|i| i.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "unknown_item",
+                "quantity",
+                "outside_sale_window",
+                "unsigned"
+            ]
+        );
     }
 }
