@@ -126,4 +126,25 @@ mod tests {
             Err(ProducerIdError::Corrupt { .. })
         ));
     }
+
+    /// A file that exists but cannot be read is an error, never a fresh start at id 0 (which
+    /// would hand out ids that producers already hold); a negative mark is corrupt, 0 is not.
+    #[test]
+    fn an_unreadable_or_negative_mark_is_refused_never_a_fresh_start() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join(FILE)).unwrap();
+        assert!(matches!(
+            ProducerIdAllocator::open(dir.path()),
+            Err(ProducerIdError::Io { .. })
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(FILE), br#"{"reserved_until": -5}"#).unwrap();
+        assert!(matches!(
+            ProducerIdAllocator::open(dir.path()),
+            Err(ProducerIdError::Corrupt { .. })
+        ));
+        fs::write(dir.path().join(FILE), br#"{"reserved_until": 0}"#).unwrap();
+        let a = ProducerIdAllocator::open(dir.path()).unwrap();
+        assert_eq!(a.next().unwrap(), 0);
+    }
 }

@@ -115,4 +115,13 @@ mod tests {
             assert_eq!(r.verify(id, bad), None, "{bad:?}");
         }
     }
+
+    /// The state holding it is logged with `{:?}`: the key must never show.
+    #[test]
+    fn the_key_never_reaches_a_log() {
+        let r = Receipts::new(b"a-secret-of-at-least-32-bytes-long!!");
+        let shown = format!("{r:?}");
+        assert_eq!(shown, "Receipts(..)");
+        assert!(!shown.contains("secret"));
+    }
 }
