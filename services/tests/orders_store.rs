@@ -13,7 +13,7 @@ fn buy(user: i64, item: i64, offset: i64) -> Buy {
         user_id: user,
         item_id: item,
         qty: 1,
-        accepted_at_ms: 1_700_000_000_000,
+        accepted_at_ms: 1_700_000_000_123,
         partition: 0,
         offset,
         signed: false,
@@ -25,9 +25,22 @@ async fn five_thousand_buyers_for_a_thousand_units() {
     let db = TestDb::new().await;
     db.item(1000, 1000).await;
     let buys: Vec<Buy> = (0..5000).map(|i| buy(i + 1, 1000, i)).collect();
+    let (mut confirmed, mut sold_out) = (0, 0);
     for chunk in buys.chunks(1000) {
-        apply_batch(&db.pool, chunk).await.unwrap();
+        let s = apply_batch(&db.pool, chunk).await.unwrap();
+        confirmed += s.confirmed;
+        sold_out += s.sold_out;
     }
+    // What the worker counts in its metrics is what the table holds.
+    assert_eq!((confirmed, sold_out), (1000, 4000));
+    // The time of acceptance is stored as it was in the event, to the millisecond.
+    let accepted_ms: i64 = sqlx::query_scalar(
+        "SELECT (extract(epoch FROM min(accepted_at)) * 1000)::bigint FROM orders",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(accepted_ms, 1_700_000_000_123);
     let counts = db.counts(1000).await;
     assert_eq!(counts.get("confirmed"), Some(&1000));
     assert_eq!(counts.get("rejected_sold_out"), Some(&4000));
@@ -69,6 +82,11 @@ async fn redelivered_batches_and_repeat_buyers() {
         .await
         .unwrap();
     assert_eq!((s.duplicate, s.invalid), (1, 2));
+    use services::orders::Invalid;
+    assert_eq!(
+        s.invalid_because,
+        std::collections::HashMap::from([(Invalid::Quantity, 1), (Invalid::UnknownItem, 1)])
+    );
     assert_eq!(db.stock(1001).await, 8);
     db.drop_db().await;
 }

@@ -163,9 +163,4 @@ impl DurableProducer {
             .fetch_metadata(None, timeout)
             .map(|_| ())
     }
-
-    /// Waits up to `timeout` for messages in flight (clean shutdown).
-    pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
-        self.producer.flush(timeout)
-    }
 }
