@@ -214,4 +214,53 @@ mod tests {
         t.record(&a);
         assert_eq!(t.check(&header(1, 0, 0, 1, -1)), Ok(SequenceCheck::Append));
     }
+
+    /// What cargo-mutants found unchecked: producer id 0 is a producer like any other; a
+    /// batch without a sequence is never tracked; a batch that starts where a remembered one
+    /// started but is longer is no retry of it; the last five batches are all remembered.
+    #[test]
+    fn producer_zero_partial_matches_and_the_last_five_batches() {
+        let mut t = ProducerStateTable::default();
+        let first = header(0, 0, 0, 2, 10);
+        t.record(&first);
+        assert_eq!(t.len(), 1);
+        assert_eq!(
+            t.check(&header(0, 0, 0, 2, -1)),
+            Ok(SequenceCheck::Duplicate {
+                base_offset: 10,
+                last_offset: 11
+            })
+        );
+        // Same first sequence, another length: not the batch in the log.
+        assert!(matches!(
+            t.check(&header(0, 0, 0, 3, -1)),
+            Err(ProducerError::OutOfOrderSequence { .. })
+        ));
+        // Four more batches: the first is still recognised (five are kept).
+        for i in 1..5 {
+            t.record(&header(0, 0, i * 2, 2, 10 + i as i64 * 2));
+        }
+        assert!(matches!(
+            t.check(&header(0, 0, 0, 2, -1)),
+            Ok(SequenceCheck::Duplicate {
+                base_offset: 10,
+                ..
+            })
+        ));
+        // A sixth pushes it out.
+        t.record(&header(0, 0, 10, 2, 20));
+        assert!(t.check(&header(0, 0, 0, 2, -1)).is_err());
+        // A producer id with no sequence is not tracked, whatever it is.
+        let mut untracked = header(9, 0, 0, 1, 30);
+        untracked.base_sequence = -1;
+        t.record(&untracked);
+        assert_eq!(t.check(&untracked), Ok(SequenceCheck::Append));
+        assert_eq!(t.len(), 1);
+        // Also for a producer id the table knows.
+        let mut known = header(0, 0, 0, 1, 31);
+        known.base_sequence = -1;
+        assert_eq!(t.check(&known), Ok(SequenceCheck::Append));
+        t.record(&header(4, 0, 0, 1, 32));
+        assert_eq!(t.len(), 2);
+    }
 }
