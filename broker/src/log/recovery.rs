@@ -158,3 +158,26 @@ fn list_segments(dir: &Path) -> Result<Vec<i64>, LogError> {
     bases.sort_unstable();
     Ok(bases)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only files named as Kafka names segments (20 digits, a base offset) are segments: a
+    /// stray `5.log` or a negative name must never be opened as part of the partition.
+    #[test]
+    fn only_twenty_digit_base_offsets_are_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            "00000000000000000005.log",
+            "00000000000000000000.log",
+            "5.log",
+            "-0000000000000000001.log",
+            "notes.log",
+            "00000000000000000007.index",
+        ] {
+            std::fs::write(dir.path().join(name), b"").unwrap();
+        }
+        assert_eq!(list_segments(dir.path()).unwrap(), vec![0, 5]);
+    }
+}
