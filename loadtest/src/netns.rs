@@ -26,15 +26,15 @@ pub struct NetNs {
     pub ns_ip: Ipv4Addr,
 }
 
-/// Runs a command, failing with its stderr.
-fn run(program: &str, args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new(program)
+/// Runs `ip` with `args`, failing with its stderr.
+fn ip(args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new("ip")
         .args(args)
         .output()
-        .with_context(|| format!("run {program} (iproute2)"))?;
+        .context("run ip (iproute2)")?;
     if !out.status.success() {
         bail!(
-            "{program} {} failed: {}",
+            "ip {} failed: {}",
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()
         );
@@ -58,53 +58,34 @@ impl NetNs {
         };
         // A namespace left by a killed run of the same pid would block this one.
         let _ = Command::new("ip").args(["netns", "del", &ns.name]).output();
-        run("ip", &["netns", "add", &ns.name]).context(
+        ip(&["netns", "add", &ns.name]).context(
             "network faults need root (CAP_NET_ADMIN) and iproute2: cannot create a network namespace",
         )?;
         let host_cidr = format!("{}/30", ns.host_ip);
         let ns_cidr = format!("{}/30", ns.ns_ip);
-        let steps: [(&str, Vec<&str>); 7] = [
-            (
-                "ip",
-                vec![
-                    "link",
-                    "add",
-                    &ns.host_if,
-                    "type",
-                    "veth",
-                    "peer",
-                    "name",
-                    &ns.ns_if,
-                ],
-            ),
-            ("ip", vec!["link", "set", &ns.ns_if, "netns", &ns.name]),
-            ("ip", vec!["addr", "add", &host_cidr, "dev", &ns.host_if]),
-            ("ip", vec!["link", "set", &ns.host_if, "up"]),
-            (
-                "ip",
-                vec![
-                    "netns", "exec", &ns.name, "ip", "addr", "add", &ns_cidr, "dev", &ns.ns_if,
-                ],
-            ),
-            (
-                "ip",
-                vec![
-                    "netns", "exec", &ns.name, "ip", "link", "set", &ns.ns_if, "up",
-                ],
-            ),
-            (
-                "ip",
-                vec!["netns", "exec", &ns.name, "ip", "link", "set", "lo", "up"],
-            ),
-        ];
-        for (program, args) in &steps {
-            run(program, args)?;
-        }
+        let inside = ["netns", "exec", &ns.name, "ip"];
+        ip(&[
+            "link",
+            "add",
+            &ns.host_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &ns.ns_if,
+        ])?;
+        ip(&["link", "set", &ns.ns_if, "netns", &ns.name])?;
+        ip(&["addr", "add", &host_cidr, "dev", &ns.host_if])?;
+        ip(&["link", "set", &ns.host_if, "up"])?;
+        ip(&[&inside[..], &["addr", "add", &ns_cidr, "dev", &ns.ns_if]].concat())?;
+        ip(&[&inside[..], &["link", "set", &ns.ns_if, "up"]].concat())?;
+        ip(&[&inside[..], &["link", "set", "lo", "up"]].concat())?;
         Ok(ns)
     }
 
-    /// Drops `percent` of the packets over the link, each way, until [`NetNs::heal`].
-    fn drop_packets(&self, percent: u8) -> anyhow::Result<()> {
+    /// `percent` of the packets over the link are dropped at random, each way, until
+    /// [`NetNs::heal`] (100: every one, connections stay open).
+    pub fn lose(&self, percent: u8) -> anyhow::Result<()> {
         let verdict = if percent >= 100 {
             "drop".to_string()
         } else {
@@ -117,7 +98,8 @@ impl NetNs {
              }}\n",
             nif = self.ns_if
         );
-        self.heal_quietly();
+        // Rules of an earlier fault, if any, are replaced.
+        let _ = self.heal();
         let mut nft = Command::new("ip")
             .args(["netns", "exec", &self.name, "nft", "-f", "-"])
             .stdin(std::process::Stdio::piped())
@@ -140,30 +122,14 @@ impl NetNs {
 
     /// Every packet over the link is dropped, both ways (connections stay open).
     pub fn cut(&self) -> anyhow::Result<()> {
-        self.drop_packets(100)
-    }
-
-    /// `percent` of the packets over the link are dropped at random, each way.
-    pub fn lose(&self, percent: u8) -> anyhow::Result<()> {
-        self.drop_packets(percent)
+        self.lose(100)
     }
 
     /// The link as it was.
     pub fn heal(&self) -> anyhow::Result<()> {
-        run(
-            "ip",
-            &[
-                "netns", "exec", &self.name, "nft", "delete", "table", "inet", "chaos",
-            ],
-        )
-    }
-
-    fn heal_quietly(&self) {
-        let _ = Command::new("ip")
-            .args([
-                "netns", "exec", &self.name, "nft", "delete", "table", "inet", "chaos",
-            ])
-            .output();
+        ip(&[
+            "netns", "exec", &self.name, "nft", "delete", "table", "inet", "chaos",
+        ])
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use loadtest::netns::NetNs;
+use loadtest::processes::Proc;
 use loadtest::throwaway_pg::ThrowawayPg;
 
 use crate::shoppers::Clock;
@@ -83,21 +84,15 @@ pub(crate) async fn inject(
         let from = clock.now();
         let (what, broker_back) = match f {
             Fault::KillBroker => {
-                s.broker.kill9();
-                tokio::time::sleep(Duration::from_millis(1000)).await;
-                tokio::task::block_in_place(|| s.broker.start(Duration::from_secs(30)))?;
+                kill_and_restart(&mut s.broker, 1000).await?;
                 ("broker SIGKILL, restarted after 1 s".to_string(), true)
             }
             Fault::KillApi => {
-                s.apis[0].kill9();
-                tokio::time::sleep(Duration::from_millis(1000)).await;
-                tokio::task::block_in_place(|| s.apis[0].start(Duration::from_secs(30)))?;
+                kill_and_restart(&mut s.apis[0], 1000).await?;
                 ("api-0 SIGKILL, restarted after 1 s".to_string(), false)
             }
             Fault::KillWorker => {
-                s.workers[0].kill9();
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                tokio::task::block_in_place(|| s.workers[0].start(Duration::from_secs(30)))?;
+                kill_and_restart(&mut s.workers[0], 500).await?;
                 ("worker-0 SIGKILL, restarted after 0.5 s".to_string(), false)
             }
             Fault::StopPostgres => match &pg {
@@ -165,6 +160,13 @@ pub(crate) async fn inject(
         }
     }
     Ok(windows)
+}
+
+/// SIGKILL, `down_ms` without the process, then the same process started again.
+async fn kill_and_restart(p: &mut Proc, down_ms: u64) -> anyhow::Result<()> {
+    p.kill9();
+    tokio::time::sleep(Duration::from_millis(down_ms)).await;
+    tokio::task::block_in_place(|| p.start(Duration::from_secs(30)))
 }
 
 /// Time until the worker at `metrics` commits a batch (its batch counter rises), from now.

@@ -61,12 +61,7 @@ pub(crate) fn judge(
         c.failures.push(format!(
             "{} answers the API does not document, e.g. {}",
             undocumented.len(),
-            undocumented
-                .iter()
-                .take(3)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(" | ")
+            examples(&undocumented)
         ));
     }
     let ceiling = limits.enqueue_timeout + Duration::from_millis(100);
@@ -97,36 +92,22 @@ pub(crate) fn judge(
                     .filter(|a| a.answer == Ok(BuyAnswer::Accepted))
                     .map(|a| a.answered - w.to)
                     .min();
-                match back {
-                    Some(d) if d > limits.recovery => c.failures.push(format!(
-                        "api-{api} accepted again {} ms after the broker was back ({}), over the {} ms limit",
-                        d.as_millis(),
-                        w.what,
-                        limits.recovery.as_millis()
-                    )),
-                    None => c.failures.push(format!(
-                        "api-{api} never accepted a buy after the broker was back ({})",
-                        w.what
-                    )),
-                    Some(_) => {}
-                }
+                c.failures.extend(late(
+                    &format!("api-{api} (first 202)"),
+                    back,
+                    &w.what,
+                    limits.recovery,
+                ));
                 per_api.push(back);
             }
             c.apis_back.push(per_api);
             for (i, back) in w.workers_back.iter().enumerate() {
-                match back {
-                    Some(d) if *d > limits.recovery => c.failures.push(format!(
-                        "worker-{i} committed again {} ms after the broker was back ({}), over the {} ms limit",
-                        d.as_millis(),
-                        w.what,
-                        limits.recovery.as_millis()
-                    )),
-                    None => c.failures.push(format!(
-                        "worker-{i} committed nothing within 30 s of the broker coming back ({})",
-                        w.what
-                    )),
-                    Some(_) => {}
-                }
+                c.failures.extend(late(
+                    &format!("worker-{i} (first commit, watched for 30 s)"),
+                    *back,
+                    &w.what,
+                    limits.recovery,
+                ));
             }
         }
     }
@@ -154,14 +135,28 @@ pub(crate) fn judge(
         c.failures.push(format!(
             "{} status reads of accepted buys were wrong, e.g. {}",
             polls.wrong.len(),
-            polls
-                .wrong
-                .iter()
-                .take(3)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(" | ")
+            examples(&polls.wrong)
         ));
     }
     c
+}
+
+/// The first three of `what`, for a failure line.
+fn examples(what: &[String]) -> String {
+    what.iter().take(3).cloned().collect::<Vec<_>>().join(" | ")
+}
+
+/// A failure if a part (`who`) came back later than `limit` after `fault`, or not at all.
+fn late(who: &str, back: Option<Duration>, fault: &str, limit: Duration) -> Option<String> {
+    match back {
+        Some(d) if d > limit => Some(format!(
+            "{who} was back {} ms after the broker was ({fault}), over the {} ms limit",
+            d.as_millis(),
+            limit.as_millis()
+        )),
+        Some(_) => None,
+        None => Some(format!(
+            "{who} was never back after the broker was ({fault})"
+        )),
+    }
 }
